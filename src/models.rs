@@ -1,0 +1,78 @@
+//! What server functions send to the browser: plain serialisable views,
+//! never storage rows (which carry hashes and sealed secrets).
+
+use serde::{Deserialize, Serialize};
+
+/// The signed-in teammate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub id: String,
+    pub name: String,
+    pub initials: String,
+    pub email: String,
+    pub is_owner: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSummary {
+    pub id: String,
+    pub name: String,
+}
+
+/// Where the visitor stands: is setup done, who are they, what apps they see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub setup_needed: bool,
+    pub me: Option<Me>,
+    pub apps: Vec<AppSummary>,
+}
+
+/// Everything the dashboard frame needs for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub me: Me,
+    pub apps: Vec<AppSummary>,
+    pub app: AppSummary,
+}
+
+/// A new app, with its identity-verification secret shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApp {
+    pub app: AppSummary,
+    pub identity_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// A new API key; the secret is in this answer and nowhere else, ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeammateView {
+    pub id: String,
+    pub name: String,
+    pub initials: String,
+    pub email: String,
+    pub is_owner: bool,
+}
+
+/// The settings page of one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSettings {
+    pub app: AppSummary,
+    pub snippet: String,
+    pub keys: Vec<ApiKeyView>,
+    pub teammates: Vec<TeammateView>,
+    pub can_manage_teammates: bool,
+}

@@ -1,0 +1,62 @@
+//! Creating an app. Its identity-verification secret is shown once, here.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use super::widgets::{last_error, Field, FormError};
+use crate::{error::AppError, models::CreatedApp};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewAppInput {
+    pub name: String,
+}
+
+#[server(prefix = "/api", endpoint = "apps/create")]
+pub async fn create_app(input: NewAppInput) -> Result<CreatedApp, AppError> {
+    use crate::server::{apps, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            apps::create_app(&state, &me, &input.name).await
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn NewAppPage() -> impl IntoView {
+    let action = ServerAction::<CreateApp>::new();
+    let error = last_error(action.value());
+    let created = move || action.value().get().and_then(|r| r.ok());
+    view! {
+        <Title text="New app"/>
+        <main class="centered">
+            <section class="card">
+                <Show
+                    when=move || created().is_some()
+                    fallback=move || view! {
+                        <h1>"Create an app"</h1>
+                        <p>"An app is one website or product whose users you talk to."</p>
+                        <ActionForm action>
+                            <Field id="app-name" label="App name" name="input[name]" field="name" error/>
+                            <FormError error/>
+                            <button type="submit" disabled=move || action.pending().get()>"Create app"</button>
+                        </ActionForm>
+                        <p class="muted"><a href="/">"Back to the dashboard"</a></p>
+                    }
+                >
+                    {move || created().map(|c| view! {
+                        <h1>{format!("{} is ready", c.app.name)}</h1>
+                        <div class="secret-once" role="status">
+                            <p><strong>"Identity verification secret"</strong>" — copy it now, it will not be shown again:"</p>
+                            <code class="secret" data-testid="identity-secret">{c.identity_secret.clone()}</code>
+                            <p class="hint">"Your server signs user JWTs with it. You can roll a new one in Settings."</p>
+                        </div>
+                        <p><a class="button" href=format!("/apps/{}/settings", c.app.id)>"Open the app's settings"</a></p>
+                    })}
+                </Show>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,160 @@
+//! First-run setup, sign-in and sign-out.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+use serde::{Deserialize, Serialize};
+
+use super::widgets::{last_error, Field, FormError, Loading};
+use crate::{error::AppError, models::SessionInfo};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupInput {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+/// Is setup done, who is signed in, which apps do they see.
+#[server(prefix = "/api", endpoint = "session")]
+pub async fn get_session() -> Result<SessionInfo, AppError> {
+    use crate::server::{apps, auth, request};
+    request::respond(
+        async {
+            let state = request::state()?;
+            let setup_needed = auth::setup_needed(&state).await?;
+            let me = match auth::authenticate(&state, request::session_token().as_deref()).await {
+                Ok(t) => Some(t),
+                Err(AppError::Unauthenticated) => None,
+                Err(e) => return Err(e),
+            };
+            let apps = match &me {
+                Some(t) => apps::apps_of(&state, t).await?,
+                None => Vec::new(),
+            };
+            Ok(SessionInfo { setup_needed, me: me.as_ref().map(auth::me), apps })
+        }
+        .await,
+    )
+}
+
+/// Creates the owner account (only while none exists) and signs them in.
+#[server(prefix = "/api", endpoint = "setup")]
+pub async fn setup(input: SetupInput) -> Result<(), AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let state = request::state()?;
+            let token = auth::setup_owner(&state, &input.name, &input.email, &input.password).await?;
+            request::set_session_cookie(&state, Some(&token));
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "login")]
+pub async fn login(input: LoginInput) -> Result<(), AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let state = request::state()?;
+            let ip = request::client_ip(&state);
+            let token = auth::sign_in(&state, &input.email, &input.password, ip).await?;
+            request::set_session_cookie(&state, Some(&token));
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let state = request::state()?;
+            auth::sign_out(&state, request::session_token().as_deref()).await?;
+            request::set_session_cookie(&state, None);
+            leptos_axum::redirect("/login");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn SetupPage() -> impl IntoView {
+    let info = Resource::new(|| (), |_| get_session());
+    let action = ServerAction::<Setup>::new();
+    let error = last_error(action.value());
+    view! {
+        <Title text="Set up murmur"/>
+        <main class="centered">
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match info.await {
+                        Ok(i) if !i.setup_needed => view! {
+                            <section class="card">
+                                <h1>"murmur is already set up"</h1>
+                                <p>"The owner account exists. " <a href="/login">"Sign in"</a> " instead."</p>
+                            </section>
+                        }.into_any(),
+                        _ => view! {
+                            <section class="card">
+                                <h1>"Welcome to murmur"</h1>
+                                <p>"Create the owner account. The owner manages apps and teammates."</p>
+                                <ActionForm action>
+                                    <Field id="setup-name" label="Your name" name="input[name]" field="name" error autocomplete="name"/>
+                                    <Field id="setup-email" label="Email" name="input[email]" field="email" error autocomplete="email" inputmode="email"/>
+                                    <Field id="setup-password" label="Password" name="input[password]" field="password" error kind="password" autocomplete="new-password" hint="At least 10 characters."/>
+                                    <FormError error/>
+                                    <button type="submit" disabled=move || action.pending().get()>"Create owner account"</button>
+                                </ActionForm>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let info = Resource::new(|| (), |_| get_session());
+    let action = ServerAction::<Login>::new();
+    let error = last_error(action.value());
+    view! {
+        <Title text="Sign in"/>
+        <main class="centered">
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match info.await {
+                        Ok(i) if i.setup_needed => view! { <Redirect path="/setup"/> }.into_any(),
+                        Ok(i) if i.me.is_some() => view! { <Redirect path="/"/> }.into_any(),
+                        _ => view! {
+                            <section class="card">
+                                <h1>"Sign in to murmur"</h1>
+                                <ActionForm action>
+                                    <Field id="login-email" label="Email" name="input[email]" field="email" error autocomplete="username" inputmode="email"/>
+                                    <Field id="login-password" label="Password" name="input[password]" field="password" error kind="password" autocomplete="current-password"/>
+                                    <FormError error/>
+                                    <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
+                                </ActionForm>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}

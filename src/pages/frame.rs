@@ -1,0 +1,150 @@
+//! The dashboard frame around every app page: navigation, app switcher,
+//! the signed-in teammate and sign-out. Pages not built yet say so.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    components::{Outlet, Redirect, A},
+    hooks::{use_navigate, use_params_map},
+};
+
+use super::{
+    auth::Logout,
+    widgets::{Loading, PageError},
+};
+use crate::{error::AppError, models::Dashboard};
+
+/// The signed-in teammate, their apps and the current one.
+#[server(prefix = "/api", endpoint = "dashboard")]
+pub async fn load_dashboard(app_id: String) -> Result<Dashboard, AppError> {
+    use crate::server::{apps, auth, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            let app = apps::app_of(&state, &me, &app_id).await?;
+            Ok(Dashboard { me: auth::me(&me), apps: apps::apps_of(&state, &me).await?, app: apps::summary(&app) })
+        }
+        .await,
+    )
+}
+
+/// The current app's id from the URL.
+pub fn use_app_id() -> Memo<String> {
+    let params = use_params_map();
+    Memo::new(move |_| params.read().get("app_id").unwrap_or_default())
+}
+
+#[component]
+pub fn AppFrame() -> impl IntoView {
+    let app_id = use_app_id();
+    let data = Resource::new(move || app_id.get(), load_dashboard);
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(d) => view! { <Frame d/> }.into_any(),
+                    Err(AppError::Unauthenticated) => view! { <Redirect path="/login"/> }.into_any(),
+                    Err(error) => view! { <main class="centered"><PageError error/></main> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Frame(d: Dashboard) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    let base = format!("/apps/{}", d.app.id);
+    let link = move |rel: &str| if rel.is_empty() { base.clone() } else { format!("{base}/{rel}") };
+    let navigate = use_navigate();
+    let current = d.app.id.clone();
+    let nav = [
+        ("", "Overview"),
+        ("whispers", "Whispers"),
+        ("users", "Users"),
+        ("messages", "Messages"),
+        ("inbox", "Inbox"),
+        ("settings", "Settings"),
+    ];
+    view! {
+        <div class="layout">
+            <header class="topbar">
+                <a class="brand" href="/">"murmur"</a>
+                <div class="switcher">
+                    <label for="app-switcher">"App"</label>
+                    <select
+                        id="app-switcher"
+                        on:change=move |ev| {
+                            let id = event_target_value(&ev);
+                            if id == "__new" {
+                                navigate("/new-app", Default::default());
+                            } else {
+                                navigate(&format!("/apps/{id}"), Default::default());
+                            }
+                        }
+                    >
+                        {d.apps.iter().map(|a| {
+                            let selected = a.id == current;
+                            view! { <option value=a.id.clone() selected=selected>{a.name.clone()}</option> }
+                        }).collect_view()}
+                        <option value="__new">"+ New app"</option>
+                    </select>
+                </div>
+                <div class="me">
+                    <span class="avatar" aria-hidden="true">{d.me.initials.clone()}</span>
+                    <span class="me-name">{d.me.name.clone()}</span>
+                    <ActionForm action=logout>
+                        <button type="submit" class="link-button">"Sign out"</button>
+                    </ActionForm>
+                </div>
+            </header>
+            <nav class="sidebar" aria-label="Main">
+                <ul>
+                    {nav.into_iter().map(|(rel, label)| view! {
+                        <li><A href=link(rel) exact=true>{label}</A></li>
+                    }).collect_view()}
+                </ul>
+            </nav>
+            <main class="content" id="main">
+                <Outlet/>
+            </main>
+        </div>
+    }
+}
+
+/// A page whose feature comes with a later release, saying so plainly.
+#[component]
+fn NotBuilt(title: &'static str, what: &'static str) -> impl IntoView {
+    view! {
+        <Title text=title/>
+        <section>
+            <h1>{title}</h1>
+            <p class="not-built">{format!("{title} is not built yet. {what}")}</p>
+        </section>
+    }
+}
+
+#[component]
+pub fn Overview() -> impl IntoView {
+    view! { <NotBuilt title="Overview" what="It will chart users, active users, and whispers and messages sent and seen over time."/> }
+}
+
+#[component]
+pub fn Whispers() -> impl IntoView {
+    view! { <NotBuilt title="Whispers" what="It will list automated messages with their status and stats, and open the whisper editor."/> }
+}
+
+#[component]
+pub fn Users() -> impl IntoView {
+    view! { <NotBuilt title="Users" what="It will search and filter the people who use your app, and open their profiles."/> }
+}
+
+#[component]
+pub fn Messages() -> impl IntoView {
+    view! { <NotBuilt title="Messages" what="It will list manual messages (sent, scheduled, drafts, stopped) and open the composer."/> }
+}
+
+#[component]
+pub fn Inbox() -> impl IntoView {
+    view! { <NotBuilt title="Inbox" what="It will hold open and closed conversations with your users."/> }
+}

@@ -1,0 +1,107 @@
+//! The dashboard's pages (server-rendered, then hydrated in the browser).
+//! Server functions sit beside the page that calls them; their bodies run
+//! only on the server and call `crate::server` services.
+
+mod apps;
+mod auth;
+mod frame;
+mod settings;
+mod widgets;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{ParentRoute, Redirect, Route, Router, Routes},
+    path, SsrMode,
+};
+
+pub use auth::{get_session, Login, Logout, Setup};
+
+/// The HTML document around the app (server only renders this).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Async rendering: the server answers only once the page's data is
+    // known, so "not signed in" is a real redirect, not a flash of content.
+    view! {
+        <Stylesheet id="leptos" href="/pkg/murmur.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Meta name="color-scheme" content="light"/>
+        <Title formatter=|t: String| if t.is_empty() { "murmur".to_string() } else { format!("{t} · murmur") }/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=Home ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/new-app") view=apps::NewAppPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
+                    <Route path=path!("") view=frame::Overview/>
+                    <Route path=path!("whispers") view=frame::Whispers/>
+                    <Route path=path!("users") view=frame::Users/>
+                    <Route path=path!("messages") view=frame::Messages/>
+                    <Route path=path!("inbox") view=frame::Inbox/>
+                    <Route path=path!("settings") view=settings::SettingsPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// `/`: sends the visitor where they belong (setup, sign-in, first app, or
+/// their first app's overview).
+#[component]
+fn Home() -> impl IntoView {
+    let info = Resource::new(|| (), |_| get_session());
+    view! {
+        <Suspense fallback=widgets::Loading>
+            {move || Suspend::new(async move {
+                let path = match info.await {
+                    Ok(i) if i.setup_needed => "/setup".to_string(),
+                    Ok(i) if i.me.is_none() => "/login".to_string(),
+                    Ok(i) => match i.apps.first() {
+                        Some(app) => format!("/apps/{}", app.id),
+                        None => "/new-app".to_string(),
+                    },
+                    Err(_) => "/login".to_string(),
+                };
+                view! { <Redirect path/> }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <main class="centered">
+            <section class="card">
+                <h1>"Page not found"</h1>
+                <p>"There is nothing at this address."</p>
+                <p><a href="/">"Go to the dashboard"</a></p>
+            </section>
+        </main>
+    }
+}

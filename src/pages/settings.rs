@@ -1,0 +1,299 @@
+//! Settings of one app: install snippet, API keys, identity verification,
+//! teammates.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    frame::use_app_id,
+    widgets::{last_error, Field, FormError, Loading, PageError},
+};
+use crate::{
+    domain::format_date,
+    error::AppError,
+    models::{AppSettings, NewApiKey, TeammateView},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRef {
+    pub app_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewKeyInput {
+    pub app_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRef {
+    pub app_id: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTeammateInput {
+    pub app_id: String,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeammateRef {
+    pub app_id: String,
+    pub teammate_id: String,
+}
+
+#[server(prefix = "/api", endpoint = "apps/settings")]
+pub async fn load_settings(input: AppRef) -> Result<AppSettings, AppError> {
+    use crate::server::{apps, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            apps::settings(&state, &me, &input.app_id).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "apps/keys/create")]
+pub async fn create_api_key(input: NewKeyInput) -> Result<NewApiKey, AppError> {
+    use crate::server::{apps, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            apps::create_api_key(&state, &me, &input.app_id, &input.name).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "apps/keys/revoke")]
+pub async fn revoke_api_key(input: KeyRef) -> Result<(), AppError> {
+    use crate::server::{apps, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            apps::revoke_api_key(&state, &me, &input.app_id, &input.key_id).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "apps/identity-secret/roll")]
+pub async fn roll_identity_secret(input: AppRef) -> Result<String, AppError> {
+    use crate::server::{apps, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            apps::roll_identity_secret(&state, &me, &input.app_id).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "teammates/add")]
+pub async fn add_teammate(input: NewTeammateInput) -> Result<TeammateView, AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            auth::add_teammate(&state, &me, &input.app_id, &input.name, &input.email, &input.password).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "teammates/remove")]
+pub async fn remove_teammate(input: TeammateRef) -> Result<(), AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let (state, me) = request::signed_in().await?;
+            auth::remove_teammate(&state, &me, &input.app_id, &input.teammate_id).await
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    let app_id = use_app_id();
+    let create_key = ServerAction::<CreateApiKey>::new();
+    let revoke_key = ServerAction::<RevokeApiKey>::new();
+    let roll = ServerAction::<RollIdentitySecret>::new();
+    let add = ServerAction::<AddTeammate>::new();
+    let remove = ServerAction::<RemoveTeammate>::new();
+    let data = Resource::new(
+        move || {
+            (
+                app_id.get(),
+                create_key.version().get(),
+                revoke_key.version().get(),
+                add.version().get(),
+                remove.version().get(),
+            )
+        },
+        |(app_id, ..)| load_settings(AppRef { app_id }),
+    );
+    view! {
+        <Title text="Settings"/>
+        <h1>"Settings"</h1>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(s) => view! {
+                        <Install s=s.clone()/>
+                        <ApiKeys s=s.clone() create_key revoke_key/>
+                        <Identity app_id=s.app.id.clone() roll/>
+                        <Teammates s add remove/>
+                    }.into_any(),
+                    Err(error) => view! { <PageError error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Install(s: AppSettings) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="install-h">
+            <h2 id="install-h">"Install"</h2>
+            <p>"App ID: " <code data-testid="app-id">{s.app.id.clone()}</code></p>
+            <p>"Paste this snippet before " <code>"</body>"</code> " on every page of your site:"</p>
+            <pre class="snippet" aria-label="Install snippet"><code>{s.snippet}</code></pre>
+            <p class="hint">"The widget this snippet loads arrives with a later release of murmur; the snippet will not change."</p>
+        </section>
+    }
+}
+
+#[component]
+fn ApiKeys(s: AppSettings, create_key: ServerAction<CreateApiKey>, revoke_key: ServerAction<RevokeApiKey>) -> impl IntoView {
+    let error = last_error(create_key.value());
+    let revoke_error = last_error(revoke_key.value());
+    let created = move || create_key.value().get().and_then(|r| r.ok());
+    let app_id = s.app.id.clone();
+    let form_app_id = app_id.clone();
+    view! {
+        <section class="panel" aria-labelledby="keys-h">
+            <h2 id="keys-h">"API keys"</h2>
+            <p>"Your backend calls murmur's REST API with a key id and its secret."</p>
+            {move || created().map(|k| view! {
+                <div class="secret-once" role="status">
+                    <p><strong>{format!("Secret for key {}", k.id)}</strong>" — copy it now, it will not be shown again:"</p>
+                    <code class="secret" data-testid="api-key-secret">{k.secret}</code>
+                </div>
+            })}
+            <ActionForm action=create_key>
+                <input type="hidden" name="input[app_id]" value=form_app_id/>
+                <Field id="key-name" label="Key name" name="input[name]" field="name" error hint="For example: production backend."/>
+                <FormError error/>
+                <button type="submit">"Create key"</button>
+            </ActionForm>
+            <FormError error=revoke_error/>
+            {if s.keys.is_empty() {
+                view! { <p class="muted">"No keys yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table>
+                        <thead><tr><th scope="col">"Name"</th><th scope="col">"Key id"</th><th scope="col">"Created"</th><th scope="col">"Status"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                        <tbody>
+                            {s.keys.into_iter().map(move |k| {
+                                let app_id = app_id.clone();
+                                view! {
+                                    <tr>
+                                        <td>{k.name.clone()}</td>
+                                        <td><code>{k.id.clone()}</code></td>
+                                        <td>{format_date(k.created_at)}</td>
+                                        <td>{if k.revoked { "Revoked" } else { "Active" }}</td>
+                                        <td>
+                                            {(!k.revoked).then(|| view! {
+                                                <ActionForm action=revoke_key>
+                                                    <input type="hidden" name="input[app_id]" value=app_id.clone()/>
+                                                    <input type="hidden" name="input[key_id]" value=k.id.clone()/>
+                                                    <button type="submit" class="danger" aria-label=format!("Revoke key {}", k.name)>"Revoke"</button>
+                                                </ActionForm>
+                                            })}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn Identity(app_id: String, roll: ServerAction<RollIdentitySecret>) -> impl IntoView {
+    let error = last_error(roll.value());
+    let secret = move || roll.value().get().and_then(|r| r.ok());
+    view! {
+        <section class="panel" aria-labelledby="identity-h">
+            <h2 id="identity-h">"Identity verification"</h2>
+            <p>"Your server signs each user's JWT with this app's identity secret, so nobody can pose as another user in the widget. The secret is stored encrypted and is shown only when it is created."</p>
+            {move || secret().map(|s| view! {
+                <div class="secret-once" role="status">
+                    <p><strong>"New identity secret"</strong>" — copy it now, it will not be shown again:"</p>
+                    <code class="secret" data-testid="identity-secret">{s}</code>
+                </div>
+            })}
+            <ActionForm action=roll>
+                <input type="hidden" name="input[app_id]" value=app_id/>
+                <FormError error/>
+                <button type="submit">"Roll identity secret"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn Teammates(s: AppSettings, add: ServerAction<AddTeammate>, remove: ServerAction<RemoveTeammate>) -> impl IntoView {
+    let error = last_error(add.value());
+    let remove_error = last_error(remove.value());
+    let app_id = s.app.id.clone();
+    let form_app_id = app_id.clone();
+    let manage = s.can_manage_teammates;
+    view! {
+        <section class="panel" aria-labelledby="team-h">
+            <h2 id="team-h">"Teammates"</h2>
+            <ul class="teammates">
+                {s.teammates.into_iter().map(move |t| {
+                    let app_id = app_id.clone();
+                    view! {
+                        <li>
+                            <span class="avatar" aria-hidden="true">{t.initials.clone()}</span>
+                            <span>{t.name.clone()}</span>
+                            <span class="muted">{t.email.clone()}</span>
+                            {t.is_owner.then(|| view! { <span class="badge">"Owner"</span> })}
+                            {(manage && !t.is_owner).then(|| view! {
+                                <ActionForm action=remove>
+                                    <input type="hidden" name="input[app_id]" value=app_id.clone()/>
+                                    <input type="hidden" name="input[teammate_id]" value=t.id.clone()/>
+                                    <button type="submit" class="danger" aria-label=format!("Remove {}", t.name)>"Remove"</button>
+                                </ActionForm>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <FormError error=remove_error/>
+            {manage.then(|| view! {
+                <h3>"Add a teammate"</h3>
+                <ActionForm action=add>
+                    <input type="hidden" name="input[app_id]" value=form_app_id.clone()/>
+                    <Field id="tm-name" label="Name" name="input[name]" field="name" error/>
+                    <Field id="tm-email" label="Email" name="input[email]" field="email" error inputmode="email"/>
+                    <Field id="tm-password" label="Password" name="input[password]" field="password" error kind="password" autocomplete="new-password" hint="At least 10 characters. Share it with them privately."/>
+                    <FormError error/>
+                    <button type="submit">"Add teammate"</button>
+                </ActionForm>
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,120 @@
+//! Apps and their secrets: creation (the creator and the owner get access),
+//! API keys (secret shown once, sealed at rest), identity-verification
+//! secret, settings view. Every call checks membership first.
+
+use super::{
+    auth::{internal, teammate_view},
+    crypto::{new_id, new_secret},
+    state::AppState,
+};
+use crate::{
+    domain::{
+        app::{install_snippet, AppName},
+        parse_name,
+    },
+    error::AppError,
+    models::{ApiKeyView, AppSettings, AppSummary, CreatedApp, NewApiKey},
+    storage::{ApiKeyRow, AppRow, TeammateRow},
+};
+
+/// The associated data binding a sealed secret to its record.
+pub fn identity_secret_context(app_id: &str) -> String {
+    format!("app:{app_id}:identity")
+}
+pub fn api_key_context(key_id: &str) -> String {
+    format!("api_key:{key_id}")
+}
+
+pub fn summary(a: &AppRow) -> AppSummary {
+    AppSummary { id: a.id.clone(), name: a.name.clone() }
+}
+
+pub async fn apps_of(state: &AppState, actor: &TeammateRow) -> Result<Vec<AppSummary>, AppError> {
+    Ok(state.store.apps_of(&actor.id).await.map_err(internal)?.iter().map(summary).collect())
+}
+
+/// The app if the teammate belongs to it; otherwise `NotFound` (an app one
+/// cannot see does not exist, as far as one can tell).
+pub async fn app_of(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<AppRow, AppError> {
+    if !crate::domain::app::is_app_id(app_id) {
+        return Err(AppError::NotFound);
+    }
+    state.store.app_of(app_id, &actor.id).await.map_err(internal)?.ok_or(AppError::NotFound)
+}
+
+pub async fn create_app(state: &AppState, actor: &TeammateRow, name: &str) -> Result<CreatedApp, AppError> {
+    let name = AppName::parse(name)?;
+    let id = new_id();
+    let identity_secret = new_secret();
+    let row = AppRow {
+        identity_secret_enc: state.secrets.seal(&identity_secret_context(&id), identity_secret.as_bytes()),
+        id,
+        name: name.as_str().to_string(),
+        created_at: state.now(),
+    };
+    // The owner administers the whole deployment, so sees every app.
+    let owner = if actor.is_owner { None } else { owner_id(state).await? };
+    let members: Vec<&str> = std::iter::once(actor.id.as_str()).chain(owner.as_deref()).collect();
+    state.store.insert_app(&row, &members).await.map_err(internal)?;
+    tracing::info!(app = %row.id, "app created");
+    Ok(CreatedApp { app: summary(&row), identity_secret })
+}
+
+async fn owner_id(state: &AppState) -> Result<Option<String>, AppError> {
+    // The owner is the first teammate by construction; look them up by flag.
+    let apps_owner = state.store.owner().await.map_err(internal)?;
+    Ok(apps_owner.map(|t| t.id))
+}
+
+pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<AppSettings, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let keys = state.store.api_keys(&app.id).await.map_err(internal)?;
+    let teammates = state.store.app_teammates(&app.id).await.map_err(internal)?;
+    Ok(AppSettings {
+        snippet: install_snippet(&state.config.public_url, &app.id),
+        app: summary(&app),
+        keys: keys
+            .iter()
+            .map(|k| ApiKeyView { id: k.id.clone(), name: k.name.clone(), created_at: k.created_at, revoked: k.revoked_at.is_some() })
+            .collect(),
+        teammates: teammates.iter().map(teammate_view).collect(),
+        can_manage_teammates: actor.is_owner,
+    })
+}
+
+pub async fn create_api_key(state: &AppState, actor: &TeammateRow, app_id: &str, name: &str) -> Result<NewApiKey, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let name = parse_name("name", "a key name", name, 80)?;
+    let id = format!("app_{}", new_id());
+    let secret = new_secret();
+    let row = ApiKeyRow {
+        secret_enc: state.secrets.seal(&api_key_context(&id), secret.as_bytes()),
+        id: id.clone(),
+        app_id: app.id,
+        name: name.clone(),
+        created_at: state.now(),
+        revoked_at: None,
+    };
+    state.store.insert_api_key(&row).await.map_err(internal)?;
+    tracing::info!(key = %id, app = %row.app_id, "api key created");
+    Ok(NewApiKey { id, name, secret })
+}
+
+pub async fn revoke_api_key(state: &AppState, actor: &TeammateRow, app_id: &str, key_id: &str) -> Result<(), AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if !state.store.revoke_api_key(&app.id, key_id, state.now()).await.map_err(internal)? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(key = %key_id, app = %app.id, "api key revoked");
+    Ok(())
+}
+
+/// Replaces the identity-verification secret; the new one is returned once.
+pub async fn roll_identity_secret(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<String, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let secret = new_secret();
+    let sealed = state.secrets.seal(&identity_secret_context(&app.id), secret.as_bytes());
+    state.store.set_identity_secret(&app.id, &sealed).await.map_err(internal)?;
+    tracing::info!(app = %app.id, "identity secret rolled");
+    Ok(secret)
+}

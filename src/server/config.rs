@@ -1,0 +1,168 @@
+//! Settings from the environment (and `.env`), validated once at start.
+//! Every variable is documented in README.md.
+
+use std::path::{Path, PathBuf};
+
+use crate::storage::DbUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("DATABASE_URL is malformed ({0})")]
+    DatabaseUrl(String),
+    #[error("data directory {path} is not writable: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("SECRET_KEY must be 64 hexadecimal characters (32 bytes); generate one with `openssl rand -hex 32`")]
+    SecretKey,
+    #[error("secret key file {path}: {reason}")]
+    SecretKeyFile { path: String, reason: String },
+    #[error("PUBLIC_URL must be an absolute http(s) URL such as https://murmur.example.com ({0})")]
+    PublicUrl(String),
+    #[error("{name} must be true or false, not {value:?}")]
+    Bool { name: &'static str, value: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DbUrl,
+    pub data_dir: PathBuf,
+    /// The raw SECRET_KEY, if given (checked, never logged).
+    pub secret_key: Option<SecretString>,
+    /// Origin the dashboard and snippet are served from, if it differs from
+    /// the listening address (behind a proxy).
+    pub public_url: Option<String>,
+    /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy.
+    pub trust_proxy: bool,
+    pub log_json: bool,
+    /// Path of the run-time site configuration (Leptos.toml).
+    pub site_config: String,
+}
+
+/// A string that does not print itself.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    #[cfg(test)]
+    pub fn for_tests(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+impl Settings {
+    /// Reads settings through `var` (the process environment in `main`, a
+    /// map in tests) and checks them, creating the data directory.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let non_empty = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let data_dir = PathBuf::from(non_empty("DATA_DIR").unwrap_or_else(|| "data".into()));
+        ensure_writable(&data_dir)?;
+        let database = match non_empty("DATABASE_URL") {
+            Some(url) => DbUrl::parse(&url).map_err(ConfigError::DatabaseUrl)?,
+            None => DbUrl::Sqlite(format!("sqlite://{}", data_dir.join("murmur.db").display())),
+        };
+        let public_url = match non_empty("PUBLIC_URL") {
+            Some(u) => Some(parse_public_url(&u)?),
+            None => None,
+        };
+        Ok(Settings {
+            database,
+            data_dir,
+            secret_key: non_empty("SECRET_KEY").map(SecretString),
+            public_url,
+            trust_proxy: parse_bool("TRUST_PROXY", non_empty("TRUST_PROXY"))?,
+            log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
+        })
+    }
+}
+
+fn parse_bool(name: &'static str, v: Option<String>) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") | Some("no") => Ok(false),
+        Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some(_) => Err(ConfigError::Bool { name, value: v.unwrap_or_default() }),
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(raw).map_err(|e| ConfigError::PublicUrl(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::PublicUrl(format!("{raw:?} is not http(s)")));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Creates the directory if needed and proves it is writable now, rather
+/// than failing at the first write.
+fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
+    let err = |reason: String| ConfigError::DataDir { path: dir.display().to_string(), reason };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let probe = dir.join(".murmur-write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| err(e.to_string()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_env(|k| map.get(k).cloned())
+    }
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("murmur-config-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn defaults_to_sqlite_in_data_dir() {
+        let dir = tmp();
+        let s = settings(&[("DATA_DIR", dir.to_str().unwrap())]).unwrap();
+        assert!(matches!(s.database, DbUrl::Sqlite(ref u) if u.ends_with("murmur.db")));
+        assert!(!s.trust_proxy);
+        assert_eq!(s.site_config, "Leptos.toml");
+    }
+
+    #[test]
+    fn malformed_database_url_is_a_clear_error() {
+        let dir = tmp();
+        let e = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(e.to_string().starts_with("DATABASE_URL is malformed"), "{e}");
+        let e = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", "postgres://u@h:notaport/db")]).unwrap_err();
+        assert!(e.to_string().starts_with("DATABASE_URL is malformed"), "{e}");
+    }
+
+    #[test]
+    fn unwritable_data_dir_is_a_clear_error() {
+        let e = settings(&[("DATA_DIR", "/proc/murmur-cannot-be-here")]).unwrap_err();
+        assert!(e.to_string().starts_with("data directory /proc/murmur-cannot-be-here is not writable"), "{e}");
+    }
+
+    #[test]
+    fn public_url_is_reduced_to_an_origin() {
+        let dir = tmp();
+        let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("PUBLIC_URL", "https://m.example.com/x/")]).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://m.example.com"));
+        assert!(settings(&[("DATA_DIR", dir.to_str().unwrap()), ("PUBLIC_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let dir = tmp();
+        let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", "deadbeef")]).unwrap();
+        assert!(!format!("{s:?}").contains("deadbeef"));
+    }
+}

@@ -1,0 +1,127 @@
+//! What a server function needs from the request it serves: the shared
+//! state, the session cookie, the client address, and a way to answer with
+//! the right status and cookies.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{header, request::Parts, HeaderValue, StatusCode},
+};
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+
+use super::state::AppState;
+use crate::error::AppError;
+
+pub const SESSION_COOKIE: &str = "murmur_session";
+pub const SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+pub fn state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}
+
+fn parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+/// The session token from the request's cookies, if any.
+pub fn session_token() -> Option<String> {
+    let parts = parts()?;
+    session_token_from(parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
+}
+
+pub fn session_token_from<'a>(cookie_headers: impl Iterator<Item = &'a str>) -> Option<String> {
+    cookie_headers
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's address: the socket peer, or with `TRUST_PROXY` the
+/// address the proxy appended last to `X-Forwarded-For`.
+pub fn client_ip(state: &AppState) -> Option<IpAddr> {
+    let parts = parts()?;
+    if state.config.trust_proxy {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+fn served_over_https(state: &AppState) -> bool {
+    if state.config.public_url.starts_with("https://") {
+        return true;
+    }
+    state.config.trust_proxy
+        && parts()
+            .and_then(|p| p.headers.get("x-forwarded-proto").cloned())
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// Sets (or, with `None`, clears) the session cookie on the response.
+pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
+    let Some(res) = use_context::<ResponseOptions>() else { return };
+    let secure = if served_over_https(state) { "; Secure" } else { "" };
+    let cookie = match token {
+        Some(t) => format!(
+            "{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            SESSION_TTL_MS / 1000
+        ),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.append_header(header::SET_COOKIE, v);
+    }
+}
+
+/// Passes a server function's result through, giving an error its HTTP
+/// status when the function was called over HTTP (not during page render).
+pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(e) = &result {
+        let over_http = parts().is_some_and(|p| p.uri.path().starts_with("/api/"));
+        if over_http {
+            if let Some(res) = use_context::<ResponseOptions>() {
+                res.set_status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST));
+                if let AppError::Throttled { retry_after_secs } = e {
+                    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                        res.insert_header(header::RETRY_AFTER, v);
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let headers = ["a=1; murmur_session=tok; b=2"];
+        assert_eq!(session_token_from(headers.into_iter()).as_deref(), Some("tok"));
+        assert_eq!(session_token_from(["murmur_session="].into_iter()), None);
+        assert_eq!(session_token_from(["x=murmur_session"].into_iter()), None);
+    }
+}
+
+/// The shared state and the signed-in teammate, or `Unauthenticated`.
+pub async fn signed_in() -> Result<(AppState, crate::storage::TeammateRow), AppError> {
+    let state = state()?;
+    let teammate = super::auth::authenticate(&state, session_token().as_deref()).await?;
+    Ok((state, teammate))
+}

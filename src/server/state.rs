@@ -1,0 +1,56 @@
+//! `AppState`: what every handler and server function shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use super::{clock::Clock, config::Settings, crypto::SecretBox};
+use crate::storage::Store;
+
+/// Run-time facts derived from settings and the site configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Origin shown in the install snippet, e.g. `http://127.0.0.1:3000`.
+    pub public_url: String,
+    pub trust_proxy: bool,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<SecretBox>,
+    pub config: Arc<RuntimeConfig>,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    /// Loads the server key, connects to the database and migrates it.
+    pub async fn open(settings: &Settings, leptos_options: LeptosOptions, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir).map_err(|e| e.to_string())?;
+        let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
+        store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
+        Ok(AppState {
+            store,
+            clock,
+            secrets: Arc::new(secrets),
+            config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
+            leptos_options,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}

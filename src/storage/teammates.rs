@@ -1,0 +1,168 @@
+//! Teammates, their sessions and the sign-in throttle.
+
+use super::{classify, with_pool, Store, StoreResult};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeammateRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_owner: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub key: String,
+    pub failures: i64,
+    pub last_failure_at: i64,
+}
+
+const TEAMMATE_COLUMNS: &str = "t.id, t.name, t.email, t.password_hash, t.is_owner, t.created_at";
+
+impl Store {
+    pub async fn count_teammates(&self) -> StoreResult<i64> {
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM teammates").fetch_one(pool).await?);
+        Ok(n)
+    }
+
+    /// Inserts a teammate and, when `app_id` is given, their membership of
+    /// that app, in one transaction. `Duplicate` for a taken email or a
+    /// second owner.
+    pub async fn insert_teammate(&self, t: &TeammateRow, app_id: Option<&str>) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO teammates (id, name, email, password_hash, is_owner, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.email)
+            .bind(&t.password_hash)
+            .bind(t.is_owner)
+            .bind(t.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if let Some(app_id) = app_id {
+                sqlx::query("INSERT INTO app_members (app_id, teammate_id) VALUES ($1, $2)")
+                    .bind(app_id)
+                    .bind(&t.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn teammate_by_email(&self, email: &str) -> StoreResult<Option<TeammateRow>> {
+        let sql = format!("SELECT {TEAMMATE_COLUMNS} FROM teammates t WHERE t.email = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(email).fetch_optional(pool).await?))
+    }
+
+    pub async fn teammate_by_id(&self, id: &str) -> StoreResult<Option<TeammateRow>> {
+        let sql = format!("SELECT {TEAMMATE_COLUMNS} FROM teammates t WHERE t.id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// Teammates who can open `app_id`, owner first, then by name.
+    pub async fn app_teammates(&self, app_id: &str) -> StoreResult<Vec<TeammateRow>> {
+        let sql = format!(
+            "SELECT {TEAMMATE_COLUMNS} FROM teammates t JOIN app_members m ON m.teammate_id = t.id \
+             WHERE m.app_id = $1 ORDER BY t.is_owner DESC, t.name, t.id"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).fetch_all(pool).await?))
+    }
+
+    /// Deletes a teammate who is not the owner; their sessions and
+    /// memberships go with them (foreign keys cascade). False if nothing was
+    /// deleted.
+    pub async fn delete_teammate(&self, id: &str) -> StoreResult<bool> {
+        let done = with_pool!(self, pool => sqlx::query("DELETE FROM teammates WHERE id = $1 AND is_owner = $2")
+            .bind(id)
+            .bind(false)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    pub async fn insert_session(&self, token_hash: &str, teammate_id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query(
+            "INSERT INTO sessions (token_hash, teammate_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(teammate_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(pool)
+        .await
+        .map_err(classify)?; });
+        Ok(())
+    }
+
+    /// The teammate a live (unexpired) session belongs to.
+    pub async fn session_teammate(&self, token_hash: &str, now: i64) -> StoreResult<Option<TeammateRow>> {
+        let sql = format!(
+            "SELECT {TEAMMATE_COLUMNS} FROM sessions s JOIN teammates t ON t.id = s.teammate_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(token_hash).bind(now).fetch_optional(pool).await?))
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?; });
+        Ok(())
+    }
+
+    pub async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
+        Ok(with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await?.rows_affected()))
+    }
+
+    pub async fn throttle_rows(&self, keys: &[String]) -> StoreResult<Vec<ThrottleRow>> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row: Option<ThrottleRow> = with_pool!(self, pool => sqlx::query_as(
+                "SELECT key, failures, last_failure_at FROM login_throttle WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await?);
+            rows.extend(row);
+        }
+        Ok(rows)
+    }
+
+    /// Counts one more failure for `key`; a count whose last failure is older
+    /// than `forget_before` starts again from one.
+    pub async fn throttle_fail(&self, key: &str, now: i64, forget_before: i64) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query(
+            "INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+               last_failure_at = excluded.last_failure_at",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(forget_before)
+        .execute(pool)
+        .await?; });
+        Ok(())
+    }
+
+    pub async fn throttle_clear(&self, key: &str) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(pool).await?; });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The owner account, if setup is done.
+    pub async fn owner(&self) -> StoreResult<Option<TeammateRow>> {
+        let sql = format!("SELECT {TEAMMATE_COLUMNS} FROM teammates t WHERE t.is_owner = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(true).fetch_optional(pool).await?))
+    }
+}
