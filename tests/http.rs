@@ -1,0 +1,346 @@
+//! Black-box HTTP tests: the whole app on port 0 with a fresh database,
+//! driven the way a browser drives it (server-function form posts).
+
+mod support;
+
+use support::{spawn_app, Backend, TestApp, TestDb};
+
+async fn sqlite_app(extra: &[(&str, &str)]) -> (TestDb, TestApp) {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, extra).await;
+    (db, app)
+}
+
+#[tokio::test]
+async fn healthz_checks_the_database() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let r = app.get("/healthz", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["database"], "sqlite");
+    app.state.store.close().await;
+    let r = app.get("/healthz", None).await;
+    assert_eq!(r.status, 503);
+}
+
+#[tokio::test]
+async fn first_run_shows_setup_and_creates_one_owner() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let page = app.get("/setup", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Create the owner account"), "{}", page.body);
+    // Visiting / before setup redirects there.
+    let home = app.get("/", None).await;
+    assert_eq!(home.status, 302, "{}", home.body);
+    assert_eq!(home.header("location"), Some("/setup"));
+
+    // Bad input: every field reported, nothing written.
+    let r = app.call("setup", &[("input[name]", " "), ("input[email]", "nope"), ("input[password]", "short")], None, &[]).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    for needle in ["Enter a name.", "Enter an email address like name@example.com.", "Use at least 10 characters"] {
+        assert!(r.body.contains(needle), "{needle} missing from {}", r.body);
+    }
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 0);
+
+    let token = app.setup_owner().await;
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 1);
+    let owner = app.state.store.owner().await.unwrap().unwrap();
+    assert!(owner.password_hash.starts_with("$argon2id$"), "hashed with Argon2id");
+    assert!(!owner.password_hash.contains("owner password 1"));
+
+    // A second setup is refused and writes nothing.
+    let r = app
+        .call("setup", &[("input[name]", "Mallory"), ("input[email]", "m@example.com"), ("input[password]", "mallory password")], None, &[])
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("Setup is already complete"));
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 1);
+
+    // The setup session is a real session.
+    let r = app.call("session", &[], Some(&token), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["me"]["name"], "Olive Owner");
+    assert_eq!(r.json()["me"]["initials"], "OO");
+}
+
+#[tokio::test]
+async fn session_cookie_is_httponly_samesite_and_secure_over_https() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let r = app
+        .call("setup", &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")], None, &[])
+        .await;
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+
+    let (_db2, app2) = sqlite_app(&[("PUBLIC_URL", "https://murmur.example.com")]).await;
+    let r = app2
+        .call("setup", &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")], None, &[])
+        .await;
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn sign_in_sign_out_and_wrong_password() {
+    let (_db, app) = sqlite_app(&[]).await;
+    app.setup_owner().await;
+    let wrong = app.login("owner@example.com", "not the password").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(wrong.json(), "BadCredentials");
+    assert!(wrong.session_cookie().is_none());
+    let unknown = app.login("nobody@example.com", "owner password 1").await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.body, wrong.body, "unknown email and wrong password look alike");
+
+    let ok = app.login("OWNER@example.com ", "owner password 1").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let token = ok.session_cookie().unwrap();
+    assert_eq!(app.call("session", &[], Some(&token), &[]).await.json()["me"]["email"], "owner@example.com");
+
+    let out = app.call("logout", &[], Some(&token), &[]).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    // The session is gone on the server, not just in the browser.
+    assert!(app.call("session", &[], Some(&token), &[]).await.json()["me"].is_null());
+    let r = app.call("apps/create", &[("input[name]", "Shop")], Some(&token), &[]).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let token = app.setup_owner().await;
+    app.clock.advance_ms(31 * 24 * 60 * 60 * 1000);
+    assert!(app.call("session", &[], Some(&token), &[]).await.json()["me"].is_null());
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_account_but_the_owner_gets_back_in_soon() {
+    let (_db, app) = sqlite_app(&[("TRUST_PROXY", "true")]).await;
+    app.setup_owner().await;
+    let from = |ip: &'static str| [("X-Forwarded-For", ip)];
+    let login_from = |ip: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.call("login", &[("input[email]", "owner@example.com"), ("input[password]", password)], None, &from(ip)).await
+        }
+    };
+    // Five free failures from an attacker...
+    for _ in 0..5 {
+        assert_eq!(login_from("203.0.113.9", "guess").await.status, 401);
+    }
+    // ...then the account waits, even for the right password from elsewhere.
+    let r = login_from("198.51.100.1", "owner password 1").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["Throttled"]["retry_after_secs"], 1);
+    // Doubling waits, capped at a minute for the account.
+    for _ in 0..20 {
+        app.clock.advance_ms(60_000);
+        assert_eq!(login_from("203.0.113.9", "guess").await.status, 401);
+    }
+    let r = login_from("198.51.100.1", "owner password 1").await;
+    assert_eq!(r.status, 429);
+    let wait: i64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait <= 60, "the owner waits at most a minute, not {wait}s");
+    app.clock.advance_ms(wait * 1000);
+    let r = login_from("198.51.100.1", "owner password 1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_client_address_across_accounts() {
+    let (_db, app) = sqlite_app(&[("TRUST_PROXY", "true")]).await;
+    app.setup_owner().await;
+    let headers = [("X-Forwarded-For", "203.0.113.7")];
+    for i in 0..20 {
+        let email = format!("user{i}@example.com");
+        let r = app.call("login", &[("input[email]", &email), ("input[password]", "guess")], None, &headers).await;
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    let r = app.call("login", &[("input[email]", "fresh@example.com"), ("input[password]", "guess")], None, &headers).await;
+    assert_eq!(r.status, 429, "the 21st guess from one address waits");
+    // Another address is not affected.
+    let r = app
+        .call("login", &[("input[email]", "owner@example.com"), ("input[password]", "owner password 1")], None, &[("X-Forwarded-For", "198.51.100.2")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_change_nothing() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let fields = [("input[name]", "Eve"), ("input[email]", "eve@example.com"), ("input[password]", "eve password 12")];
+    for headers in [
+        vec![("Origin", "http://evil.example")],
+        vec![("Origin", "null")],
+        vec![("Sec-Fetch-Site", "cross-site"), ("Origin", "http://evil.example")],
+        vec![("Sec-Fetch-Site", "same-site")],
+        vec![("Referer", "http://evil.example/attack.html")],
+    ] {
+        let r = app.call("setup", &fields, None, &headers).await;
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "cross_site_request");
+    }
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 0);
+
+    // With a real session, a cross-site form still cannot act.
+    let token = app.setup_owner().await;
+    let r = app.call("apps/create", &[("input[name]", "Evil app")], Some(&token), &[("Origin", "https://evil.example")]).await;
+    assert_eq!(r.status, 403);
+    let me = app.state.store.owner().await.unwrap().unwrap();
+    assert!(app.state.store.apps_of(&me.id).await.unwrap().is_empty());
+    // The same request from the page's own origin works.
+    let r = app.call("apps/create", &[("input[name]", "Shop")], Some(&token), &[("Sec-Fetch-Site", "same-origin")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn apps_keys_and_secrets() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let token = app.setup_owner().await;
+    let r = app.call("apps/create", &[("input[name]", "  ")], Some(&token), &[]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("Enter an app name."));
+
+    let created = app.call("apps/create", &[("input[name]", "Shop <script>")], Some(&token), &[]).await.json();
+    let app_id = created["app"]["id"].as_str().unwrap().to_string();
+    let identity_secret = created["identity_secret"].as_str().unwrap().to_string();
+    assert_eq!(identity_secret.len(), 43);
+
+    // Settings: the snippet in its final form; no secret anywhere.
+    let s = app.call("apps/settings", &[("input[app_id]", &app_id)], Some(&token), &[]).await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    let snippet = s.json()["snippet"].as_str().unwrap().to_string();
+    assert!(snippet.contains(&format!("Murmur.init({{ appId: \"{app_id}\" }})")));
+    assert!(snippet.contains(&format!("\"{}/widget/loader.js\"", app.origin())));
+    assert!(!s.body.contains(&identity_secret));
+
+    let k = app.call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(&token), &[]).await;
+    assert_eq!(k.status, 200, "{}", k.body);
+    let key = k.json();
+    let (key_id, secret) = (key["id"].as_str().unwrap().to_string(), key["secret"].as_str().unwrap().to_string());
+    assert!(key_id.starts_with("app_"));
+    let s = app.call("apps/settings", &[("input[app_id]", &app_id)], Some(&token), &[]).await;
+    assert!(s.body.contains(&key_id) && !s.body.contains(&secret), "the secret is shown once");
+
+    // Sealed at rest under the server key, and it opens again.
+    let row = app.state.store.api_key(&key_id).await.unwrap().unwrap();
+    assert!(!row.secret_enc.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    let opened = app.state.secrets.open(&murmur::server::apps::api_key_context(&key_id), &row.secret_enc).unwrap();
+    assert_eq!(opened, secret.as_bytes());
+    let app_row = app.state.store.app_of(&app_id, &app.state.store.owner().await.unwrap().unwrap().id).await.unwrap().unwrap();
+    let opened = app.state.secrets.open(&murmur::server::apps::identity_secret_context(&app_id), &app_row.identity_secret_enc).unwrap();
+    assert_eq!(opened, identity_secret.as_bytes());
+
+    // Revoke; a second revoke is a 404.
+    let r = app.call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[]).await;
+    assert_eq!(r.status, 404);
+
+    // Rolling the identity secret returns a new one, once.
+    let r = app.call("apps/identity-secret/roll", &[("input[app_id]", &app_id)], Some(&token), &[]).await;
+    let rolled: String = serde_json::from_str(&r.body).unwrap();
+    assert_ne!(rolled, identity_secret);
+}
+
+#[tokio::test]
+async fn teammates_see_only_their_apps_and_only_the_owner_manages_the_team() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let owner = app.setup_owner().await;
+    let a = app.call("apps/create", &[("input[name]", "A")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    let b = app.call("apps/create", &[("input[name]", "B")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+
+    let add = |email: &'static str, password: &'static str| {
+        let (app, owner, a) = (&app, owner.clone(), a.clone());
+        async move {
+            app.call(
+                "teammates/add",
+                &[("input[app_id]", &a), ("input[name]", "Tess Mate"), ("input[email]", email), ("input[password]", password)],
+                Some(&owner),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = add("tess@example.com", "short").await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("Use at least 10 characters"));
+    let r = add("owner@example.com", "a long password").await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("A teammate with this email already exists."));
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 1);
+    let r = add("tess@example.com", "tess password 1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tess_id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["initials"], "TM");
+
+    let tess = app.login("tess@example.com", "tess password 1").await.session_cookie().unwrap();
+    let info = app.call("session", &[], Some(&tess), &[]).await.json();
+    let names: Vec<_> = info["apps"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["A"], "Tess sees only app A");
+    // App B does not exist as far as Tess can tell.
+    assert_eq!(app.call("dashboard", &[("app_id", &b)], Some(&tess), &[]).await.status, 404);
+    assert_eq!(app.call("apps/settings", &[("input[app_id]", &b)], Some(&tess), &[]).await.status, 404);
+    let kb = app.call("apps/keys/create", &[("input[app_id]", &b), ("input[name]", "k")], Some(&owner), &[]).await.json();
+    let r = app.call("apps/keys/revoke", &[("input[app_id]", &b), ("input[key_id]", kb["id"].as_str().unwrap())], Some(&tess), &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(app.state.store.api_key(kb["id"].as_str().unwrap()).await.unwrap().unwrap().revoked_at.is_none());
+    // A key of app B cannot be revoked through app A either.
+    let r = app.call("apps/keys/revoke", &[("input[app_id]", &a), ("input[key_id]", kb["id"].as_str().unwrap())], Some(&owner), &[]).await;
+    assert_eq!(r.status, 404);
+    // Tess cannot manage the team.
+    let r = app
+        .call("teammates/add", &[("input[app_id]", &a), ("input[name]", "X"), ("input[email]", "x@example.com"), ("input[password]", "x password 12")], Some(&tess), &[])
+        .await;
+    assert_eq!(r.status, 403);
+    // A teammate's new app is visible to the owner too.
+    let c = app.call("apps/create", &[("input[name]", "C")], Some(&tess), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.call("dashboard", &[("app_id", &c)], Some(&owner), &[]).await.status, 200);
+
+    // The owner removes Tess: her session ends.
+    let owner_id = app.state.store.owner().await.unwrap().unwrap().id;
+    let r = app.call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &owner_id)], Some(&owner), &[]).await;
+    assert_eq!(r.status, 409, "the owner cannot be removed");
+    let r = app.call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &tess_id)], Some(&owner), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(app.call("session", &[], Some(&tess), &[]).await.json()["me"].is_null());
+}
+
+#[tokio::test]
+async fn pages_redirect_and_unknown_paths_are_404() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let owner = app.setup_owner().await;
+    assert_eq!(app.get("/", None).await.header("location"), Some("/login"));
+    assert_eq!(app.get("/", Some(&owner)).await.header("location"), Some("/new-app"));
+    let id = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/", Some(&owner)).await.header("location"), Some(format!("/apps/{id}").as_str()));
+    let page = app.get(&format!("/apps/{id}/whispers"), Some(&owner)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Whispers is not built yet."));
+    assert_eq!(app.get(&format!("/apps/{id}/settings"), None).await.header("location"), Some("/login"));
+    assert_eq!(app.get("/no/such/page", None).await.status, 404);
+    assert_eq!(app.get("/favicon.ico", None).await.status, 404, "static files come from the built site, absent here");
+}
+
+/// Sessions live in the database: two server instances on one PostgreSQL
+/// database accept each other's sessions, and a session survives a restart.
+#[tokio::test]
+async fn sessions_work_across_instances_and_restarts_on_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let a = spawn_app(&db, &[]).await;
+    let b = spawn_app(&db, &[]).await;
+    let token = a.setup_owner().await;
+    let r = b.call("session", &[], Some(&token), &[]).await;
+    assert_eq!(r.json()["me"]["email"], "owner@example.com");
+    let r = b.call("apps/create", &[("input[name]", "Made on B")], Some(&token), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(a);
+    let c = spawn_app(&db, &[]).await;
+    let info = c.call("session", &[], Some(&token), &[]).await.json();
+    assert_eq!(info["apps"][0]["name"], "Made on B");
+    for app in [b, c] {
+        app.state.store.close().await;
+    }
+}
