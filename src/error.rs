@@ -2,11 +2,11 @@
 //! matches on variants (a field message goes beside its field); internal
 //! causes are logged on the server and never sent.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::{
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
 };
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Invalid;
 
@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn several_invalid_fields_each_find_their_message() {
-        let e = AppError::from_invalid(vec![Invalid::new("name", "Enter a name."), Invalid::new("email", "Bad email.")]);
+        let e =
+            AppError::from_invalid(vec![Invalid::new("name", "Enter a name."), Invalid::new("email", "Bad email.")]);
         assert_eq!(e.field_message("name").as_deref(), Some("Enter a name."));
         assert_eq!(e.field_message("email").as_deref(), Some("Bad email."));
         assert_eq!(e.field_message("password"), None);

@@ -3,16 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The signed-in teammate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Me {
-    pub id: String,
-    pub name: String,
-    pub initials: String,
-    pub email: String,
-    pub is_owner: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSummary {
     pub id: String,
@@ -23,14 +13,14 @@ pub struct AppSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub setup_needed: bool,
-    pub me: Option<Me>,
+    pub me: Option<TeammateView>,
     pub apps: Vec<AppSummary>,
 }
 
 /// Everything the dashboard frame needs for one app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dashboard {
-    pub me: Me,
+    pub me: TeammateView,
     pub apps: Vec<AppSummary>,
     pub app: AppSummary,
 }
@@ -58,6 +48,7 @@ pub struct NewApiKey {
     pub secret: String,
 }
 
+/// A teammate as the dashboard shows them (also the signed-in teammate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeammateView {
     pub id: String,

@@ -12,7 +12,9 @@ use std::{
 fn murmur(vars: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_murmur"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for k in ["DATABASE_URL", "DATA_DIR", "SECRET_KEY", "PUBLIC_URL", "TRUST_PROXY", "LEPTOS_SITE_ADDR", "RUST_BACKTRACE"] {
+    for k in
+        ["DATABASE_URL", "DATA_DIR", "SECRET_KEY", "PUBLIC_URL", "TRUST_PROXY", "LEPTOS_SITE_ADDR", "RUST_BACKTRACE"]
+    {
         cmd.env_remove(k);
     }
     cmd.env("RUST_LOG", "warn");
@@ -34,7 +36,11 @@ fn fails_clearly(vars: &[(&str, &str)], code: i32, message: &str) {
 fn malformed_database_url() {
     let dir = support::temp_dir();
     let dir = dir.to_str().unwrap();
-    fails_clearly(&[("DATA_DIR", dir), ("DATABASE_URL", "mysql://localhost/db")], 2, "configuration error: DATABASE_URL is malformed");
+    fails_clearly(
+        &[("DATA_DIR", dir), ("DATABASE_URL", "mysql://localhost/db")],
+        2,
+        "configuration error: DATABASE_URL is malformed",
+    );
     fails_clearly(&[("DATA_DIR", dir), ("DATABASE_URL", "postgres://u@h:99999999/db")], 2, "DATABASE_URL is malformed");
 }
 
@@ -46,7 +52,11 @@ fn unwritable_data_dir() {
 #[test]
 fn bad_secret_key() {
     let dir = support::temp_dir();
-    fails_clearly(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", "short")], 1, "SECRET_KEY must be 64 hexadecimal characters");
+    fails_clearly(
+        &[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", "short")],
+        1,
+        "SECRET_KEY must be 64 hexadecimal characters",
+    );
 }
 
 #[test]
@@ -54,7 +64,11 @@ fn port_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = support::temp_dir();
-    fails_clearly(&[("DATA_DIR", dir.to_str().unwrap()), ("LEPTOS_SITE_ADDR", &addr)], 1, &format!("cannot listen on {addr}"));
+    fails_clearly(
+        &[("DATA_DIR", dir.to_str().unwrap()), ("LEPTOS_SITE_ADDR", &addr)],
+        1,
+        &format!("cannot listen on {addr}"),
+    );
 }
 
 #[test]
@@ -81,7 +95,8 @@ fn sigterm_stops_the_server_gracefully() {
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read, Write};
-            s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+            s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+                .unwrap();
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if out.starts_with("HTTP/1.1 200") {

@@ -34,7 +34,9 @@ async fn first_run_shows_setup_and_creates_one_owner() {
     assert_eq!(home.header("location"), Some("/setup"));
 
     // Bad input: every field reported, nothing written.
-    let r = app.call("setup", &[("input[name]", " "), ("input[email]", "nope"), ("input[password]", "short")], None, &[]).await;
+    let r = app
+        .call("setup", &[("input[name]", " "), ("input[email]", "nope"), ("input[password]", "short")], None, &[])
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     for needle in ["Enter a name.", "Enter an email address like name@example.com.", "Use at least 10 characters"] {
         assert!(r.body.contains(needle), "{needle} missing from {}", r.body);
@@ -49,7 +51,12 @@ async fn first_run_shows_setup_and_creates_one_owner() {
 
     // A second setup is refused and writes nothing.
     let r = app
-        .call("setup", &[("input[name]", "Mallory"), ("input[email]", "m@example.com"), ("input[password]", "mallory password")], None, &[])
+        .call(
+            "setup",
+            &[("input[name]", "Mallory"), ("input[email]", "m@example.com"), ("input[password]", "mallory password")],
+            None,
+            &[],
+        )
         .await;
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.body.contains("Setup is already complete"));
@@ -66,7 +73,12 @@ async fn first_run_shows_setup_and_creates_one_owner() {
 async fn session_cookie_is_httponly_samesite_and_secure_over_https() {
     let (_db, app) = sqlite_app(&[]).await;
     let r = app
-        .call("setup", &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")], None, &[])
+        .call(
+            "setup",
+            &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")],
+            None,
+            &[],
+        )
         .await;
     let cookie = r.header("set-cookie").unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
@@ -74,7 +86,12 @@ async fn session_cookie_is_httponly_samesite_and_secure_over_https() {
 
     let (_db2, app2) = sqlite_app(&[("PUBLIC_URL", "https://murmur.example.com")]).await;
     let r = app2
-        .call("setup", &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")], None, &[])
+        .call(
+            "setup",
+            &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")],
+            None,
+            &[],
+        )
         .await;
     let cookie = r.header("set-cookie").unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
@@ -122,7 +139,8 @@ async fn sign_in_is_throttled_per_account_but_the_owner_gets_back_in_soon() {
     let login_from = |ip: &'static str, password: &'static str| {
         let app = &app;
         async move {
-            app.call("login", &[("input[email]", "owner@example.com"), ("input[password]", password)], None, &from(ip)).await
+            app.call("login", &[("input[email]", "owner@example.com"), ("input[password]", password)], None, &from(ip))
+                .await
         }
     };
     // Five free failures from an attacker...
@@ -158,11 +176,17 @@ async fn sign_in_is_throttled_per_client_address_across_accounts() {
         let r = app.call("login", &[("input[email]", &email), ("input[password]", "guess")], None, &headers).await;
         assert_eq!(r.status, 401, "attempt {i}");
     }
-    let r = app.call("login", &[("input[email]", "fresh@example.com"), ("input[password]", "guess")], None, &headers).await;
+    let r =
+        app.call("login", &[("input[email]", "fresh@example.com"), ("input[password]", "guess")], None, &headers).await;
     assert_eq!(r.status, 429, "the 21st guess from one address waits");
     // Another address is not affected.
     let r = app
-        .call("login", &[("input[email]", "owner@example.com"), ("input[password]", "owner password 1")], None, &[("X-Forwarded-For", "198.51.100.2")])
+        .call(
+            "login",
+            &[("input[email]", "owner@example.com"), ("input[password]", "owner password 1")],
+            None,
+            &[("X-Forwarded-For", "198.51.100.2")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -186,12 +210,15 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
 
     // With a real session, a cross-site form still cannot act.
     let token = app.setup_owner().await;
-    let r = app.call("apps/create", &[("input[name]", "Evil app")], Some(&token), &[("Origin", "https://evil.example")]).await;
+    let r = app
+        .call("apps/create", &[("input[name]", "Evil app")], Some(&token), &[("Origin", "https://evil.example")])
+        .await;
     assert_eq!(r.status, 403);
     let me = app.state.store.owner().await.unwrap().unwrap();
     assert!(app.state.store.apps_of(&me.id).await.unwrap().is_empty());
     // The same request from the page's own origin works.
-    let r = app.call("apps/create", &[("input[name]", "Shop")], Some(&token), &[("Sec-Fetch-Site", "same-origin")]).await;
+    let r =
+        app.call("apps/create", &[("input[name]", "Shop")], Some(&token), &[("Sec-Fetch-Site", "same-origin")]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -216,7 +243,9 @@ async fn apps_keys_and_secrets() {
     assert!(snippet.contains(&format!("\"{}/widget/loader.js\"", app.origin())));
     assert!(!s.body.contains(&identity_secret));
 
-    let k = app.call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(&token), &[]).await;
+    let k = app
+        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(&token), &[])
+        .await;
     assert_eq!(k.status, 200, "{}", k.body);
     let key = k.json();
     let (key_id, secret) = (key["id"].as_str().unwrap().to_string(), key["secret"].as_str().unwrap().to_string());
@@ -229,14 +258,23 @@ async fn apps_keys_and_secrets() {
     assert!(!row.secret_enc.windows(secret.len()).any(|w| w == secret.as_bytes()));
     let opened = app.state.secrets.open(&murmur::server::apps::api_key_context(&key_id), &row.secret_enc).unwrap();
     assert_eq!(opened, secret.as_bytes());
-    let app_row = app.state.store.app_of(&app_id, &app.state.store.owner().await.unwrap().unwrap().id).await.unwrap().unwrap();
-    let opened = app.state.secrets.open(&murmur::server::apps::identity_secret_context(&app_id), &app_row.identity_secret_enc).unwrap();
+    let app_row =
+        app.state.store.app_of(&app_id, &app.state.store.owner().await.unwrap().unwrap().id).await.unwrap().unwrap();
+    let opened = app
+        .state
+        .secrets
+        .open(&murmur::server::apps::identity_secret_context(&app_id), &app_row.identity_secret_enc)
+        .unwrap();
     assert_eq!(opened, identity_secret.as_bytes());
 
     // Revoke; a second revoke is a 404.
-    let r = app.call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[]).await;
+    let r = app
+        .call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[])
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = app.call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[]).await;
+    let r = app
+        .call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&token), &[])
+        .await;
     assert_eq!(r.status, 404);
 
     // Rolling the identity secret returns a new one, once.
@@ -249,15 +287,26 @@ async fn apps_keys_and_secrets() {
 async fn teammates_see_only_their_apps_and_only_the_owner_manages_the_team() {
     let (_db, app) = sqlite_app(&[]).await;
     let owner = app.setup_owner().await;
-    let a = app.call("apps/create", &[("input[name]", "A")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
-    let b = app.call("apps/create", &[("input[name]", "B")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    let a = app.call("apps/create", &[("input[name]", "A")], Some(&owner), &[]).await.json()["app"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.call("apps/create", &[("input[name]", "B")], Some(&owner), &[]).await.json()["app"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let add = |email: &'static str, password: &'static str| {
         let (app, owner, a) = (&app, owner.clone(), a.clone());
         async move {
             app.call(
                 "teammates/add",
-                &[("input[app_id]", &a), ("input[name]", "Tess Mate"), ("input[email]", email), ("input[password]", password)],
+                &[
+                    ("input[app_id]", &a),
+                    ("input[name]", "Tess Mate"),
+                    ("input[email]", email),
+                    ("input[password]", password),
+                ],
                 Some(&owner),
                 &[],
             )
@@ -283,27 +332,59 @@ async fn teammates_see_only_their_apps_and_only_the_owner_manages_the_team() {
     // App B does not exist as far as Tess can tell.
     assert_eq!(app.call("dashboard", &[("app_id", &b)], Some(&tess), &[]).await.status, 404);
     assert_eq!(app.call("apps/settings", &[("input[app_id]", &b)], Some(&tess), &[]).await.status, 404);
-    let kb = app.call("apps/keys/create", &[("input[app_id]", &b), ("input[name]", "k")], Some(&owner), &[]).await.json();
-    let r = app.call("apps/keys/revoke", &[("input[app_id]", &b), ("input[key_id]", kb["id"].as_str().unwrap())], Some(&tess), &[]).await;
+    let kb =
+        app.call("apps/keys/create", &[("input[app_id]", &b), ("input[name]", "k")], Some(&owner), &[]).await.json();
+    let r = app
+        .call(
+            "apps/keys/revoke",
+            &[("input[app_id]", &b), ("input[key_id]", kb["id"].as_str().unwrap())],
+            Some(&tess),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert!(app.state.store.api_key(kb["id"].as_str().unwrap()).await.unwrap().unwrap().revoked_at.is_none());
     // A key of app B cannot be revoked through app A either.
-    let r = app.call("apps/keys/revoke", &[("input[app_id]", &a), ("input[key_id]", kb["id"].as_str().unwrap())], Some(&owner), &[]).await;
+    let r = app
+        .call(
+            "apps/keys/revoke",
+            &[("input[app_id]", &a), ("input[key_id]", kb["id"].as_str().unwrap())],
+            Some(&owner),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 404);
     // Tess cannot manage the team.
     let r = app
-        .call("teammates/add", &[("input[app_id]", &a), ("input[name]", "X"), ("input[email]", "x@example.com"), ("input[password]", "x password 12")], Some(&tess), &[])
+        .call(
+            "teammates/add",
+            &[
+                ("input[app_id]", &a),
+                ("input[name]", "X"),
+                ("input[email]", "x@example.com"),
+                ("input[password]", "x password 12"),
+            ],
+            Some(&tess),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 403);
     // A teammate's new app is visible to the owner too.
-    let c = app.call("apps/create", &[("input[name]", "C")], Some(&tess), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    let c = app.call("apps/create", &[("input[name]", "C")], Some(&tess), &[]).await.json()["app"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(app.call("dashboard", &[("app_id", &c)], Some(&owner), &[]).await.status, 200);
 
     // The owner removes Tess: her session ends.
     let owner_id = app.state.store.owner().await.unwrap().unwrap().id;
-    let r = app.call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &owner_id)], Some(&owner), &[]).await;
+    let r = app
+        .call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &owner_id)], Some(&owner), &[])
+        .await;
     assert_eq!(r.status, 409, "the owner cannot be removed");
-    let r = app.call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &tess_id)], Some(&owner), &[]).await;
+    let r = app
+        .call("teammates/remove", &[("input[app_id]", &a), ("input[teammate_id]", &tess_id)], Some(&owner), &[])
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(app.call("session", &[], Some(&tess), &[]).await.json()["me"].is_null());
 }
@@ -314,7 +395,10 @@ async fn pages_redirect_and_unknown_paths_are_404() {
     let owner = app.setup_owner().await;
     assert_eq!(app.get("/", None).await.header("location"), Some("/login"));
     assert_eq!(app.get("/", Some(&owner)).await.header("location"), Some("/new-app"));
-    let id = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await.json()["app"]["id"].as_str().unwrap().to_string();
+    let id = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await.json()["app"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(app.get("/", Some(&owner)).await.header("location"), Some(format!("/apps/{id}").as_str()));
     let page = app.get(&format!("/apps/{id}/whispers"), Some(&owner)).await;
     assert_eq!(page.status, 200);

@@ -22,7 +22,14 @@ fn app(id: &str, created_at: i64) -> AppRow {
 }
 
 fn key(id: &str, app_id: &str, created_at: i64) -> ApiKeyRow {
-    ApiKeyRow { id: id.into(), app_id: app_id.into(), name: "backend".into(), secret_enc: vec![9; 40], created_at, revoked_at: None }
+    ApiKeyRow {
+        id: id.into(),
+        app_id: app_id.into(),
+        name: "backend".into(),
+        secret_enc: vec![9; 40],
+        created_at,
+        revoked_at: None,
+    }
 }
 
 async fn teammates_and_owner(s: &Store) {
@@ -163,4 +170,12 @@ macro_rules! conformance {
     };
 }
 
-conformance!(teammates_and_owner, a_failed_membership_leaves_no_teammate, sessions, throttle, apps_and_membership, api_keys, migrations_are_idempotent);
+conformance!(
+    teammates_and_owner,
+    a_failed_membership_leaves_no_teammate,
+    sessions,
+    throttle,
+    apps_and_membership,
+    api_keys,
+    migrations_are_idempotent
+);

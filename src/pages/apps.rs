@@ -15,13 +15,7 @@ pub struct NewAppInput {
 #[server(prefix = "/api", endpoint = "apps/create")]
 pub async fn create_app(input: NewAppInput) -> Result<CreatedApp, AppError> {
     use crate::server::{apps, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            apps::create_app(&state, &me, &input.name).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move { apps::create_app(&state, &me, &input.name).await }).await
 }
 
 #[component]

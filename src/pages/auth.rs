@@ -38,7 +38,7 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
                 Some(t) => apps::apps_of(&state, t).await?,
                 None => Vec::new(),
             };
-            Ok(SessionInfo { setup_needed, me: me.as_ref().map(auth::me), apps })
+            Ok(SessionInfo { setup_needed, me: me.as_ref().map(auth::teammate_view), apps })
         }
         .await,
     )

@@ -18,14 +18,15 @@ use crate::{error::AppError, models::Dashboard};
 #[server(prefix = "/api", endpoint = "dashboard")]
 pub async fn load_dashboard(app_id: String) -> Result<Dashboard, AppError> {
     use crate::server::{apps, auth, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            let app = apps::app_of(&state, &me, &app_id).await?;
-            Ok(Dashboard { me: auth::me(&me), apps: apps::apps_of(&state, &me).await?, app: apps::summary(&app) })
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move {
+        let app = apps::app_of(&state, &me, &app_id).await?;
+        Ok(Dashboard {
+            me: auth::teammate_view(&me),
+            apps: apps::apps_of(&state, &me).await?,
+            app: apps::summary(&app),
+        })
+    })
+    .await
 }
 
 /// The current app's id from the URL.

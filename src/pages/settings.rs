@@ -49,73 +49,47 @@ pub struct TeammateRef {
 #[server(prefix = "/api", endpoint = "apps/settings")]
 pub async fn load_settings(input: AppRef) -> Result<AppSettings, AppError> {
     use crate::server::{apps, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            apps::settings(&state, &me, &input.app_id).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move { apps::settings(&state, &me, &input.app_id).await }).await
 }
 
 #[server(prefix = "/api", endpoint = "apps/keys/create")]
 pub async fn create_api_key(input: NewKeyInput) -> Result<NewApiKey, AppError> {
     use crate::server::{apps, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            apps::create_api_key(&state, &me, &input.app_id, &input.name).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move { apps::create_api_key(&state, &me, &input.app_id, &input.name).await })
+        .await
 }
 
 #[server(prefix = "/api", endpoint = "apps/keys/revoke")]
 pub async fn revoke_api_key(input: KeyRef) -> Result<(), AppError> {
     use crate::server::{apps, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            apps::revoke_api_key(&state, &me, &input.app_id, &input.key_id).await
-        }
-        .await,
+    request::as_teammate(
+        |state, me| async move { apps::revoke_api_key(&state, &me, &input.app_id, &input.key_id).await },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "apps/identity-secret/roll")]
 pub async fn roll_identity_secret(input: AppRef) -> Result<String, AppError> {
     use crate::server::{apps, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            apps::roll_identity_secret(&state, &me, &input.app_id).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move { apps::roll_identity_secret(&state, &me, &input.app_id).await }).await
 }
 
 #[server(prefix = "/api", endpoint = "teammates/add")]
 pub async fn add_teammate(input: NewTeammateInput) -> Result<TeammateView, AppError> {
     use crate::server::{auth, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            auth::add_teammate(&state, &me, &input.app_id, &input.name, &input.email, &input.password).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move {
+        auth::add_teammate(&state, &me, &input.app_id, &input.name, &input.email, &input.password).await
+    })
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "teammates/remove")]
 pub async fn remove_teammate(input: TeammateRef) -> Result<(), AppError> {
     use crate::server::{auth, request};
-    request::respond(
-        async {
-            let (state, me) = request::signed_in().await?;
-            auth::remove_teammate(&state, &me, &input.app_id, &input.teammate_id).await
-        }
-        .await,
-    )
+    request::as_teammate(|state, me| async move {
+        auth::remove_teammate(&state, &me, &input.app_id, &input.teammate_id).await
+    })
+    .await
 }
 
 #[component]
@@ -171,7 +145,11 @@ fn Install(s: AppSettings) -> impl IntoView {
 }
 
 #[component]
-fn ApiKeys(s: AppSettings, create_key: ServerAction<CreateApiKey>, revoke_key: ServerAction<RevokeApiKey>) -> impl IntoView {
+fn ApiKeys(
+    s: AppSettings,
+    create_key: ServerAction<CreateApiKey>,
+    revoke_key: ServerAction<RevokeApiKey>,
+) -> impl IntoView {
     let error = last_error(create_key.value());
     let revoke_error = last_error(revoke_key.value());
     let created = move || create_key.value().get().and_then(|r| r.ok());

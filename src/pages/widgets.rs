@@ -53,9 +53,7 @@ pub fn Field(
 /// A message for the whole form (throttling, wrong password, conflicts).
 #[component]
 pub fn FormError(error: Signal<Option<AppError>>) -> impl IntoView {
-    move || {
-        error.get().and_then(|e| e.form_message()).map(|m| view! { <p class="form-error" role="alert">{m}</p> })
-    }
+    move || error.get().and_then(|e| e.form_message()).map(|m| view! { <p class="form-error" role="alert">{m}</p> })
 }
 
 #[component]

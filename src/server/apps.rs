@@ -75,14 +75,24 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
         app: summary(&app),
         keys: keys
             .iter()
-            .map(|k| ApiKeyView { id: k.id.clone(), name: k.name.clone(), created_at: k.created_at, revoked: k.revoked_at.is_some() })
+            .map(|k| ApiKeyView {
+                id: k.id.clone(),
+                name: k.name.clone(),
+                created_at: k.created_at,
+                revoked: k.revoked_at.is_some(),
+            })
             .collect(),
         teammates: teammates.iter().map(teammate_view).collect(),
         can_manage_teammates: actor.is_owner,
     })
 }
 
-pub async fn create_api_key(state: &AppState, actor: &TeammateRow, app_id: &str, name: &str) -> Result<NewApiKey, AppError> {
+pub async fn create_api_key(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    name: &str,
+) -> Result<NewApiKey, AppError> {
     let app = app_of(state, actor, app_id).await?;
     let name = parse_name("name", "a key name", name, 80)?;
     let id = format!("app_{}", new_id());

@@ -9,7 +9,7 @@ use super::{
 use crate::{
     domain::teammate::{initials, Email, NewTeammate},
     error::AppError,
-    models::{Me, TeammateView},
+    models::TeammateView,
     storage::{StoreError, TeammateRow},
 };
 
@@ -21,10 +21,6 @@ pub fn internal(e: impl std::fmt::Display) -> AppError {
 
 fn store_err(e: StoreError) -> AppError {
     internal(e)
-}
-
-pub fn me(t: &TeammateRow) -> Me {
-    Me { id: t.id.clone(), name: t.name.clone(), initials: initials(&t.name), email: t.email.clone(), is_owner: t.is_owner }
 }
 
 pub fn teammate_view(t: &TeammateRow) -> TeammateView {
@@ -77,11 +73,7 @@ async fn new_row(new: NewTeammate, is_owner: bool, now: i64) -> Result<TeammateR
 async fn start_session(state: &AppState, teammate_id: &str) -> Result<String, AppError> {
     let token = new_secret();
     let now = state.now();
-    state
-        .store
-        .insert_session(&sha256_hex(&token), teammate_id, now, now + SESSION_TTL_MS)
-        .await
-        .map_err(store_err)?;
+    state.store.insert_session(&sha256_hex(&token), teammate_id, now, now + SESSION_TTL_MS).await.map_err(store_err)?;
     Ok(token)
 }
 
@@ -204,10 +196,9 @@ pub async fn add_teammate(
     let new = NewTeammate::parse(name, email, password).map_err(AppError::from_invalid)?;
     let row = new_row(new, false, state.now()).await?;
     state.store.insert_teammate(&row, Some(app_id)).await.map_err(|e| match e {
-        StoreError::Duplicate => AppError::Conflict {
-            field: "email".into(),
-            message: "A teammate with this email already exists.".into(),
-        },
+        StoreError::Duplicate => {
+            AppError::Conflict { field: "email".into(), message: "A teammate with this email already exists.".into() }
+        }
         e => store_err(e),
     })?;
     tracing::info!(teammate = %row.id, app = %app_id, "teammate added");
@@ -216,7 +207,12 @@ pub async fn add_teammate(
 
 /// The owner removes a teammate (who must have access to `app_id`); their
 /// sessions end at once.
-pub async fn remove_teammate(state: &AppState, actor: &TeammateRow, app_id: &str, teammate_id: &str) -> Result<(), AppError> {
+pub async fn remove_teammate(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    teammate_id: &str,
+) -> Result<(), AppError> {
     require_owner_of(state, actor, app_id).await?;
     let members = state.store.app_teammates(app_id).await.map_err(store_err)?;
     let target = members.iter().find(|t| t.id == teammate_id).ok_or(AppError::NotFound)?;

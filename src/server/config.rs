@@ -141,7 +141,8 @@ mod tests {
         let dir = tmp();
         let e = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", "mysql://x")]).unwrap_err();
         assert!(e.to_string().starts_with("DATABASE_URL is malformed"), "{e}");
-        let e = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", "postgres://u@h:notaport/db")]).unwrap_err();
+        let e = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", "postgres://u@h:notaport/db")])
+            .unwrap_err();
         assert!(e.to_string().starts_with("DATABASE_URL is malformed"), "{e}");
     }
 

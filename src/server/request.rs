@@ -76,10 +76,9 @@ pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
     let Some(res) = use_context::<ResponseOptions>() else { return };
     let secure = if served_over_https(state) { "; Secure" } else { "" };
     let cookie = match token {
-        Some(t) => format!(
-            "{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            SESSION_TTL_MS / 1000
-        ),
+        Some(t) => {
+            format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000)
+        }
         None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     };
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -124,4 +123,19 @@ pub async fn signed_in() -> Result<(AppState, crate::storage::TeammateRow), AppE
     let state = state()?;
     let teammate = super::auth::authenticate(&state, session_token().as_deref()).await?;
     Ok((state, teammate))
+}
+
+/// The body of most server functions: with the signed-in teammate, run
+/// `service`, and answer with the right status.
+pub async fn as_teammate<T, Fut>(
+    service: impl FnOnce(AppState, crate::storage::TeammateRow) -> Fut,
+) -> Result<T, AppError>
+where
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    let result = match signed_in().await {
+        Ok((state, teammate)) => service(state, teammate).await,
+        Err(e) => Err(e),
+    };
+    respond(result)
 }

@@ -33,14 +33,15 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// Loads the server key, connects to the database and migrates it.
-    pub async fn open(settings: &Settings, leptos_options: LeptosOptions, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub async fn open(
+        settings: &Settings,
+        leptos_options: LeptosOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir).map_err(|e| e.to_string())?;
         let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         Ok(AppState {
             store,
             clock,

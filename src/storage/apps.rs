@@ -77,7 +77,8 @@ impl Store {
             .bind(secret_enc)
             .execute(pool)
             .await?
-            .rows_affected()) == 1)
+            .rows_affected())
+            == 1)
     }
 
     /// Gives an existing teammate access to an app (no-op if they have it).
@@ -139,6 +140,7 @@ impl Store {
         .bind(now)
         .execute(pool)
         .await?
-        .rows_affected()) == 1)
+        .rows_affected())
+            == 1)
     }
 }

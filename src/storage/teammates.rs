@@ -23,7 +23,8 @@ const TEAMMATE_COLUMNS: &str = "t.id, t.name, t.email, t.password_hash, t.is_own
 
 impl Store {
     pub async fn count_teammates(&self) -> StoreResult<i64> {
-        let n: i64 = with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM teammates").fetch_one(pool).await?);
+        let n: i64 =
+            with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM teammates").fetch_one(pool).await?);
         Ok(n)
     }
 
@@ -90,7 +91,13 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn insert_session(&self, token_hash: &str, teammate_id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+    pub async fn insert_session(
+        &self,
+        token_hash: &str,
+        teammate_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
         with_pool!(self, pool => { sqlx::query(
             "INSERT INTO sessions (token_hash, teammate_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
@@ -119,7 +126,9 @@ impl Store {
     }
 
     pub async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
-        Ok(with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await?.rows_affected()))
+        Ok(
+            with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await?.rows_affected()),
+        )
     }
 
     pub async fn throttle_rows(&self, keys: &[String]) -> StoreResult<Vec<ThrottleRow>> {

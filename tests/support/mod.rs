@@ -98,7 +98,8 @@ impl Drop for TestDb {
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
                     }
                 });
             })
@@ -223,11 +224,20 @@ impl TestApp {
 
     /// Calls a server function the way the browser does (same-origin form
     /// post), with a session cookie and extra headers.
-    pub async fn call(&self, endpoint: &str, fields: &[(&str, &str)], cookie: Option<&str>, extra: &[(&str, &str)]) -> Response {
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        fields: &[(&str, &str)],
+        cookie: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Response {
         let origin = self.origin();
         let cookie = cookie.map(|c| format!("murmur_session={c}"));
         let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")];
-        if !extra.iter().any(|(k, _)| ["origin", "sec-fetch-site", "referer"].contains(&k.to_ascii_lowercase().as_str())) {
+        if !extra
+            .iter()
+            .any(|(k, _)| ["origin", "sec-fetch-site", "referer"].contains(&k.to_ascii_lowercase().as_str()))
+        {
             headers.push(("Origin", origin.as_str()));
         }
         if let Some(c) = &cookie {
@@ -241,7 +251,11 @@ impl TestApp {
         let r = self
             .call(
                 "setup",
-                &[("input[name]", "Olive Owner"), ("input[email]", "owner@example.com"), ("input[password]", "owner password 1")],
+                &[
+                    ("input[name]", "Olive Owner"),
+                    ("input[email]", "owner@example.com"),
+                    ("input[password]", "owner password 1"),
+                ],
                 None,
                 &[],
             )
@@ -261,10 +275,8 @@ fn parse_response(raw: &[u8]) -> Response {
     let mut body = raw[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
         let mut out = Vec::new();
