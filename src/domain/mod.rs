@@ -3,6 +3,8 @@
 //! constructor is valid everywhere (the form and the server agree).
 
 pub mod app;
+pub mod conditions;
+pub mod properties;
 pub mod teammate;
 
 /// A rejected input: which field, and a sentence a person can act on.
