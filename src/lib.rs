@@ -4,6 +4,8 @@
 //! `hydrate` it is the WASM client that hydrates the dashboard. `domain`,
 //! `error` and `pages` compile for both; `server` and `storage` only for `ssr`.
 
+#[cfg(feature = "ssr")]
+pub mod api;
 pub mod domain;
 pub mod error;
 pub mod models;

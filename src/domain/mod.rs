@@ -6,6 +6,7 @@ pub mod app;
 pub mod conditions;
 pub mod properties;
 pub mod teammate;
+pub mod users;
 
 /// A rejected input: which field, and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

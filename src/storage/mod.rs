@@ -5,9 +5,11 @@
 
 mod apps;
 mod teammates;
+mod users;
 
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
+pub use users::{AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, Properties, UserWriteError};
 
 use std::{str::FromStr, time::Duration};
 

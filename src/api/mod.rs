@@ -1,0 +1,160 @@
+//! The REST API for a customer's backend, wire-compatible with the parts of
+//! the Smooch v1.1 API that murmur implements. One table (`ENDPOINTS`)
+//! builds both the router and the OpenAPI description, so they cannot drift.
+
+pub mod appusers;
+pub mod auth;
+pub mod body;
+pub mod error;
+
+use axum::{
+    routing::{delete, get, post, put, MethodRouter},
+    Json, Router,
+};
+use serde_json::{json, Map, Value};
+
+use crate::server::AppState;
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    CreateUser,
+    GetUser,
+    UpdateUser,
+    DeleteUser,
+    ListMessages,
+    PostMessage,
+    TrackEvent,
+}
+
+struct Endpoint {
+    op: Op,
+    method: &'static str,
+    /// Below `/v1.1` (and below `/v1.1/apps/{appId}`).
+    path: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+    status: u16,
+    response: &'static str,
+}
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { op: Op::CreateUser, method: "post", path: "/appusers", summary: "Pre-create a user", body: Some("AppUserInput"), status: 201, response: "AppUserResponse" },
+    Endpoint { op: Op::GetUser, method: "get", path: "/appusers/{userId}", summary: "Get a user by userId or _id", body: None, status: 200, response: "AppUserResponse" },
+    Endpoint { op: Op::UpdateUser, method: "put", path: "/appusers/{userId}", summary: "Update a user; properties are merged, null removes one", body: Some("AppUserInput"), status: 200, response: "AppUserResponse" },
+    Endpoint { op: Op::DeleteUser, method: "delete", path: "/appusers/{userId}", summary: "Delete a user with their events and messages", body: None, status: 200, response: "Empty" },
+    Endpoint { op: Op::ListMessages, method: "get", path: "/appusers/{userId}/messages", summary: "The user's conversation, oldest first", body: None, status: 200, response: "MessagesResponse" },
+    Endpoint { op: Op::PostMessage, method: "post", path: "/appusers/{userId}/messages", summary: "Post a text message as the user or the team", body: Some("MessageInput"), status: 201, response: "MessageResponse" },
+    Endpoint { op: Op::TrackEvent, method: "post", path: "/appusers/{userId}/events", summary: "Track an event the user did (murmur's addition)", body: Some("EventInput"), status: 201, response: "EventResponse" },
+];
+
+fn handler(op: Op) -> MethodRouter<AppState> {
+    match op {
+        Op::CreateUser => post(appusers::create),
+        Op::GetUser => get(appusers::get),
+        Op::UpdateUser => put(appusers::update),
+        Op::DeleteUser => delete(appusers::delete),
+        Op::ListMessages => get(appusers::list_messages),
+        Op::PostMessage => post(appusers::post_message),
+        Op::TrackEvent => post(appusers::track),
+    }
+}
+
+/// `{userId}` in the documentation is `{user_id}` in the router.
+fn router_path(p: &str) -> String {
+    p.replace("{userId}", "{user_id}")
+}
+
+pub fn router() -> Router<AppState> {
+    let mut users = Router::new();
+    let mut paths: Vec<&str> = ENDPOINTS.iter().map(|e| e.path).collect();
+    paths.dedup();
+    for path in paths {
+        let methods = ENDPOINTS.iter().filter(|e| e.path == path).fold(MethodRouter::new(), |m, e| m.merge(handler(e.op)));
+        users = users.route(&router_path(path), methods);
+    }
+    Router::new()
+        .route("/v1.1/openapi.json", get(|| async { Json(openapi()) }))
+        .nest("/v1.1/apps/{app_id}", users.clone())
+        .nest("/v1.1", users)
+}
+
+/// The OpenAPI 3 description of the REST API, from `ENDPOINTS`.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for prefix in ["/v1.1", "/v1.1/apps/{appId}"] {
+        for e in ENDPOINTS {
+            let mut params = vec![];
+            if prefix.contains("{appId}") {
+                params.push(json!({"name": "appId", "in": "path", "required": true, "schema": {"type": "string"}}));
+            }
+            if e.path.contains("{userId}") {
+                params.push(json!({"name": "userId", "in": "path", "required": true, "description": "The customer's userId, or murmur's _id", "schema": {"type": "string"}}));
+            }
+            let mut op = json!({
+                "summary": e.summary,
+                "operationId": format!("{:?}{}", e.op, if prefix.contains("{appId}") { "InApp" } else { "" }),
+                "parameters": params,
+                "responses": {
+                    e.status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.response)}}}},
+                    "default": {"description": "Error (400, 401, 404, 409, 413, 415, ...)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                }
+            });
+            if let Some(body) = e.body {
+                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+            }
+            let entry = paths.entry(format!("{prefix}{}", e.path)).or_insert_with(|| json!({}));
+            entry[e.method] = op;
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "murmur REST API", "version": "1.1", "description": "Smooch v1.1-compatible users, messages and events."},
+        "servers": [{"url": "/"}],
+        "security": [{"jwt": []}, {"basic": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 with an app key's secret; header kid = key id; claim scope: \"app\""},
+                "basic": {"type": "http", "scheme": "basic", "description": "keyId:secret"}
+            },
+            "schemas": {
+                "AppUserInput": {"type": "object", "properties": {
+                    "userId": {"type": "string", "maxLength": 128},
+                    "givenName": {"type": "string", "nullable": true, "maxLength": 128},
+                    "surname": {"type": "string", "nullable": true, "maxLength": 128},
+                    "email": {"type": "string", "nullable": true, "maxLength": 254},
+                    "signedUpAt": {"type": "string", "format": "date-time"},
+                    "appVersion": {"type": "string", "nullable": true},
+                    "platform": {"type": "string", "nullable": true},
+                    "properties": {"type": "object", "maxProperties": 100, "additionalProperties": {"oneOf": [{"type": "string", "maxLength": 1024}, {"type": "number"}, {"type": "boolean"}], "nullable": true}, "description": "ISO 8601 strings are dates. A property keeps the type it first had."}
+                }},
+                "AppUser": {"type": "object", "properties": {
+                    "_id": {"type": "string"}, "userId": {"type": "string", "nullable": true},
+                    "givenName": {"type": "string", "nullable": true}, "surname": {"type": "string", "nullable": true},
+                    "email": {"type": "string", "nullable": true}, "signedUpAt": {"type": "string", "format": "date-time"},
+                    "lastSeenAt": {"type": "string", "format": "date-time", "nullable": true},
+                    "appVersion": {"type": "string", "nullable": true}, "platform": {"type": "string", "nullable": true},
+                    "properties": {"type": "object"}, "conversationStarted": {"type": "boolean"},
+                    "clients": {"type": "array", "items": {}}, "pendingClients": {"type": "array", "items": {}}
+                }},
+                "AppUserResponse": {"type": "object", "properties": {"appUser": {"$ref": "#/components/schemas/AppUser"}}},
+                "MessageInput": {"type": "object", "required": ["role", "text"], "properties": {
+                    "role": {"type": "string", "enum": ["appUser", "appMaker"]}, "type": {"type": "string", "enum": ["text"]},
+                    "text": {"type": "string", "maxLength": 4096}, "name": {"type": "string", "maxLength": 128}
+                }},
+                "Message": {"type": "object", "properties": {
+                    "_id": {"type": "string"}, "role": {"type": "string"}, "type": {"type": "string"}, "text": {"type": "string"},
+                    "name": {"type": "string", "nullable": true}, "authorId": {"type": "string", "nullable": true},
+                    "received": {"type": "number", "description": "Unix seconds"}, "source": {"type": "object"}
+                }},
+                "Conversation": {"type": "object", "properties": {"_id": {"type": "string"}, "unreadCount": {"type": "integer"}}},
+                "MessageResponse": {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}, "conversation": {"$ref": "#/components/schemas/Conversation"}}},
+                "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": "string", "nullable": true}}},
+                "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}}},
+                "EventResponse": {"type": "object", "properties": {"event": {"type": "object", "properties": {"name": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}}}},
+                "Empty": {"type": "object"},
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}}
+            }
+        }
+    })
+}

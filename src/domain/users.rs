@@ -1,0 +1,156 @@
+//! App users as the REST API writes them: a JSON body becomes a validated
+//! `UserPatch` (or a clear error naming the field), before anything is
+//! stored.
+
+use serde_json::{Map, Value as Json};
+
+use super::{
+    properties::{check_custom_name, parse_iso8601, Value, Version, MAX_CUSTOM_PROPERTIES},
+    Invalid,
+};
+
+pub const MAX_USER_ID_CHARS: usize = 128;
+pub const MAX_NAME_CHARS: usize = 128;
+pub const MAX_EVENT_NAME_CHARS: usize = 128;
+
+/// Changes to one user. `None` leaves a field as it is; `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    pub user_id: Option<String>,
+    pub given_name: Option<Option<String>>,
+    pub surname: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub signed_up_at: Option<i64>,
+    pub app_version: Option<Option<String>>,
+    pub platform: Option<Option<String>>,
+    /// Custom properties to set (`Some`) or remove (`None`).
+    pub properties: Vec<(String, Option<Value>)>,
+}
+
+fn short_text(field: &'static str, v: &Json, max: usize) -> Result<Option<String>, Invalid> {
+    match v {
+        Json::Null => Ok(None),
+        Json::String(s) if s.chars().count() > max => {
+            Err(Invalid::new(field, format!("{field} must be at most {max} characters.")))
+        }
+        Json::String(s) if s.chars().any(char::is_control) => {
+            Err(Invalid::new(field, format!("{field} cannot contain control characters.")))
+        }
+        Json::String(s) => Ok(Some(s.clone())),
+        _ => Err(Invalid::new(field, format!("{field} must be a string."))),
+    }
+}
+
+impl UserPatch {
+    /// Reads a body such as `{"userId": "u1", "givenName": "Ada",
+    /// "properties": {"plan": "gold"}}`. Unknown top-level fields are
+    /// ignored (Smooch clients send some murmur does not keep).
+    pub fn from_json(body: &Map<String, Json>) -> Result<UserPatch, Invalid> {
+        let mut p = UserPatch::default();
+        if let Some(v) = body.get("userId") {
+            match short_text("userId", v, MAX_USER_ID_CHARS)? {
+                Some(id) if !id.trim().is_empty() => p.user_id = Some(id),
+                _ => return Err(Invalid::new("userId", "userId must be a non-empty string.")),
+            }
+        }
+        for (key, slot) in [("givenName", &mut p.given_name), ("surname", &mut p.surname), ("email", &mut p.email)] {
+            if let Some(v) = body.get(key) {
+                *slot = Some(short_text(key, v, if key == "email" { 254 } else { MAX_NAME_CHARS })?);
+            }
+        }
+        if let Some(v) = body.get("signedUpAt") {
+            let ms = v.as_str().and_then(parse_iso8601).ok_or_else(|| {
+                Invalid::new("signedUpAt", "signedUpAt must be an ISO 8601 date such as 2026-11-21T10:00:00Z.")
+            })?;
+            p.signed_up_at = Some(ms);
+        }
+        if let Some(v) = body.get("appVersion") {
+            let version = short_text("appVersion", v, 64)?;
+            if let Some(ver) = &version {
+                if Version::parse(ver).is_none() {
+                    return Err(Invalid::new("appVersion", "appVersion must look like 2.10.1."));
+                }
+            }
+            p.app_version = Some(version);
+        }
+        if let Some(v) = body.get("platform") {
+            p.platform = Some(short_text("platform", v, 32)?);
+        }
+        match body.get("properties") {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(props)) => {
+                if props.len() > MAX_CUSTOM_PROPERTIES {
+                    return Err(Invalid::new(
+                        "properties",
+                        format!("A user can have at most {MAX_CUSTOM_PROPERTIES} custom properties."),
+                    ));
+                }
+                for (name, value) in props {
+                    check_custom_name(name)?;
+                    let value = if value.is_null() { None } else { Some(Value::from_json(name, value)?) };
+                    p.properties.push((name.clone(), value));
+                }
+            }
+            Some(_) => return Err(Invalid::new("properties", "properties must be an object.")),
+        }
+        Ok(p)
+    }
+}
+
+/// Event names: 1 to 128 characters, no control characters.
+pub fn check_event_name(name: &str) -> Result<(), Invalid> {
+    let n = name.chars().count();
+    if name.trim().is_empty() || n > MAX_EVENT_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "name",
+            format!("Event names are 1 to {MAX_EVENT_NAME_CHARS} characters, without control characters."),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patch(v: Json) -> Result<UserPatch, Invalid> {
+        UserPatch::from_json(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn reads_a_smooch_body() {
+        let p = patch(json!({
+            "userId": "u1", "givenName": "Ada", "surname": null, "email": "ada@example.com",
+            "signedUpAt": "2026-01-02T03:04:05Z", "properties": {"plan": "gold", "seats": 3, "old": null}
+        }))
+        .unwrap();
+        assert_eq!(p.user_id.as_deref(), Some("u1"));
+        assert_eq!(p.given_name, Some(Some("Ada".into())));
+        assert_eq!(p.surname, Some(None));
+        assert_eq!(p.signed_up_at, parse_iso8601("2026-01-02T03:04:05Z"));
+        assert_eq!(p.properties.len(), 3);
+        assert!(p.properties.contains(&("old".to_string(), None)));
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        assert_eq!(patch(json!({"userId": 5})).unwrap_err().field, "userId");
+        assert_eq!(patch(json!({"userId": ""})).unwrap_err().field, "userId");
+        assert_eq!(patch(json!({"givenName": ["x"]})).unwrap_err().field, "givenName");
+        assert_eq!(patch(json!({"signedUpAt": "yesterday"})).unwrap_err().field, "signedUpAt");
+        assert_eq!(patch(json!({"properties": [1]})).unwrap_err().field, "properties");
+        let long = "p".repeat(129);
+        assert!(patch(json!({"properties": {long: 1}})).unwrap_err().message.contains("1 to 128"));
+        let many: Map<String, Json> = (0..101).map(|i| (format!("p{i}"), json!(i))).collect();
+        assert!(patch(json!({"properties": many})).unwrap_err().message.contains("at most 100"));
+        assert_eq!(patch(json!({"appVersion": "banana"})).unwrap_err().field, "appVersion");
+    }
+
+    #[test]
+    fn event_names() {
+        assert!(check_event_name("item-in-cart").is_ok());
+        assert!(check_event_name("").is_err());
+        assert!(check_event_name(&"e".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,348 @@
+//! App users, their property and event catalogs, events and messages.
+
+use serde_json::{Map, Value as Json};
+use sqlx::types::Json as SqlJson;
+
+use super::{classify, with_pool, Store, StoreError, StoreResult};
+
+pub type Properties = Map<String, Json>;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppUserRow {
+    pub id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub signed_up_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub app_version: Option<String>,
+    pub platform: Option<String>,
+    pub properties: SqlJson<Properties>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const USER_COLUMNS: &str = "id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
+                            app_version, platform, properties, created_at, updated_at";
+
+/// A user to create. Custom property values are stored as JSON: text as
+/// strings, numbers, booleans, and dates as Unix-millisecond integers.
+#[derive(Debug, Clone)]
+pub struct NewAppUser {
+    pub id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub signed_up_at: i64,
+    pub app_version: Option<String>,
+    pub app_version_key: Option<String>,
+    pub platform: Option<String>,
+    pub properties: Properties,
+    pub now: i64,
+}
+
+/// Changes to a user; `None` keeps a field, `Some(None)` clears it. In
+/// `properties`, a JSON null removes the property.
+#[derive(Debug, Clone, Default)]
+pub struct AppUserChanges {
+    pub given_name: Option<Option<String>>,
+    pub surname: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub signed_up_at: Option<i64>,
+    /// (display text, sort key)
+    pub app_version: Option<Option<(String, String)>>,
+    pub platform: Option<Option<String>>,
+    pub properties: Properties,
+}
+
+/// Why a user write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum UserWriteError {
+    #[error("property {name} already has type {existing}")]
+    TypeConflict { name: String, existing: String },
+    #[error("too many properties")]
+    TooManyProperties,
+    #[error("no such user")]
+    NotFound,
+    #[error("a user with this userId exists")]
+    Duplicate,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for UserWriteError {
+    fn from(e: sqlx::Error) -> Self {
+        match classify(e) {
+            StoreError::Duplicate => UserWriteError::Duplicate,
+            other => UserWriteError::Store(other),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub ty: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventRow {
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub role: String,
+    pub name: Option<String>,
+    pub text: String,
+    pub created_at: i64,
+}
+
+/// Registers each (name, type) in the app's property catalog, inside the
+/// caller's transaction. The first type seen for a name is its type; a
+/// different one is a conflict and the caller's transaction is abandoned.
+macro_rules! register_types {
+    ($tx:expr, $app_id:expr, $types:expr, $now:expr) => {
+        for (name, ty) in $types {
+            sqlx::query(
+                "INSERT INTO property_catalog (app_id, name, ty, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (app_id, name) DO NOTHING",
+            )
+            .bind($app_id)
+            .bind(name)
+            .bind(ty)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            let existing: String = sqlx::query_scalar("SELECT ty FROM property_catalog WHERE app_id = $1 AND name = $2")
+                .bind($app_id)
+                .bind(name)
+                .fetch_one(&mut *$tx)
+                .await?;
+            if existing != *ty {
+                return Err(UserWriteError::TypeConflict { name: name.to_string(), existing });
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Creates a user, registering its property types, in one transaction.
+    pub async fn create_app_user(
+        &self,
+        u: &NewAppUser,
+        types: &[(String, &'static str)],
+    ) -> Result<AppUserRow, UserWriteError> {
+        let sql = format!(
+            "INSERT INTO app_users (id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
+             app_version, app_version_key, platform, properties, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11, $12, $12) RETURNING {USER_COLUMNS}"
+        );
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            register_types!(tx, &u.app_id, types, u.now);
+            let row: AppUserRow = sqlx::query_as(&sql)
+                .bind(&u.id)
+                .bind(&u.app_id)
+                .bind(&u.user_id)
+                .bind(&u.given_name)
+                .bind(&u.surname)
+                .bind(&u.email)
+                .bind(u.signed_up_at)
+                .bind(&u.app_version)
+                .bind(&u.app_version_key)
+                .bind(&u.platform)
+                .bind(SqlJson(&u.properties))
+                .bind(u.now)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    /// Applies changes to the user `user_ref` (their userId or murmur id) of
+    /// `app_id`, atomically: property types are registered, properties
+    /// merged, and the property limit checked, or nothing is written.
+    pub async fn update_app_user(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        c: &AppUserChanges,
+        types: &[(String, &'static str)],
+        max_properties: i64,
+        now: i64,
+    ) -> Result<AppUserRow, UserWriteError> {
+        let (merge, count) = match self {
+            Store::Sqlite(_) => (
+                "json_patch(properties, $15)",
+                "SELECT COUNT(*) FROM json_each((SELECT properties FROM app_users WHERE id = $1))",
+            ),
+            Store::Postgres(_) => (
+                "jsonb_strip_nulls(properties || $15)",
+                "SELECT COUNT(*) FROM jsonb_object_keys((SELECT properties FROM app_users WHERE id = $1))",
+            ),
+        };
+        let sql = format!(
+            "UPDATE app_users SET \
+               given_name = CASE WHEN $3 THEN $4 ELSE given_name END, \
+               surname = CASE WHEN $5 THEN $6 ELSE surname END, \
+               email = CASE WHEN $7 THEN $8 ELSE email END, \
+               signed_up_at = COALESCE($9, signed_up_at), \
+               app_version = CASE WHEN $10 THEN $11 ELSE app_version END, \
+               app_version_key = CASE WHEN $10 THEN $12 ELSE app_version_key END, \
+               platform = CASE WHEN $13 THEN $14 ELSE platform END, \
+               properties = {merge}, \
+               updated_at = $16 \
+             WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {USER_COLUMNS}"
+        );
+        let (version_set, version, version_key) = match &c.app_version {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((v, k))) => (true, Some(v.clone()), Some(k.clone())),
+        };
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // The update comes first so that SQLite takes its write lock at
+            // once (a read-then-write transaction can deadlock).
+            let row: Option<AppUserRow> = sqlx::query_as(&sql)
+                .bind(app_id)
+                .bind(user_ref)
+                .bind(c.given_name.is_some())
+                .bind(c.given_name.clone().flatten())
+                .bind(c.surname.is_some())
+                .bind(c.surname.clone().flatten())
+                .bind(c.email.is_some())
+                .bind(c.email.clone().flatten())
+                .bind(c.signed_up_at)
+                .bind(version_set)
+                .bind(version)
+                .bind(version_key)
+                .bind(c.platform.is_some())
+                .bind(c.platform.clone().flatten())
+                .bind(SqlJson(&c.properties))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else { return Err(UserWriteError::NotFound) };
+            register_types!(tx, app_id, types, now);
+            let n: i64 = sqlx::query_scalar(count).bind(&row.id).fetch_one(&mut *tx).await?;
+            if n > max_properties {
+                return Err(UserWriteError::TooManyProperties);
+            }
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    /// The user `user_ref` (userId or murmur id) of `app_id`.
+    pub async fn app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<Option<AppUserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).bind(user_ref).fetch_optional(pool).await?))
+    }
+
+    /// Deletes a user with their events and messages. False if none.
+    pub async fn delete_app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<bool> {
+        let n = with_pool!(self, pool => sqlx::query("DELETE FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)")
+            .bind(app_id)
+            .bind(user_ref)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
+    pub async fn property_catalog(&self, app_id: &str) -> StoreResult<Vec<CatalogEntry>> {
+        Ok(with_pool!(self, pool => sqlx::query_as("SELECT name, ty FROM property_catalog WHERE app_id = $1 ORDER BY name")
+            .bind(app_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn event_catalog(&self, app_id: &str) -> StoreResult<Vec<String>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT name FROM event_catalog WHERE app_id = $1 ORDER BY name")
+            .bind(app_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Records an event for the user `user_ref`; false if there is no such
+    /// user in this app (nothing is written then).
+    pub async fn insert_event(&self, app_id: &str, user_ref: &str, name: &str, at: i64) -> StoreResult<bool> {
+        let done = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "INSERT INTO events (app_id, app_user_id, name, created_at) \
+                 SELECT $1, id, $3, $4 FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
+            )
+            .bind(app_id)
+            .bind(user_ref)
+            .bind(name)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
+                    .bind(app_id)
+                    .bind(name)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            n > 0
+        });
+        Ok(done)
+    }
+
+    /// A user's most recent events, newest first.
+    pub async fn user_events(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<EventRow>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT name, created_at FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(app_user_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn insert_message(&self, app_id: &str, app_user_id: &str, m: &MessageRow) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&m.id)
+            .bind(app_id)
+            .bind(app_user_id)
+            .bind(&m.role)
+            .bind(&m.name)
+            .bind(&m.text)
+            .bind(m.created_at)
+            .execute(pool)
+            .await
+            .map_err(classify)?;
+        });
+        Ok(())
+    }
+
+    /// A user's conversation, oldest first, the last `limit` messages.
+    pub async fn user_messages(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<MessageRow>> {
+        let mut rows: Vec<MessageRow> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, role, name, text, created_at FROM messages WHERE app_user_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(app_user_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        rows.reverse();
+        Ok(rows)
+    }
+}
