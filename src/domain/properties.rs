@@ -117,6 +117,8 @@ impl Value {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Text(s) => serde_json::Value::String(s.clone()),
+            // Whole numbers stay integers in JSON (3, not 3.0).
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => serde_json::json!(*n as i64),
             Value::Number(n) => serde_json::json!(n),
             Value::Boolean(b) => serde_json::Value::Bool(*b),
             Value::Date(ms) => serde_json::Value::String(format_iso8601(*ms)),
