@@ -1,11 +1,10 @@
 import { test, expect, Page } from '@playwright/test';
+import { owner, mate } from './accounts';
 
 // One fresh murmur, one story: the first run through to signing out, in the
 // order a new customer lives it. Later steps rely on earlier ones.
 test.describe.configure({ mode: 'serial' });
 
-const owner = { name: 'Olive Owner', email: 'olive@example.com', password: 'olive password 1' };
-const mate = { name: 'Tess Mate', email: 'tess@example.com', password: 'tess password 1' };
 
 let page: Page;
 const consoleErrors: string[] = [];
