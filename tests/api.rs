@@ -27,7 +27,10 @@ impl Key {
 async fn app_with_key(app: &TestApp, owner: &str, name: &str) -> Key {
     let created = app.call("apps/create", &[("input[name]", name)], Some(owner), &[]).await.json();
     let app_id = created["app"]["id"].as_str().unwrap().to_string();
-    let k = app.call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(owner), &[]).await.json();
+    let k = app
+        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(owner), &[])
+        .await
+        .json();
     Key { app_id, id: k["id"].as_str().unwrap().into(), secret: k["secret"].as_str().unwrap().into() }
 }
 
@@ -55,17 +58,27 @@ fn error_code(r: &support::Response) -> String {
 async fn users_lifecycle(backend: Backend) {
     let Some((_db, app, _owner, key)) = setup(backend).await else { return };
     let auth = key.jwt();
-    let r = api(&app, "POST", "/v1.1/appusers", &auth, Some(json!({
-        "userId": "u-1", "givenName": "Ada <b>", "surname": "Lovelace", "email": "ada@example.com",
-        "signedUpAt": "2026-01-02T03:04:05Z", "appVersion": "2.10.1",
-        "properties": {"plan": "gold", "seats": 3, "vip": true, "renewsAt": "2027-01-01"}
-    }))).await;
+    let r = api(
+        &app,
+        "POST",
+        "/v1.1/appusers",
+        &auth,
+        Some(json!({
+            "userId": "u-1", "givenName": "Ada <b>", "surname": "Lovelace", "email": "ada@example.com",
+            "signedUpAt": "2026-01-02T03:04:05Z", "appVersion": "2.10.1",
+            "properties": {"plan": "gold", "seats": 3, "vip": true, "renewsAt": "2027-01-01"}
+        })),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let user = &r.json()["appUser"];
     assert_eq!(user["userId"], "u-1");
     assert_eq!(user["givenName"], "Ada <b>");
     assert_eq!(user["signedUpAt"], "2026-01-02T03:04:05.000Z");
-    assert_eq!(user["properties"], json!({"plan": "gold", "seats": 3, "vip": true, "renewsAt": "2027-01-01T00:00:00.000Z"}));
+    assert_eq!(
+        user["properties"],
+        json!({"plan": "gold", "seats": 3, "vip": true, "renewsAt": "2027-01-01T00:00:00.000Z"})
+    );
     let murmur_id = user["_id"].as_str().unwrap().to_string();
 
     let again = api(&app, "POST", "/v1.1/appusers", &auth, Some(json!({"userId": "u-1"}))).await;
@@ -74,16 +87,27 @@ async fn users_lifecycle(backend: Backend) {
     assert_eq!(no_id.status, 400);
 
     // Read by userId and by murmur's id, also through the app-scoped path.
-    for path in ["/v1.1/appusers/u-1".to_string(), format!("/v1.1/appusers/{murmur_id}"), format!("/v1.1/apps/{}/appusers/u-1", key.app_id)] {
+    for path in [
+        "/v1.1/appusers/u-1".to_string(),
+        format!("/v1.1/appusers/{murmur_id}"),
+        format!("/v1.1/apps/{}/appusers/u-1", key.app_id),
+    ] {
         let r = api(&app, "GET", &path, &key.basic(), None).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         assert_eq!(r.json()["appUser"]["_id"], murmur_id.as_str());
     }
 
     // Update: fields change, properties merge, null removes.
-    let r = api(&app, "PUT", "/v1.1/appusers/u-1", &auth, Some(json!({
-        "givenName": "Ada", "properties": {"seats": 5, "vip": null, "team": "core"}
-    }))).await;
+    let r = api(
+        &app,
+        "PUT",
+        "/v1.1/appusers/u-1",
+        &auth,
+        Some(json!({
+            "givenName": "Ada", "properties": {"seats": 5, "vip": null, "team": "core"}
+        })),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let user = &r.json()["appUser"];
     assert_eq!(user["givenName"], "Ada");
@@ -93,7 +117,14 @@ async fn users_lifecycle(backend: Backend) {
     assert!(user["properties"].get("vip").is_none());
 
     // A type conflict is refused and nothing of the request is written.
-    let r = api(&app, "PUT", "/v1.1/appusers/u-1", &auth, Some(json!({"givenName": "Changed", "properties": {"seats": "many"}}))).await;
+    let r = api(
+        &app,
+        "PUT",
+        "/v1.1/appusers/u-1",
+        &auth,
+        Some(json!({"givenName": "Changed", "properties": {"seats": "many"}})),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.json()["error"]["description"].as_str().unwrap().contains("\"seats\" is a number property"));
     let now = api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json();
@@ -104,7 +135,9 @@ async fn users_lifecycle(backend: Backend) {
     let many: serde_json::Map<String, Value> = (0..98).map(|i| (format!("p{i}"), json!(i))).collect();
     let r = api(&app, "PUT", "/v1.1/appusers/u-1", &auth, Some(json!({"properties": many}))).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json()["appUser"]["properties"].get("p0").is_none());
+    assert!(api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json()["appUser"]["properties"]
+        .get("p0")
+        .is_none());
 
     // The catalog knows the properties and their types.
     let catalog = app.state.store.property_catalog(&key.app_id).await.unwrap();
@@ -124,17 +157,34 @@ async fn users_lifecycle(backend: Backend) {
     let r = api(&app, "POST", "/v1.1/appusers/u-1/events", &auth, Some(json!({"name": "e".repeat(200)}))).await;
     assert_eq!(r.status, 400);
 
-    let r = api(&app, "POST", "/v1.1/appusers/u-1/messages", &auth, Some(json!({"role": "appUser", "type": "text", "text": "Hi <script>"}))).await;
+    let r = api(
+        &app,
+        "POST",
+        "/v1.1/appusers/u-1/messages",
+        &auth,
+        Some(json!({"role": "appUser", "type": "text", "text": "Hi <script>"})),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     app.clock.advance_ms(1000);
-    let r = api(&app, "POST", "/v1.1/appusers/u-1/messages", &auth, Some(json!({"role": "appMaker", "text": "Hello!", "name": "Olive"}))).await;
+    let r = api(
+        &app,
+        "POST",
+        "/v1.1/appusers/u-1/messages",
+        &auth,
+        Some(json!({"role": "appMaker", "text": "Hello!", "name": "Olive"})),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let r = api(&app, "POST", "/v1.1/appusers/u-1/messages", &auth, Some(json!({"role": "robot", "text": "x"}))).await;
     assert_eq!(r.status, 400);
     let list = api(&app, "GET", "/v1.1/appusers/u-1/messages", &auth, None).await.json();
     let texts: Vec<&str> = list["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["Hi <script>", "Hello!"]);
-    assert_eq!(api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json()["appUser"]["conversationStarted"], true);
+    assert_eq!(
+        api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json()["appUser"]["conversationStarted"],
+        true
+    );
 
     // Delete takes events and messages along.
     let r = api(&app, "DELETE", "/v1.1/appusers/u-1", &auth, None).await;
@@ -182,7 +232,9 @@ async fn credentials_are_checked() {
     assert!(r.body.contains("expired"));
 
     // A revoked key stops working at once.
-    let r = app.call("apps/keys/revoke", &[("input[app_id]", &key.app_id), ("input[key_id]", &key.id)], Some(&owner), &[]).await;
+    let r = app
+        .call("apps/keys/revoke", &[("input[app_id]", &key.app_id), ("input[key_id]", &key.id)], Some(&owner), &[])
+        .await;
     assert_eq!(r.status, 200);
     let r = api(&app, "GET", "/v1.1/appusers/u", &key.basic(), None).await;
     assert_eq!(r.status, 401);

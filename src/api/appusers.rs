@@ -102,9 +102,10 @@ async fn app_user_json(state: &AppState, u: &AppUserRow, conversation_started: b
 }
 
 fn version_change(patch: &UserPatch) -> Option<Option<(String, String)>> {
-    patch.app_version.as_ref().map(|v| {
-        v.as_ref().and_then(|s| Version::parse(s).map(|parsed| (s.clone(), parsed.sort_key())))
-    })
+    patch
+        .app_version
+        .as_ref()
+        .map(|v| v.as_ref().and_then(|s| Version::parse(s).map(|parsed| (s.clone(), parsed.sort_key()))))
 }
 
 /// `POST /v1.1/appusers`: pre-creates a user known by `userId`.
@@ -226,11 +227,7 @@ fn message_json(m: &MessageRow, u: &AppUserRow) -> Json_ {
 }
 
 /// `GET /v1.1/appusers/{userId}/messages`: the conversation, oldest first.
-pub async fn list_messages(
-    State(state): State<AppState>,
-    app: ApiApp,
-    Path(params): Params,
-) -> ApiResult<Json<Json_>> {
+pub async fn list_messages(State(state): State<AppState>, app: ApiApp, Path(params): Params) -> ApiResult<Json<Json_>> {
     let u = find(&state, &app, user_ref(&params)?).await?;
     let messages = state.store.user_messages(&u.id, PAGE).await?;
     Ok(Json(json!({
@@ -255,7 +252,9 @@ pub async fn post_message(
     };
     match body.get("type").and_then(Json_::as_str) {
         None | Some("text") => {}
-        Some(other) => return Err(ApiError::bad_request(format!("Message type {other:?} is not supported; use \"text\"."))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("Message type {other:?} is not supported; use \"text\".")))
+        }
     }
     let text = body.get("text").and_then(Json_::as_str).unwrap_or("");
     if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {

@@ -38,13 +38,69 @@ struct Endpoint {
 }
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { op: Op::CreateUser, method: "post", path: "/appusers", summary: "Pre-create a user", body: Some("AppUserInput"), status: 201, response: "AppUserResponse" },
-    Endpoint { op: Op::GetUser, method: "get", path: "/appusers/{userId}", summary: "Get a user by userId or _id", body: None, status: 200, response: "AppUserResponse" },
-    Endpoint { op: Op::UpdateUser, method: "put", path: "/appusers/{userId}", summary: "Update a user; properties are merged, null removes one", body: Some("AppUserInput"), status: 200, response: "AppUserResponse" },
-    Endpoint { op: Op::DeleteUser, method: "delete", path: "/appusers/{userId}", summary: "Delete a user with their events and messages", body: None, status: 200, response: "Empty" },
-    Endpoint { op: Op::ListMessages, method: "get", path: "/appusers/{userId}/messages", summary: "The user's conversation, oldest first", body: None, status: 200, response: "MessagesResponse" },
-    Endpoint { op: Op::PostMessage, method: "post", path: "/appusers/{userId}/messages", summary: "Post a text message as the user or the team", body: Some("MessageInput"), status: 201, response: "MessageResponse" },
-    Endpoint { op: Op::TrackEvent, method: "post", path: "/appusers/{userId}/events", summary: "Track an event the user did (murmur's addition)", body: Some("EventInput"), status: 201, response: "EventResponse" },
+    Endpoint {
+        op: Op::CreateUser,
+        method: "post",
+        path: "/appusers",
+        summary: "Pre-create a user",
+        body: Some("AppUserInput"),
+        status: 201,
+        response: "AppUserResponse",
+    },
+    Endpoint {
+        op: Op::GetUser,
+        method: "get",
+        path: "/appusers/{userId}",
+        summary: "Get a user by userId or _id",
+        body: None,
+        status: 200,
+        response: "AppUserResponse",
+    },
+    Endpoint {
+        op: Op::UpdateUser,
+        method: "put",
+        path: "/appusers/{userId}",
+        summary: "Update a user; properties are merged, null removes one",
+        body: Some("AppUserInput"),
+        status: 200,
+        response: "AppUserResponse",
+    },
+    Endpoint {
+        op: Op::DeleteUser,
+        method: "delete",
+        path: "/appusers/{userId}",
+        summary: "Delete a user with their events and messages",
+        body: None,
+        status: 200,
+        response: "Empty",
+    },
+    Endpoint {
+        op: Op::ListMessages,
+        method: "get",
+        path: "/appusers/{userId}/messages",
+        summary: "The user's conversation, oldest first",
+        body: None,
+        status: 200,
+        response: "MessagesResponse",
+    },
+    Endpoint {
+        op: Op::PostMessage,
+        method: "post",
+        path: "/appusers/{userId}/messages",
+        summary: "Post a text message as the user or the team",
+        body: Some("MessageInput"),
+        status: 201,
+        response: "MessageResponse",
+    },
+    Endpoint {
+        op: Op::TrackEvent,
+        method: "post",
+        path: "/appusers/{userId}/events",
+        summary: "Track an event the user did (murmur's addition)",
+        body: Some("EventInput"),
+        status: 201,
+        response: "EventResponse",
+    },
 ];
 
 fn handler(op: Op) -> MethodRouter<AppState> {
@@ -69,7 +125,8 @@ pub fn router() -> Router<AppState> {
     let mut paths: Vec<&str> = ENDPOINTS.iter().map(|e| e.path).collect();
     paths.dedup();
     for path in paths {
-        let methods = ENDPOINTS.iter().filter(|e| e.path == path).fold(MethodRouter::new(), |m, e| m.merge(handler(e.op)));
+        let methods =
+            ENDPOINTS.iter().filter(|e| e.path == path).fold(MethodRouter::new(), |m, e| m.merge(handler(e.op)));
         users = users.route(&router_path(path), methods);
     }
     Router::new()

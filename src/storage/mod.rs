@@ -4,12 +4,15 @@
 //! migrations are per backend (`migrations/sqlite`, `migrations/postgres`).
 
 mod apps;
+pub mod audience;
 mod teammates;
 mod users;
 
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
-pub use users::{AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, Properties, UserWriteError};
+pub use users::{
+    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, Properties, UserWriteError,
+};
 
 use std::{str::FromStr, time::Duration};
 

@@ -120,11 +120,12 @@ macro_rules! register_types {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
-            let existing: String = sqlx::query_scalar("SELECT ty FROM property_catalog WHERE app_id = $1 AND name = $2")
-                .bind($app_id)
-                .bind(name)
-                .fetch_one(&mut *$tx)
-                .await?;
+            let existing: String =
+                sqlx::query_scalar("SELECT ty FROM property_catalog WHERE app_id = $1 AND name = $2")
+                    .bind($app_id)
+                    .bind(name)
+                    .fetch_one(&mut *$tx)
+                    .await?;
             if existing != *ty {
                 return Err(UserWriteError::TypeConflict { name: name.to_string(), existing });
             }
@@ -259,17 +260,21 @@ impl Store {
     }
 
     pub async fn property_catalog(&self, app_id: &str) -> StoreResult<Vec<CatalogEntry>> {
-        Ok(with_pool!(self, pool => sqlx::query_as("SELECT name, ty FROM property_catalog WHERE app_id = $1 ORDER BY name")
+        Ok(
+            with_pool!(self, pool => sqlx::query_as("SELECT name, ty FROM property_catalog WHERE app_id = $1 ORDER BY name")
             .bind(app_id)
             .fetch_all(pool)
-            .await?))
+            .await?),
+        )
     }
 
     pub async fn event_catalog(&self, app_id: &str) -> StoreResult<Vec<String>> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT name FROM event_catalog WHERE app_id = $1 ORDER BY name")
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar("SELECT name FROM event_catalog WHERE app_id = $1 ORDER BY name")
             .bind(app_id)
             .fetch_all(pool)
-            .await?))
+            .await?),
+        )
     }
 
     /// Records an event for the user `user_ref`; false if there is no such

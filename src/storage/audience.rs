@@ -1,0 +1,204 @@
+//! The condition engine's SQL half: checked conditions compile to a WHERE
+//! fragment over `app_users u`, with every value bound as a parameter
+//! (never spliced into the SQL). Its results must equal the in-memory
+//! evaluator's (`domain::conditions`); `tests/audience.rs` checks that on
+//! both backends with random users and conditions.
+
+use std::collections::HashMap;
+
+use crate::domain::{
+    conditions::{Checked, Target, Test, UserProps, DAY_MS},
+    properties::{Builtin, PropType, Value},
+};
+
+use super::{with_pool, AppUserRow, Store, StoreResult};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    Real(f64),
+    Int(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+struct Compiler {
+    dialect: Dialect,
+    params: Vec<Param>,
+    /// Number of the first parameter this compiler may use.
+    offset: usize,
+}
+
+impl Compiler {
+    fn bind(&mut self, p: Param) -> String {
+        let cast = match (&p, self.dialect) {
+            (_, Dialect::Sqlite) => "",
+            (Param::Text(_), Dialect::Postgres) => "::text",
+            (Param::Real(_), Dialect::Postgres) => "::float8",
+            (Param::Int(_), Dialect::Postgres) => "::bigint",
+        };
+        self.params.push(p);
+        format!("${}{cast}", self.offset + self.params.len() - 1)
+    }
+
+    /// The SQL expression for the property a condition reads.
+    fn value_expr(&mut self, c: &Checked) -> String {
+        match (&c.target, self.dialect) {
+            // Versions compare through their sortable key column.
+            (Target::Builtin(_), _) if c.ty == PropType::Version => "u.app_version_key".to_string(),
+            (Target::Builtin(b), _) => format!("u.{}", b.column),
+            (Target::Custom(name), Dialect::Sqlite) => {
+                // Names are letters, digits, '_' and '-' (checked on write).
+                let path = self.bind(Param::Text(format!("$.\"{name}\"")));
+                format!("json_extract(u.properties, {path})")
+            }
+            (Target::Custom(name), Dialect::Postgres) => {
+                let key = self.bind(Param::Text(name.clone()));
+                let cast = match c.ty {
+                    PropType::Number => "::float8",
+                    PropType::Date => "::bigint",
+                    PropType::Boolean => "::boolean",
+                    PropType::Text | PropType::Version => "",
+                };
+                format!("(u.properties->>{key}){cast}")
+            }
+        }
+    }
+
+    fn condition(&mut self, c: &Checked, now: i64) -> String {
+        let e = self.value_expr(c);
+        let text = |s: &String| Param::Text(s.clone());
+        match &c.test {
+            Test::Set => format!("{e} IS NOT NULL"),
+            Test::Unknown => format!("{e} IS NULL"),
+            Test::TextIs(s) => format!("{e} = {}", self.bind(text(s))),
+            Test::TextIsNot(s) => format!("({e} IS NULL OR {e} <> {})", self.bind(text(s))),
+            Test::Contains(s) => match self.dialect {
+                Dialect::Sqlite => format!("instr({e}, {}) > 0", self.bind(text(s))),
+                Dialect::Postgres => format!("strpos({e}, {}) > 0", self.bind(text(s))),
+            },
+            Test::StartsWith(s) => {
+                let p = self.bind(text(s));
+                format!("substr({e}, 1, length({p})) = {p}")
+            }
+            Test::NumEq(x) => format!("{e} = {}", self.bind(Param::Real(*x))),
+            Test::NumNe(x) => format!("({e} IS NULL OR {e} <> {})", self.bind(Param::Real(*x))),
+            Test::NumLt(x) => format!("{e} < {}", self.bind(Param::Real(*x))),
+            Test::NumGt(x) => format!("{e} > {}", self.bind(Param::Real(*x))),
+            Test::OlderThanDays(d) => format!("{e} < {}", self.bind(Param::Int(now - d * DAY_MS))),
+            Test::NewerThanDays(d) => format!("{e} > {}", self.bind(Param::Int(now - d * DAY_MS))),
+            Test::ExactlyDays(d) => {
+                let lo = self.bind(Param::Int(now - (d + 1) * DAY_MS));
+                let hi = self.bind(Param::Int(now - d * DAY_MS));
+                format!("({e} > {lo} AND {e} <= {hi})")
+            }
+            Test::Before(t) => format!("{e} < {}", self.bind(Param::Int(*t))),
+            Test::AtOrAfter(t) => format!("{e} >= {}", self.bind(Param::Int(*t))),
+            Test::True | Test::False => {
+                let want = matches!(c.test, Test::True);
+                match self.dialect {
+                    Dialect::Sqlite => format!("{e} = {}", i32::from(want)),
+                    Dialect::Postgres => format!("{e} = {want}"),
+                }
+            }
+            Test::VerIs(v) => format!("{e} = {}", self.bind(Param::Text(v.sort_key()))),
+            Test::VerIsNot(v) => format!("({e} IS NULL OR {e} <> {})", self.bind(Param::Text(v.sort_key()))),
+            Test::VerLt(v) => format!("{e} < {}", self.bind(Param::Text(v.sort_key()))),
+            Test::VerGt(v) => format!("{e} > {}", self.bind(Param::Text(v.sort_key()))),
+        }
+    }
+}
+
+/// A WHERE fragment (ANDed conditions, `TRUE` when empty) and its
+/// parameters, numbered from `$first`.
+pub struct Compiled {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+impl Store {
+    /// Compiles conditions for this store's dialect.
+    pub fn compile_conditions(&self, conditions: &[Checked], now: i64, first: usize) -> Compiled {
+        let dialect = match self {
+            Store::Sqlite(_) => Dialect::Sqlite,
+            Store::Postgres(_) => Dialect::Postgres,
+        };
+        let mut c = Compiler { dialect, params: Vec::new(), offset: first };
+        let parts: Vec<String> = conditions.iter().map(|cond| c.condition(cond, now)).collect();
+        let sql = if parts.is_empty() { "1 = 1".to_string() } else { parts.join(" AND ") };
+        Compiled { sql, params: c.params }
+    }
+
+    /// How many of the app's users match all conditions at `now`.
+    pub async fn count_audience(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<i64> {
+        let compiled = self.compile_conditions(conditions, now, 2);
+        let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", compiled.sql);
+        Ok(with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(app_id);
+            for p in compiled.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s),
+                    Param::Real(f) => q.bind(f),
+                    Param::Int(i) => q.bind(i),
+                };
+            }
+            q.fetch_one(pool).await?
+        }))
+    }
+
+    /// The ids of the app's users who match, in id order.
+    pub async fn audience_ids(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<Vec<String>> {
+        let compiled = self.compile_conditions(conditions, now, 2);
+        let sql = format!("SELECT u.id FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY u.id", compiled.sql);
+        Ok(with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(app_id);
+            for p in compiled.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s),
+                    Param::Real(f) => q.bind(f),
+                    Param::Int(i) => q.bind(i),
+                };
+            }
+            q.fetch_all(pool).await?
+        }))
+    }
+}
+
+/// A stored user seen through the app's catalog, for the in-memory
+/// evaluator (custom dates are stored as milliseconds).
+pub struct RowProps<'a> {
+    pub row: &'a AppUserRow,
+    pub types: &'a HashMap<String, PropType>,
+}
+
+impl UserProps for RowProps<'_> {
+    fn builtin(&self, b: &Builtin) -> Option<Value> {
+        let u = self.row;
+        match b.column {
+            "signed_up_at" => Some(Value::Date(u.signed_up_at)),
+            "last_seen_at" => u.last_seen_at.map(Value::Date),
+            "app_version" => u.app_version.clone().map(Value::Text),
+            "platform" => u.platform.clone().map(Value::Text),
+            "given_name" => u.given_name.clone().map(Value::Text),
+            "surname" => u.surname.clone().map(Value::Text),
+            "email" => u.email.clone().map(Value::Text),
+            "user_id" => u.user_id.clone().map(Value::Text),
+            _ => None,
+        }
+    }
+
+    fn custom(&self, name: &str) -> Option<Value> {
+        let v = self.row.properties.0.get(name)?;
+        Some(match (self.types.get(name)?, v) {
+            (PropType::Date, v) => Value::Date(v.as_i64()?),
+            (PropType::Number, v) => Value::Number(v.as_f64()?),
+            (PropType::Boolean, v) => Value::Boolean(v.as_bool()?),
+            (PropType::Text, v) => Value::Text(v.as_str()?.to_string()),
+            (PropType::Version, _) => return None,
+        })
+    }
+}
