@@ -67,3 +67,49 @@ pub struct AppSettings {
     pub teammates: Vec<TeammateView>,
     pub can_manage_teammates: bool,
 }
+
+/// A property the condition builder offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyView {
+    pub name: String,
+    pub ty: crate::domain::properties::PropType,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub name: String,
+    pub email: Option<String>,
+    pub signed_up_at: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+/// One page of the users list, with the live count of all matching users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPage {
+    pub users: Vec<UserSummary>,
+    pub matching: i64,
+    /// Cursor of the next page, if there is one.
+    pub next: Option<String>,
+    pub properties: Vec<PropertyView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyValue {
+    pub name: String,
+    pub ty: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub name: String,
+    pub builtin: Vec<PropertyValue>,
+    pub custom: Vec<PropertyValue>,
+    /// (event name, time in ms), newest first.
+    pub events: Vec<(String, i64)>,
+}

@@ -136,11 +136,6 @@ pub fn Whispers() -> impl IntoView {
 }
 
 #[component]
-pub fn Users() -> impl IntoView {
-    view! { <NotBuilt title="Users" what="It will search and filter the people who use your app, and open their profiles."/> }
-}
-
-#[component]
 pub fn Messages() -> impl IntoView {
     view! { <NotBuilt title="Messages" what="It will list manual messages (sent, scheduled, drafts, stopped) and open the composer."/> }
 }

@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod frame;
 mod settings;
+mod users;
 mod widgets;
 
 use leptos::prelude::*;
@@ -55,7 +56,8 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
                     <Route path=path!("") view=frame::Overview/>
                     <Route path=path!("whispers") view=frame::Whispers/>
-                    <Route path=path!("users") view=frame::Users/>
+                    <Route path=path!("users") view=users::UsersListPage/>
+                    <Route path=path!("users/:user_ref") view=users::UserProfilePage/>
                     <Route path=path!("messages") view=frame::Messages/>
                     <Route path=path!("inbox") view=frame::Inbox/>
                     <Route path=path!("settings") view=settings::SettingsPage/>

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod http;
 pub mod request;
 pub mod state;
+pub mod users;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Settings};

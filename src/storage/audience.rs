@@ -202,3 +202,128 @@ impl UserProps for RowProps<'_> {
         })
     }
 }
+
+/// Columns the users list sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    SignedUp,
+    LastSeen,
+    Name,
+    Email,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> SortKey {
+        match s {
+            "last_seen" => SortKey::LastSeen,
+            "name" => SortKey::Name,
+            "email" => SortKey::Email,
+            _ => SortKey::SignedUp,
+        }
+    }
+    fn expr(self) -> &'static str {
+        match self {
+            SortKey::SignedUp => "u.signed_up_at",
+            SortKey::LastSeen => "COALESCE(u.last_seen_at, 0)",
+            SortKey::Name => "COALESCE(u.given_name, '')",
+            SortKey::Email => "COALESCE(u.email, '')",
+        }
+    }
+    fn is_text(self) -> bool {
+        matches!(self, SortKey::Name | SortKey::Email)
+    }
+    /// The sort value of a row, as the cursor carries it.
+    pub fn value_of(self, u: &AppUserRow) -> String {
+        match self {
+            SortKey::SignedUp => u.signed_up_at.to_string(),
+            SortKey::LastSeen => u.last_seen_at.unwrap_or(0).to_string(),
+            SortKey::Name => u.given_name.clone().unwrap_or_default(),
+            SortKey::Email => u.email.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// One page of the users list: filtered by conditions and a search over
+/// name, email and userId, sorted, and paged by keyset (the last row's sort
+/// value and id), so a page deep in a million users costs what the first does.
+pub struct UserListQuery<'a> {
+    pub app_id: &'a str,
+    pub search: &'a str,
+    pub conditions: &'a [Checked],
+    pub now: i64,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub after: Option<(String, String)>,
+    pub limit: i64,
+}
+
+impl Store {
+    fn user_filter(&self, q: &UserListQuery<'_>) -> Compiled {
+        let mut compiled = self.compile_conditions(q.conditions, q.now, 2);
+        let search = q.search.trim();
+        if !search.is_empty() {
+            let n = 2 + compiled.params.len();
+            let find = match self {
+                Store::Sqlite(_) => "instr",
+                Store::Postgres(_) => "strpos",
+            };
+            let p = match self {
+                Store::Sqlite(_) => format!("lower(${n})"),
+                Store::Postgres(_) => format!("lower(${n}::text)"),
+            };
+            compiled.sql.push_str(&format!(
+                " AND ({find}(lower(COALESCE(u.given_name, '') || ' ' || COALESCE(u.surname, '')), {p}) > 0 \
+                 OR {find}(lower(COALESCE(u.email, '')), {p}) > 0 OR {find}(lower(COALESCE(u.user_id, '')), {p}) > 0)"
+            ));
+            compiled.params.push(Param::Text(search.to_string()));
+        }
+        compiled
+    }
+
+    /// Users matching the list's filter and search (the live count).
+    pub async fn count_users(&self, q: &UserListQuery<'_>) -> StoreResult<i64> {
+        let f = self.user_filter(q);
+        let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", f.sql);
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(q.app_id);
+            for p in f.params {
+                query = match p { Param::Text(s) => query.bind(s), Param::Real(x) => query.bind(x), Param::Int(i) => query.bind(i) };
+            }
+            query.fetch_one(pool).await?
+        }))
+    }
+
+    pub async fn list_users(&self, q: &UserListQuery<'_>) -> StoreResult<Vec<AppUserRow>> {
+        let mut f = self.user_filter(q);
+        let key = q.sort.expr();
+        let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((value, id)) = &q.after {
+            let n = 2 + f.params.len();
+            let pg = matches!(self, Store::Postgres(_));
+            let (v, i) = if q.sort.is_text() {
+                f.params.push(Param::Text(value.clone()));
+                (format!("${n}{}", if pg { "::text" } else { "" }), n + 1)
+            } else {
+                f.params.push(Param::Int(value.parse().unwrap_or(0)));
+                (format!("${n}{}", if pg { "::bigint" } else { "" }), n + 1)
+            };
+            f.params.push(Param::Text(id.clone()));
+            let id_param = format!("${i}{}", if pg { "::text" } else { "" });
+            f.sql.push_str(&format!(" AND ({key} {cmp} {v} OR ({key} = {v} AND u.id {cmp} {id_param}))"));
+        }
+        let sql = format!(
+            "SELECT u.id, u.app_id, u.user_id, u.given_name, u.surname, u.email, u.signed_up_at, u.last_seen_at, \
+             u.app_version, u.platform, u.properties, u.created_at, u.updated_at \
+             FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY {key} {dir}, u.id {dir} LIMIT {}",
+            f.sql,
+            q.limit.clamp(1, 500)
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, AppUserRow>(&sql).bind(q.app_id);
+            for p in f.params {
+                query = match p { Param::Text(s) => query.bind(s), Param::Real(x) => query.bind(x), Param::Int(i) => query.bind(i) };
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+}

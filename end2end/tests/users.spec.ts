@@ -1,0 +1,109 @@
+import { test, expect, Page, APIRequestContext } from '@playwright/test';
+import { owner } from './accounts';
+
+// The users pages over data a customer's backend sent through the REST API,
+// including names and values that carry markup.
+test.describe.configure({ mode: 'serial' });
+
+let page: Page;
+let appId = '';
+const errors: string[] = [];
+
+async function hydrated(p: Page) {
+  await p.waitForSelector('body[data-hydrated="true"]');
+}
+
+async function seed(request: APIRequestContext, baseURL: string) {
+  const headers = { Origin: baseURL, Accept: 'application/json' };
+  const session = await (await request.post('/api/session', { headers })).json();
+  const form = session.setup_needed
+    ? { 'input[name]': owner.name, 'input[email]': owner.email, 'input[password]': owner.password }
+    : { 'input[email]': owner.email, 'input[password]': owner.password };
+  expect((await request.post(session.setup_needed ? '/api/setup' : '/api/login', { form, headers })).status()).toBe(200);
+  const app = await (await request.post('/api/apps/create', { form: { 'input[name]': 'Users demo' }, headers })).json();
+  appId = app.app.id;
+  const key = await (
+    await request.post('/api/apps/keys/create', { form: { 'input[app_id]': appId, 'input[name]': 'seed' }, headers })
+  ).json();
+  const auth = { Authorization: 'Basic ' + Buffer.from(`${key.id}:${key.secret}`).toString('base64') };
+  const users = [
+    { userId: 'ada', givenName: 'Ada', surname: 'Lovelace', email: 'ada@example.com', properties: { plan: 'gold', seats: 12 } },
+    { userId: 'bob', givenName: 'Bob', email: 'bob@example.com', properties: { plan: 'silver', seats: 2 } },
+    { userId: 'eve', givenName: '<img src=x onerror="alert(1)">Eve', email: 'eve@example.com', properties: { plan: '<script>alert(2)</script>' } },
+  ];
+  for (const u of users) {
+    const r = await request.post('/v1.1/appusers', { data: u, headers: auth });
+    expect(r.status()).toBe(201);
+  }
+  expect((await request.post('/v1.1/appusers/ada/events', { data: { name: 'item-in-cart' }, headers: auth })).status()).toBe(201);
+}
+
+test.beforeAll(async ({ browser, request, baseURL }) => {
+  await seed(request, baseURL!);
+  page = await browser.newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('dialog', async (d) => {
+    errors.push(`dialog: ${d.message()}`);
+    await d.dismiss();
+  });
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Email').fill(owner.email);
+  await page.getByLabel('Password').fill(owner.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/apps\//);
+});
+
+test.afterAll(async () => {
+  expect(errors).toEqual([]);
+});
+
+test('the users list searches, filters with a live count, and selects', async () => {
+  await page.goto(`/apps/${appId}/users`);
+  await hydrated(page);
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('3 users match');
+  // Markup in a name is shown as text.
+  await expect(page.getByRole('link', { name: '<img src=x onerror="alert(1)">Eve' })).toBeVisible();
+  expect(await page.locator('img[src="x"]').count()).toBe(0);
+
+  await page.getByLabel('Search by name, email or user ID').fill('bob@');
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('1 user match');
+  await page.getByLabel('Search by name, email or user ID').fill('');
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('3 users match');
+
+  await page.getByRole('button', { name: 'Add condition' }).click();
+  const row = page.getByRole('group', { name: 'Condition 1' });
+  await row.getByLabel('Property').selectOption('seats');
+  await row.getByLabel('Operator').selectOption('greater_than');
+  await row.getByLabel('Value').fill('5');
+  await row.getByLabel('Value').press('Tab');
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('1 user match');
+  await expect(page.getByRole('link', { name: 'Ada Lovelace' })).toBeVisible();
+
+  await row.getByLabel('Operator').selectOption('less_than');
+  // The input takes numbers only; an empty one is explained beside the filter.
+  await row.getByLabel('Value').fill('');
+  await row.getByLabel('Value').press('Tab');
+  await expect(page.getByRole('alert')).toHaveText('"seats": enter a number.');
+
+  await page.getByRole('button', { name: 'Remove condition 1' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('3 users match');
+  await page.getByRole('checkbox', { name: 'Select Bob' }).check();
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('3 users match · 1 selected');
+  await page.getByRole('checkbox', { name: 'Select all users on this page' }).check();
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('3 users match · 3 selected');
+
+  await page.getByRole('button', { name: 'Name' }).click();
+  const names = await page.locator('table.users tbody tr td:nth-child(2)').allTextContents();
+  expect(names[0]).toBe('<img src=x onerror="alert(1)">Eve');
+});
+
+test('a profile shows properties and events, markup as text', async () => {
+  await page.getByRole('link', { name: 'Ada Lovelace' }).click();
+  await expect(page.getByRole('heading', { name: 'Ada Lovelace' })).toBeVisible();
+  await expect(page.getByRole('row', { name: /seats 12/ })).toBeVisible();
+  await expect(page.getByText(/item-in-cart · \d{4}-\d{2}-\d{2}/)).toBeVisible();
+  await page.goto(`/apps/${appId}/users/eve`);
+  await hydrated(page);
+  await expect(page.getByRole('row', { name: /plan <script>alert\(2\)<\/script>/ })).toBeVisible();
+});

@@ -1,0 +1,153 @@
+//! The users pages' services: the filtered, searched, sorted list with its
+//! live count, and one user's profile.
+
+use std::collections::HashMap;
+
+use super::{apps::app_of, auth::internal, state::AppState};
+use crate::{
+    domain::{
+        conditions::{check_all, Condition},
+        properties::{format_iso8601, PropType, BUILTINS},
+    },
+    error::AppError,
+    models::{PropertyValue, PropertyView, UserProfile, UserSummary, UsersPage},
+    storage::{
+        audience::{RowProps, SortKey, UserListQuery},
+        AppUserRow, TeammateRow,
+    },
+};
+
+pub const PAGE_SIZE: i64 = 25;
+const CURSOR_SEP: char = '\u{1f}';
+
+async fn catalog_types(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
+    Ok(state
+        .store
+        .property_catalog(app_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|c| PropType::parse(&c.ty).map(|t| (c.name, t)))
+        .collect())
+}
+
+fn display_name(u: &AppUserRow) -> String {
+    let name = [u.given_name.as_deref(), u.surname.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    if name.trim().is_empty() {
+        u.user_id.clone().unwrap_or_else(|| "Anonymous user".into())
+    } else {
+        name
+    }
+}
+
+pub struct ListRequest<'a> {
+    pub app_id: &'a str,
+    pub search: &'a str,
+    pub conditions_json: &'a str,
+    pub sort: &'a str,
+    pub descending: bool,
+    pub after: &'a str,
+}
+
+pub async fn list(state: &AppState, actor: &TeammateRow, r: ListRequest<'_>) -> Result<UsersPage, AppError> {
+    let app = app_of(state, actor, r.app_id).await?;
+    let types = catalog_types(state, &app.id).await?;
+    let conditions: Vec<Condition> = if r.conditions_json.trim().is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_str(r.conditions_json).map_err(|_| AppError::Field {
+            field: "conditions".into(),
+            message: "The filter could not be read.".into(),
+        })?
+    };
+    let checked = check_all(&conditions, |n| types.get(n).copied())?;
+    let after = r.after.split_once(CURSOR_SEP).map(|(v, id)| (v.to_string(), id.to_string()));
+    let sort = SortKey::parse(r.sort);
+    let q = UserListQuery {
+        app_id: &app.id,
+        search: r.search,
+        conditions: &checked,
+        now: state.now(),
+        sort,
+        descending: r.descending,
+        after,
+        limit: PAGE_SIZE + 1,
+    };
+    let (mut rows, matching) =
+        (state.store.list_users(&q).await.map_err(internal)?, state.store.count_users(&q).await.map_err(internal)?);
+    let next = if rows.len() as i64 > PAGE_SIZE {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|u| format!("{}{CURSOR_SEP}{}", sort.value_of(u), u.id))
+    } else {
+        None
+    };
+    let mut properties: Vec<PropertyView> =
+        BUILTINS.iter().map(|b| PropertyView { name: b.name.into(), ty: b.ty, builtin: true }).collect();
+    let mut custom: Vec<PropertyView> =
+        types.iter().map(|(n, t)| PropertyView { name: n.clone(), ty: *t, builtin: false }).collect();
+    custom.sort_by(|a, b| a.name.cmp(&b.name));
+    properties.extend(custom);
+    Ok(UsersPage {
+        users: rows
+            .iter()
+            .map(|u| UserSummary {
+                id: u.id.clone(),
+                user_id: u.user_id.clone(),
+                name: display_name(u),
+                email: u.email.clone(),
+                signed_up_at: u.signed_up_at,
+                last_seen_at: u.last_seen_at,
+            })
+            .collect(),
+        matching,
+        next,
+        properties,
+    })
+}
+
+pub async fn profile(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    user_ref: &str,
+) -> Result<UserProfile, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let u = state.store.app_user(&app.id, user_ref).await.map_err(internal)?.ok_or(AppError::NotFound)?;
+    let types = catalog_types(state, &app.id).await?;
+    let props = RowProps { row: &u, types: &types };
+    use crate::domain::{conditions::UserProps, properties::Value};
+    let show = |v: Value| match v {
+        Value::Text(s) => s,
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Date(ms) => format_iso8601(ms),
+    };
+    let builtin = BUILTINS
+        .iter()
+        .map(|b| PropertyValue {
+            name: b.name.into(),
+            ty: b.ty.as_str().into(),
+            value: props.builtin(b).map(show).unwrap_or_default(),
+        })
+        .collect();
+    let mut custom: Vec<PropertyValue> = u
+        .properties
+        .0
+        .keys()
+        .map(|name| PropertyValue {
+            name: name.clone(),
+            ty: types.get(name).map(|t| t.as_str()).unwrap_or("text").into(),
+            value: props.custom(name).map(show).unwrap_or_default(),
+        })
+        .collect();
+    custom.sort_by(|a, b| a.name.cmp(&b.name));
+    let events = state.store.user_events(&u.id, 50).await.map_err(internal)?;
+    Ok(UserProfile {
+        id: u.id.clone(),
+        user_id: u.user_id.clone(),
+        name: display_name(&u),
+        builtin,
+        custom,
+        events: events.into_iter().map(|e| (e.name, e.created_at)).collect(),
+    })
+}
