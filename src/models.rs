@@ -113,3 +113,11 @@ pub struct UserProfile {
     /// (event name, time in ms), newest first.
     pub events: Vec<(String, i64)>,
 }
+
+/// What the app's users have: properties (name, type, users who have it)
+/// and events (name, users who did it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub properties: Vec<(String, String, i64)>,
+    pub events: Vec<(String, i64)>,
+}

@@ -3,7 +3,11 @@
 
 mod support;
 
-use murmur::storage::{ApiKeyRow, AppRow, Store, StoreError, TeammateRow};
+use murmur::storage::{
+    audience::{SortKey, UserListQuery},
+    ApiKeyRow, AppRow, AppUserChanges, NewAppUser, Store, StoreError, TeammateRow, UserWriteError,
+};
+use serde_json::json;
 use support::{Backend, TestDb};
 
 fn teammate(id: &str, email: &str, owner: bool) -> TeammateRow {
@@ -139,6 +143,137 @@ async fn api_keys(s: &Store) {
     assert!(s.api_key("k9").await.unwrap().is_none());
 }
 
+fn user(i: usize, name: Option<&str>, signed_up_at: i64, props: serde_json::Value) -> NewAppUser {
+    NewAppUser {
+        id: format!("id{i:03}"),
+        app_id: "app1".into(),
+        user_id: Some(format!("user{i}")),
+        given_name: name.map(String::from),
+        surname: None,
+        email: Some(format!("u{i}@x.io")),
+        signed_up_at,
+        app_version: None,
+        app_version_key: None,
+        platform: None,
+        properties: props.as_object().unwrap().clone(),
+        now: 1_000,
+    }
+}
+
+async fn users_properties_and_events(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.insert_app(&app("app2", 10), &[]).await.unwrap();
+    let t = |n: &str, ty: &'static str| (n.to_string(), ty);
+    s.create_app_user(&user(1, Some("Ada"), 100, json!({"plan": "gold"})), &[t("plan", "text")]).await.unwrap();
+    // The same userId in one app is a duplicate; in another app it is not.
+    assert!(matches!(
+        s.create_app_user(&user(1, None, 100, json!({})), &[]).await,
+        Err(UserWriteError::Duplicate) | Err(UserWriteError::Store(_))
+    ));
+    let mut other = user(2, None, 100, json!({}));
+    other.app_id = "app2".into();
+    other.user_id = Some("user1".into());
+    s.create_app_user(&other, &[]).await.unwrap();
+    // A type conflict writes nothing, not even the user.
+    let r = s.create_app_user(&user(3, None, 100, json!({"plan": 3})), &[t("plan", "number")]).await;
+    assert!(matches!(r, Err(UserWriteError::TypeConflict { ref existing, .. }) if existing == "text"));
+    assert!(s.app_user("app1", "user3").await.unwrap().is_none());
+
+    // Updates merge properties; null removes; the limit is checked after the merge.
+    let changes = AppUserChanges {
+        given_name: Some(Some("Ada L.".into())),
+        properties: json!({"plan": null, "seats": 4}).as_object().unwrap().clone(),
+        ..Default::default()
+    };
+    let u = s.update_app_user("app1", "user1", &changes, &[t("seats", "number")], 100, 2_000).await.unwrap();
+    assert_eq!(u.given_name.as_deref(), Some("Ada L."));
+    assert_eq!(serde_json::Value::Object(u.properties.0.clone()), json!({"seats": 4}));
+    let too_many =
+        AppUserChanges { properties: json!({"a": 1, "b": 2}).as_object().unwrap().clone(), ..Default::default() };
+    let r = s.update_app_user("app1", "user1", &too_many, &[t("a", "number"), t("b", "number")], 2, 3_000).await;
+    assert!(matches!(r, Err(UserWriteError::TooManyProperties)));
+    let u = s.app_user("app1", "id001").await.unwrap().unwrap();
+    assert!(u.properties.0.get("a").is_none(), "rolled back");
+    assert!(matches!(
+        s.update_app_user("app2", "id001", &AppUserChanges::default(), &[], 100, 1).await,
+        Err(UserWriteError::NotFound)
+    ));
+
+    // Events: only for users of the app; catalog counts users.
+    assert!(s.insert_event("app1", "user1", "item-in-cart", 5_000).await.unwrap());
+    assert!(s.insert_event("app1", "user1", "item-in-cart", 6_000).await.unwrap());
+    assert!(!s.insert_event("app1", "nobody", "item-in-cart", 6_000).await.unwrap());
+    assert!(!s.insert_event("app2", "id001", "item-in-cart", 6_000).await.unwrap(), "another app's user");
+    assert_eq!(s.event_catalog_counts("app1").await.unwrap(), vec![("item-in-cart".to_string(), 1)]);
+    let props = s.property_catalog_counts("app1").await.unwrap();
+    assert_eq!(props, vec![("plan".into(), "text".into(), 0), ("seats".into(), "number".into(), 1)]);
+    let events = s.user_events("id001", 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [6_000, 5_000]);
+    assert!(s.delete_app_user("app1", "user1").await.unwrap());
+    assert!(s.user_events("id001", 10).await.unwrap().is_empty());
+}
+
+async fn users_list_pages_by_keyset(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    let names = ["Cy", "Ada", "Bo", "Ada", "Di", "Ed", "Fay"];
+    for (i, n) in names.iter().enumerate() {
+        s.create_app_user(&user(i, Some(n), 1_000 + (i as i64 % 3) * 10, json!({})), &[]).await.unwrap();
+    }
+    for (sort, descending) in
+        [(SortKey::SignedUp, true), (SortKey::SignedUp, false), (SortKey::Name, false), (SortKey::Email, true)]
+    {
+        let mut q = UserListQuery {
+            app_id: "app1",
+            search: "",
+            conditions: &[],
+            now: 0,
+            sort,
+            descending,
+            after: None,
+            limit: 3,
+        };
+        let all = s
+            .list_users(&UserListQuery {
+                limit: 100,
+                after: None,
+                app_id: q.app_id,
+                search: q.search,
+                conditions: q.conditions,
+                ..q
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), names.len());
+        let mut paged = Vec::new();
+        loop {
+            let page = s.list_users(&q).await.unwrap();
+            let Some(last) = page.last() else { break };
+            q.after = Some((sort.value_of(last), last.id.clone()));
+            paged.extend(page.into_iter().map(|u| u.id));
+        }
+        assert_eq!(paged, all.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), "{sort:?} desc={descending}");
+        for w in all.windows(2) {
+            let (a, b) = (sort.value_of(&w[0]), sort.value_of(&w[1]));
+            let ordered =
+                if sort == SortKey::SignedUp { a.parse::<i64>().unwrap().cmp(&b.parse().unwrap()) } else { a.cmp(&b) };
+            assert!(if descending { ordered.is_ge() } else { ordered.is_le() }, "{sort:?}: {a} then {b}");
+        }
+    }
+    let q = UserListQuery {
+        app_id: "app1",
+        search: "ADA",
+        conditions: &[],
+        now: 0,
+        sort: SortKey::Name,
+        descending: false,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(s.count_users(&q).await.unwrap(), 2, "search ignores case");
+    let q = UserListQuery { search: "u4@", ..q };
+    assert_eq!(s.list_users(&q).await.unwrap()[0].user_id.as_deref(), Some("user4"));
+}
+
 async fn migrations_are_idempotent(s: &Store) {
     s.migrate().await.unwrap();
     s.ping().await.unwrap();
@@ -177,5 +312,7 @@ conformance!(
     throttle,
     apps_and_membership,
     api_keys,
+    users_properties_and_events,
+    users_list_pages_by_keyset,
     migrations_are_idempotent
 );

@@ -1,20 +1,9 @@
-import { test, expect, APIRequestContext } from '@playwright/test';
-import { owner } from './accounts';
+import { test, expect } from '@playwright/test';
+import { ownerSession } from './accounts';
 
 // The published Smooch client, unchanged but for serviceUrl, against murmur.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const SmoochCore = require('smooch-core');
-
-async function ownerSession(request: APIRequestContext, baseURL: string) {
-  const headers = { Origin: baseURL, Accept: 'application/json' };
-  const session = await (await request.post('/api/session', { headers })).json();
-  const form = session.setup_needed
-    ? { 'input[name]': owner.name, 'input[email]': owner.email, 'input[password]': owner.password }
-    : { 'input[email]': owner.email, 'input[password]': owner.password };
-  const r = await request.post(session.setup_needed ? '/api/setup' : '/api/login', { form, headers });
-  expect(r.status()).toBe(200);
-  return headers;
-}
 
 test('smooch-core 8 appUsers and messages work against murmur', async ({ request, baseURL }) => {
   const headers = await ownerSession(request, baseURL!);

@@ -1,5 +1,5 @@
 import { test, expect, Page, APIRequestContext } from '@playwright/test';
-import { owner } from './accounts';
+import { owner, ownerSession } from './accounts';
 
 // The users pages over data a customer's backend sent through the REST API,
 // including names and values that carry markup.
@@ -14,12 +14,7 @@ async function hydrated(p: Page) {
 }
 
 async function seed(request: APIRequestContext, baseURL: string) {
-  const headers = { Origin: baseURL, Accept: 'application/json' };
-  const session = await (await request.post('/api/session', { headers })).json();
-  const form = session.setup_needed
-    ? { 'input[name]': owner.name, 'input[email]': owner.email, 'input[password]': owner.password }
-    : { 'input[email]': owner.email, 'input[password]': owner.password };
-  expect((await request.post(session.setup_needed ? '/api/setup' : '/api/login', { form, headers })).status()).toBe(200);
+  const headers = await ownerSession(request, baseURL);
   const app = await (await request.post('/api/apps/create', { form: { 'input[name]': 'Users demo' }, headers })).json();
   appId = app.app.id;
   const key = await (
@@ -96,6 +91,13 @@ test('the users list searches, filters with a live count, and selects', async ()
   await page.getByRole('button', { name: 'Name' }).click();
   const names = await page.locator('table.users tbody tr td:nth-child(2)').allTextContents();
   expect(names[0]).toBe('<img src=x onerror="alert(1)">Eve');
+});
+
+test('the catalog lists properties and events with their users', async () => {
+  await page.getByText('Properties and events').click();
+  await expect(page.getByRole('row', { name: 'seats number 2' })).toBeVisible();
+  await expect(page.getByRole('row', { name: 'plan text 3' })).toBeVisible();
+  await expect(page.getByRole('row', { name: 'item-in-cart 1' })).toBeVisible();
 });
 
 test('a profile shows properties and events, markup as text', async () => {

@@ -19,7 +19,7 @@ use crate::{
         properties::PropType,
     },
     error::AppError,
-    models::{PropertyView, UserProfile, UsersPage},
+    models::{Catalog, PropertyView, UserProfile, UsersPage},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,54 @@ pub struct UserRef {
 pub async fn load_profile(input: UserRef) -> Result<UserProfile, AppError> {
     use crate::server::{request, users};
     request::as_teammate(|state, me| async move { users::profile(&state, &me, &input.app_id, &input.user).await }).await
+}
+
+#[server(prefix = "/api", endpoint = "users/catalog")]
+pub async fn load_catalog(input: super::settings::AppRef) -> Result<Catalog, AppError> {
+    use crate::server::{request, users};
+    request::as_teammate(|state, me| async move { users::catalog(&state, &me, &input.app_id).await }).await
+}
+
+/// The app's properties and events with how many users have each, loaded
+/// only when opened (each count reads every user).
+#[component]
+fn CatalogPanel() -> impl IntoView {
+    let app_id = use_app_id();
+    let open = RwSignal::new(false);
+    let data = Resource::new(
+        move || open.get().then(|| app_id.get()),
+        |id| async move {
+            match id {
+                Some(app_id) => load_catalog(super::settings::AppRef { app_id }).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    view! {
+        <details class="panel" on:toggle=move |_| open.set(true)>
+            <summary>"Properties and events"</summary>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(Some(c)) => view! {
+                            <h3>"Properties"</h3>
+                            <table>
+                                <thead><tr><th scope="col">"Property"</th><th scope="col">"Type"</th><th scope="col">"Users"</th></tr></thead>
+                                <tbody>{c.properties.into_iter().map(|(n, t, u)| view! { <tr><td>{n}</td><td>{t}</td><td>{u}</td></tr> }).collect_view()}</tbody>
+                            </table>
+                            <h3>"Events"</h3>
+                            <table>
+                                <thead><tr><th scope="col">"Event"</th><th scope="col">"Users"</th></tr></thead>
+                                <tbody>{c.events.into_iter().map(|(n, u)| view! { <tr><td>{n}</td><td>{u}</td></tr> }).collect_view()}</tbody>
+                            </table>
+                        }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(error) => view! { <PageError error/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </details>
+    }
 }
 
 fn operator_key(op: Operator) -> String {
@@ -170,6 +218,7 @@ pub fn UsersListPage() -> impl IntoView {
                 })}
             </Transition>
         </div>
+        <CatalogPanel/>
     }
 }
 

@@ -151,3 +151,11 @@ pub async fn profile(
         events: events.into_iter().map(|e| (e.name, e.created_at)).collect(),
     })
 }
+
+pub async fn catalog(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<crate::models::Catalog, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    Ok(crate::models::Catalog {
+        properties: state.store.property_catalog_counts(&app.id).await.map_err(internal)?,
+        events: state.store.event_catalog_counts(&app.id).await.map_err(internal)?,
+    })
+}

@@ -13,6 +13,21 @@ use crate::domain::{
 
 use super::{with_pool, AppUserRow, Store, StoreResult};
 
+/// Binds compiled parameters, in order, to a query of either backend.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut q = $query;
+        for p in $params {
+            q = match p {
+                Param::Text(s) => q.bind(s),
+                Param::Real(x) => q.bind(x),
+                Param::Int(i) => q.bind(i),
+            };
+        }
+        q
+    }};
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
     Text(String),
@@ -138,15 +153,7 @@ impl Store {
         let compiled = self.compile_conditions(conditions, now, 2);
         let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", compiled.sql);
         Ok(with_pool!(self, pool => {
-            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(app_id);
-            for p in compiled.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s),
-                    Param::Real(f) => q.bind(f),
-                    Param::Int(i) => q.bind(i),
-                };
-            }
-            q.fetch_one(pool).await?
+            bind_params!(sqlx::query_scalar::<_, i64>(&sql).bind(app_id), compiled.params).fetch_one(pool).await?
         }))
     }
 
@@ -155,15 +162,7 @@ impl Store {
         let compiled = self.compile_conditions(conditions, now, 2);
         let sql = format!("SELECT u.id FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY u.id", compiled.sql);
         Ok(with_pool!(self, pool => {
-            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(app_id);
-            for p in compiled.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s),
-                    Param::Real(f) => q.bind(f),
-                    Param::Int(i) => q.bind(i),
-                };
-            }
-            q.fetch_all(pool).await?
+            bind_params!(sqlx::query_scalar::<_, String>(&sql).bind(app_id), compiled.params).fetch_all(pool).await?
         }))
     }
 }
@@ -285,11 +284,7 @@ impl Store {
         let f = self.user_filter(q);
         let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", f.sql);
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(q.app_id);
-            for p in f.params {
-                query = match p { Param::Text(s) => query.bind(s), Param::Real(x) => query.bind(x), Param::Int(i) => query.bind(i) };
-            }
-            query.fetch_one(pool).await?
+            bind_params!(sqlx::query_scalar::<_, i64>(&sql).bind(q.app_id), f.params).fetch_one(pool).await?
         }))
     }
 
@@ -319,11 +314,7 @@ impl Store {
             q.limit.clamp(1, 500)
         );
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query_as::<_, AppUserRow>(&sql).bind(q.app_id);
-            for p in f.params {
-                query = match p { Param::Text(s) => query.bind(s), Param::Real(x) => query.bind(x), Param::Int(i) => query.bind(i) };
-            }
-            query.fetch_all(pool).await?
+            bind_params!(sqlx::query_as::<_, AppUserRow>(&sql).bind(q.app_id), f.params).fetch_all(pool).await?
         }))
     }
 }

@@ -351,3 +351,29 @@ impl Store {
         Ok(rows)
     }
 }
+
+impl Store {
+    /// The property catalog with, for each property, how many users have it.
+    pub async fn property_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, String, i64)>> {
+        let has = match self {
+            Store::Sqlite(_) => "json_extract(u.properties, '$.\"' || c.name || '\"') IS NOT NULL",
+            Store::Postgres(_) => "jsonb_exists(u.properties, c.name)",
+        };
+        let sql = format!(
+            "SELECT c.name, c.ty, (SELECT COUNT(*) FROM app_users u WHERE u.app_id = c.app_id AND {has}) \
+             FROM property_catalog c WHERE c.app_id = $1 ORDER BY c.name"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).fetch_all(pool).await?))
+    }
+
+    /// The event catalog with, for each event, how many users did it.
+    pub async fn event_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT c.name, (SELECT COUNT(DISTINCT e.app_user_id) FROM events e WHERE e.app_id = c.app_id AND e.name = c.name) \
+             FROM event_catalog c WHERE c.app_id = $1 ORDER BY c.name",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?))
+    }
+}
