@@ -5,7 +5,7 @@ mod support;
 
 use murmur::storage::{
     audience::{SortKey, UserListQuery},
-    ApiKeyRow, AppRow, AppUserChanges, NewAppUser, Store, StoreError, TeammateRow, UserWriteError,
+    ApiKeyRow, AppRow, AppUserChanges, NewAppUser, PendingEvent, Store, StoreError, TeammateRow, UserWriteError,
 };
 use serde_json::json;
 use support::{Backend, TestDb};
@@ -213,6 +213,31 @@ async fn users_properties_and_events(s: &Store) {
     assert!(s.user_events("id001", 10).await.unwrap().is_empty());
 }
 
+async fn events_commit_in_batches(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.insert_app(&app("app2", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, None, 1, json!({})), &[]).await.unwrap();
+    let ev = |app: &str, user: &str, name: &str, at| PendingEvent {
+        app_id: app.into(),
+        user_ref: user.into(),
+        name: name.into(),
+        at,
+    };
+    let batch = vec![
+        ev("app1", "user1", "opened", 10),
+        ev("app1", "nobody", "opened", 11),
+        ev("app1", "id001", "paid", 12),
+        ev("app2", "user1", "opened", 13),
+        ev("app1", "user1", "opened", 14),
+    ];
+    assert_eq!(s.insert_events_batch(&batch).await.unwrap(), [true, false, true, false, true]);
+    let names: Vec<_> = s.user_events("id001", 10).await.unwrap().into_iter().map(|e| (e.name, e.created_at)).collect();
+    assert_eq!(names, [("opened".to_string(), 14), ("paid".to_string(), 12), ("opened".to_string(), 10)]);
+    assert_eq!(s.event_catalog("app1").await.unwrap(), ["opened", "paid"]);
+    assert!(s.event_catalog("app2").await.unwrap().is_empty());
+    assert_eq!(s.insert_events_batch(&[]).await.unwrap(), Vec::<bool>::new());
+}
+
 async fn users_list_pages_by_keyset(s: &Store) {
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     let names = ["Cy", "Ada", "Bo", "Ada", "Di", "Ed", "Fay"];
@@ -314,5 +339,6 @@ conformance!(
     api_keys,
     users_properties_and_events,
     users_list_pages_by_keyset,
+    events_commit_in_batches,
     migrations_are_idempotent
 );

@@ -21,7 +21,7 @@ use crate::{
         users::{check_event_name, UserPatch},
     },
     server::{crypto::new_id, AppState},
-    storage::{AppUserChanges, AppUserRow, MessageRow, NewAppUser, Properties, UserWriteError},
+    storage::{AppUserChanges, AppUserRow, MessageRow, NewAppUser, PendingEvent, Properties, UserWriteError},
 };
 
 type Params = Path<HashMap<String, String>>;
@@ -204,7 +204,13 @@ pub async fn track(
     let name = body.get("name").and_then(Json_::as_str).ok_or_else(|| ApiError::bad_request("name is required."))?;
     check_event_name(name)?;
     let at = state.now();
-    if !state.store.insert_event(&app.app_id, user, name, at).await? {
+    let written = if state.config.group_commit {
+        let event = PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at };
+        state.ingest.track(event).await.map_err(ApiError::internal)?
+    } else {
+        state.store.insert_event(&app.app_id, user, name, at).await?
+    };
+    if !written {
         return Err(no_user(user));
     }
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))

@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::server::{apps::api_key_context, AppState};
+use crate::server::AppState;
 
 /// The app a request acts for.
 #[derive(Debug, Clone)]
@@ -49,16 +49,16 @@ impl FromRequestParts<AppState> for ApiApp {
             }
             _ => return Err(unauthorized()),
         };
-        let key = state.store.api_key(&key_id).await?.ok_or_else(unauthorized)?;
-        if key.revoked_at.is_some() {
+        let key = state.keys.get(state, &key_id).await?.ok_or_else(unauthorized)?;
+        if key.revoked {
             return Err(ApiError::unauthorized("This API key has been revoked."));
         }
-        let secret = state.secrets.open(&api_key_context(&key.id), &key.secret_enc).map_err(ApiError::internal)?;
+        let secret = &key.secret;
         match proof {
-            Proof::Jwt(jwt) => jwt.verify(&secret, state.now())?,
+            Proof::Jwt(jwt) => jwt.verify(secret, state.now())?,
             Proof::Secret(given) => {
                 // Compare digests: equal-length, so the comparison time says nothing.
-                if Sha256::digest(given.as_bytes()) != Sha256::digest(&secret) {
+                if Sha256::digest(given.as_bytes()) != Sha256::digest(secret) {
                     return Err(unauthorized());
                 }
             }
@@ -71,7 +71,7 @@ impl FromRequestParts<AppState> for ApiApp {
                 }
             }
         }
-        Ok(ApiApp { app_id: key.app_id, key_id: key.id })
+        Ok(ApiApp { app_id: key.app_id, key_id })
     }
 }
 

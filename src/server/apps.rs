@@ -115,6 +115,7 @@ pub async fn revoke_api_key(state: &AppState, actor: &TeammateRow, app_id: &str,
     if !state.store.revoke_api_key(&app.id, key_id, state.now()).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
+    state.keys.forget(key_id);
     tracing::info!(key = %key_id, app = %app.id, "api key revoked");
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy.
     pub trust_proxy: bool,
     pub log_json: bool,
+    /// Group commit for tracked events (`EVENT_GROUP_COMMIT`, default true).
+    pub group_commit: bool,
     /// Path of the run-time site configuration (Leptos.toml).
     pub site_config: String,
 }
@@ -78,6 +80,8 @@ impl Settings {
             secret_key: non_empty("SECRET_KEY").map(SecretString),
             public_url,
             trust_proxy: parse_bool("TRUST_PROXY", non_empty("TRUST_PROXY"))?,
+            group_commit: non_empty("EVENT_GROUP_COMMIT")
+                .map_or(Ok(true), |v| parse_bool("EVENT_GROUP_COMMIT", Some(v)))?,
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
         })

@@ -8,6 +8,8 @@ pub mod config;
 pub mod crypto;
 pub mod csrf;
 pub mod http;
+pub mod ingest;
+pub mod keys;
 pub mod request;
 pub mod state;
 pub mod users;

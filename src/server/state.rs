@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{clock::Clock, config::Settings, crypto::SecretBox};
+use super::{clock::Clock, config::Settings, crypto::SecretBox, ingest::Ingest, keys::KeyCache};
 use crate::storage::Store;
 
 /// Run-time facts derived from settings and the site configuration.
@@ -14,6 +14,9 @@ pub struct RuntimeConfig {
     /// Origin shown in the install snippet, e.g. `http://127.0.0.1:3000`.
     pub public_url: String,
     pub trust_proxy: bool,
+    /// Events are written by group commit (false: one transaction per
+    /// request, the benchmark's baseline).
+    pub group_commit: bool,
 }
 
 #[derive(Clone)]
@@ -23,6 +26,8 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     pub config: Arc<RuntimeConfig>,
     pub leptos_options: LeptosOptions,
+    pub ingest: Ingest,
+    pub keys: Arc<KeyCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -43,11 +48,17 @@ impl AppState {
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         Ok(AppState {
+            ingest: Ingest::start(store.clone()),
             store,
             clock,
             secrets: Arc::new(secrets),
-            config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
+            config: Arc::new(RuntimeConfig {
+                public_url,
+                trust_proxy: settings.trust_proxy,
+                group_commit: settings.group_commit,
+            }),
             leptos_options,
+            keys: Arc::new(KeyCache::default()),
         })
     }
 

@@ -11,7 +11,8 @@ mod users;
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
-    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, Properties, UserWriteError,
+    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, PendingEvent, Properties,
+    UserWriteError,
 };
 
 use std::{str::FromStr, time::Duration};

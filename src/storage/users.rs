@@ -377,3 +377,114 @@ impl Store {
         .await?))
     }
 }
+
+/// One tracked event waiting for a group commit.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub app_id: String,
+    pub user_ref: String,
+    pub name: String,
+    pub at: i64,
+}
+
+impl Store {
+    /// Writes a batch of events in one transaction (one durable commit for
+    /// all). Returns, per event, whether its user existed (an event for an
+    /// unknown user is not written).
+    pub async fn insert_events_batch(&self, batch: &[PendingEvent]) -> StoreResult<Vec<bool>> {
+        let mut found = vec![false; batch.len()];
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for (i, e) in batch.iter().enumerate() {
+                    found[i] = sqlx::query(
+                        "INSERT INTO events (app_id, app_user_id, name, created_at) \
+                         SELECT $1, id, $3, $4 FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
+                    )
+                    .bind(&e.app_id)
+                    .bind(&e.user_ref)
+                    .bind(&e.name)
+                    .bind(e.at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                }
+                for (app_id, name, at) in catalog_entries(batch, &found) {
+                    sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
+                        .bind(app_id)
+                        .bind(name)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                // Two statements for the whole batch: resolve users, insert.
+                let col = |f: fn(&PendingEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
+                let (apps, refs) = (col(|e| e.app_id.clone()), col(|e| e.user_ref.clone()));
+                let mut tx = pool.begin().await?;
+                let resolved: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT j.ord, u.id FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
+                     JOIN LATERAL (SELECT id FROM app_users WHERE app_id = j.app_id AND (user_id = j.user_ref OR id = j.user_ref) LIMIT 1) u ON TRUE",
+                )
+                .bind(&apps)
+                .bind(&refs)
+                .fetch_all(&mut *tx)
+                .await?;
+                let (mut ins_app, mut ins_user, mut ins_name, mut ins_at) = (vec![], vec![], vec![], vec![]);
+                for (ord, user_id) in resolved {
+                    let i = (ord - 1) as usize;
+                    found[i] = true;
+                    ins_app.push(batch[i].app_id.clone());
+                    ins_user.push(user_id);
+                    ins_name.push(batch[i].name.clone());
+                    ins_at.push(batch[i].at);
+                }
+                sqlx::query(
+                    "INSERT INTO events (app_id, app_user_id, name, created_at) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
+                )
+                .bind(&ins_app)
+                .bind(&ins_user)
+                .bind(&ins_name)
+                .bind(&ins_at)
+                .execute(&mut *tx)
+                .await?;
+                let entries = catalog_entries(batch, &found);
+                let (c_app, c_name, c_at): (Vec<String>, Vec<String>, Vec<i64>) = entries
+                    .into_iter()
+                    .map(|(a, n, t)| (a.to_string(), n.to_string(), t))
+                    .fold((vec![], vec![], vec![]), |(mut a, mut n, mut t), (x, y, z)| {
+                        a.push(x);
+                        n.push(y);
+                        t.push(z);
+                        (a, n, t)
+                    });
+                sqlx::query(
+                    "INSERT INTO event_catalog (app_id, name, created_at) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT (app_id, name) DO NOTHING",
+                )
+                .bind(&c_app)
+                .bind(&c_name)
+                .bind(&c_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Distinct (app, event name) pairs among the written events of a batch.
+fn catalog_entries<'a>(batch: &'a [PendingEvent], found: &[bool]) -> Vec<(&'a str, &'a str, i64)> {
+    let mut seen = std::collections::HashSet::new();
+    batch
+        .iter()
+        .zip(found)
+        .filter(|(e, ok)| **ok && seen.insert((e.app_id.as_str(), e.name.as_str())))
+        .map(|(e, _)| (e.app_id.as_str(), e.name.as_str(), e.at))
+        .collect()
+}

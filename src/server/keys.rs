@@ -1,0 +1,52 @@
+//! A short-lived cache of API keys (app, opened secret, revoked), so that
+//! authenticating a REST call does not cost a query and a decryption every
+//! time. Revoking a key drops it here at once; another instance sees the
+//! revocation within `TTL_MS`.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use super::{apps::api_key_context, state::AppState};
+use crate::storage::StoreResult;
+
+pub const TTL_MS: i64 = 5_000;
+
+#[derive(Clone)]
+pub struct CachedKey {
+    pub app_id: String,
+    pub secret: Vec<u8>,
+    pub revoked: bool,
+    fetched_at: i64,
+}
+
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+impl KeyCache {
+    /// The key, from the cache if fresh, else from the database.
+    pub async fn get(&self, state: &AppState, key_id: &str) -> StoreResult<Option<CachedKey>> {
+        let now = state.now();
+        if let Some(k) = self.entries.lock().ok().and_then(|m| m.get(key_id).cloned()) {
+            if now - k.fetched_at < TTL_MS && now >= k.fetched_at {
+                return Ok(Some(k));
+            }
+        }
+        let Some(row) = state.store.api_key(key_id).await? else { return Ok(None) };
+        let Ok(secret) = state.secrets.open(&api_key_context(&row.id), &row.secret_enc) else {
+            tracing::error!(key = %row.id, "an API key secret could not be decrypted");
+            return Ok(None);
+        };
+        let key = CachedKey { app_id: row.app_id, secret, revoked: row.revoked_at.is_some(), fetched_at: now };
+        if let Ok(mut m) = self.entries.lock() {
+            m.insert(key_id.to_string(), key.clone());
+        }
+        Ok(Some(key))
+    }
+
+    pub fn forget(&self, key_id: &str) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.remove(key_id);
+        }
+    }
+}
