@@ -5,6 +5,7 @@
 
 mod apps;
 pub mod audience;
+pub mod bench;
 mod teammates;
 mod users;
 

@@ -1,0 +1,346 @@
+//! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]`
+//!
+//! Seeds N users (default 1,000,000) with custom properties on each backend,
+//! then measures, each beside its baseline from the same run:
+//! - the audience count for three conditions (relative date, custom text,
+//!   version) against a hand-written query over typed columns;
+//! - the users list's first page with that filter;
+//! - durable event ingest over HTTP from 64 concurrent keep-alive clients,
+//!   group commit against one transaction per request; and property
+//!   updates (PUT, one transaction per request).
+//!
+//! Everything listens on 127.0.0.1 and every load is bounded in time.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use leptos::config::LeptosOptions;
+use murmur::{
+    domain::{
+        conditions::{Condition, Operator},
+        properties::{PropType, Version},
+    },
+    server::{apps::api_key_context, AppState, Settings, SystemClock},
+    storage::{
+        audience::{SortKey, UserListQuery},
+        bench::SeedUser,
+        ApiKeyRow, AppRow, DbUrl, Store,
+    },
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+};
+
+const APP_ID: &str = "0123456789abcdef01234567";
+const SECRET_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const DAY: i64 = 86_400_000;
+const CLIENTS: usize = 64;
+
+struct Args {
+    users: usize,
+    seconds: u64,
+    backends: Vec<&'static str>,
+}
+
+fn args() -> Args {
+    let mut a = Args { users: 1_000_000, seconds: 10, backends: vec!["sqlite", "postgres"] };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--users" => a.users = v.parse().expect("--users N"),
+            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
+            "--backend" => {
+                a.backends = match v.as_str() {
+                    "sqlite" => vec!["sqlite"],
+                    "postgres" => vec!["postgres"],
+                    _ => vec!["sqlite", "postgres"],
+                }
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+async fn seed(store: &Store, n: usize, now: i64) -> Duration {
+    let started = Instant::now();
+    store.create_bench_table().await.unwrap();
+    store
+        .insert_app(
+            &AppRow { id: APP_ID.into(), name: "bench".into(), identity_secret_enc: vec![0], created_at: now },
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut rng = Rng(0x5EED);
+    let versions = ["1.9", "2.0", "2.9", "2.10", "2.11.1", "3.0", "3.1"];
+    let plans = ["free", "free", "free", "bronze", "silver", "silver", "gold"];
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        let r = rng.next();
+        let version = versions[(r % versions.len() as u64) as usize];
+        batch.push(SeedUser {
+            id: format!("{i:024x}"),
+            user_id: format!("user{i}"),
+            signed_up_at: now - ((r >> 8) % (60 * DAY as u64)) as i64,
+            app_version: version.into(),
+            app_version_key: Version::parse(version).unwrap().sort_key(),
+            plan: plans[((r >> 40) % plans.len() as u64) as usize].into(),
+            seats: ((r >> 20) % 50) as i64,
+            vip: (r >> 50) % 10 == 0,
+        });
+        if batch.len() == 10_000 || i + 1 == n {
+            store.seed_users(APP_ID, &batch, now).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.analyze().await.unwrap();
+    started.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn time<F, Fut, T>(runs: usize, mut f: F) -> (Duration, T)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        last = Some(f().await);
+        times.push(t.elapsed());
+    }
+    (median(times), last.unwrap())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn audience(store: &Store, now: i64) {
+    let catalog = |n: &str| match n {
+        "plan" => Some(PropType::Text),
+        "seats" => Some(PropType::Number),
+        "vip" => Some(PropType::Boolean),
+        _ => None,
+    };
+    let conditions = [
+        Condition { property: "signedUpAt".into(), operator: Operator::MoreThanDaysAgo, value: "5".into() },
+        Condition { property: "plan".into(), operator: Operator::Is, value: "gold".into() },
+        Condition { property: "appVersion".into(), operator: Operator::GreaterThan, value: "2.9".into() },
+    ];
+    let checked: Vec<_> = conditions.iter().map(|c| c.check(catalog).unwrap()).collect();
+    // Warm the cache for both, then take medians of 5.
+    store.count_audience(APP_ID, &checked, now).await.unwrap();
+    let v29 = Version::parse("2.9").unwrap().sort_key();
+    store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
+    let (murmur_t, murmur_n) = time(5, || store.count_audience(APP_ID, &checked, now)).await;
+    let (typed_t, typed_n) = time(5, || store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29)).await;
+    let matching = murmur_n.unwrap();
+    assert_eq!(matching, typed_n.unwrap(), "both queries count the same users");
+    println!(
+        "| audience count, 3 conditions ({matching} users match) | {} | hand-written SQL on typed columns: {} | {:.2}× |",
+        ms(murmur_t),
+        ms(typed_t),
+        murmur_t.as_secs_f64() / typed_t.as_secs_f64()
+    );
+    let q = UserListQuery {
+        app_id: APP_ID,
+        search: "",
+        conditions: &checked,
+        now,
+        sort: SortKey::SignedUp,
+        descending: true,
+        after: None,
+        limit: 26,
+    };
+    let (page_t, rows) = time(5, || store.list_users(&q)).await;
+    let rows = rows.unwrap();
+    let unfiltered = UserListQuery { conditions: &[], app_id: q.app_id, search: q.search, after: None, ..q };
+    let (plain_t, _) = time(5, || store.list_users(&unfiltered)).await;
+    println!(
+        "| users list, first page (26 rows) with that filter | {} | same page without a filter: {} | target < 100 ms |",
+        ms(page_t),
+        ms(plain_t)
+    );
+    assert_eq!(rows.len(), 26);
+}
+
+/// Runs murmur on 127.0.0.1:0 against `url`.
+async fn start_server(url: &str, data_dir: &std::path::Path, group_commit: bool) -> (std::net::SocketAddr, AppState) {
+    let vars = [
+        ("DATABASE_URL", url.to_string()),
+        ("DATA_DIR", data_dir.display().to_string()),
+        ("SECRET_KEY", SECRET_KEY.to_string()),
+        ("EVENT_GROUP_COMMIT", group_commit.to_string()),
+    ];
+    let settings = Settings::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = LeptosOptions::builder().output_name("murmur").site_root("target/site").site_addr(addr).build();
+    let state = AppState::open(&settings, options, Arc::new(SystemClock)).await.unwrap();
+    let s = state.clone();
+    tokio::spawn(async move { murmur::server::serve(listener, s, std::future::pending()).await });
+    (addr, state)
+}
+
+/// 64 keep-alive clients send requests for `seconds`; returns successes/s.
+async fn load(addr: std::net::SocketAddr, auth: String, seconds: u64, put: bool) -> (f64, u64) {
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (ok, failed, auth) = (ok.clone(), failed.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut stream = BufReader::new(stream);
+            let mut i = 0u64;
+            let mut line = String::new();
+            while Instant::now() < deadline {
+                let user = format!("user{}", (c as u64 * 7919 + i) % 1000);
+                let (method, path, body) = if put {
+                    ("PUT", format!("/v1.1/appusers/{user}"), format!("{{\"properties\":{{\"seats\":{i}}}}}"))
+                } else {
+                    ("POST", format!("/v1.1/appusers/{user}/events"), "{\"name\":\"item-in-cart\"}".to_string())
+                };
+                let req = format!(
+                    "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.get_mut().write_all(req.as_bytes()).await.unwrap();
+                line.clear();
+                stream.read_line(&mut line).await.unwrap();
+                let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let mut len = 0usize;
+                loop {
+                    line.clear();
+                    stream.read_line(&mut line).await.unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                stream.read_exact(&mut body).await.unwrap();
+                if status == 200 || status == 201 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (ok.load(Ordering::Relaxed) as f64 / seconds as f64, failed.load(Ordering::Relaxed))
+}
+
+async fn ingest(url: &str, data_dir: &std::path::Path, seconds: u64) {
+    let mut results = Vec::new();
+    for (label, group, put) in [
+        ("events, group commit", true, false),
+        ("events, one transaction per request", false, false),
+        ("property updates (PUT), one transaction per request", true, true),
+    ] {
+        let (addr, state) = start_server(url, data_dir, group).await;
+        let key_id = format!("app_bench{}", if group { "g" } else { "b" });
+        let secret = "bench-secret";
+        if state.store.api_key(&key_id).await.unwrap().is_none() {
+            let row = ApiKeyRow {
+                secret_enc: state.secrets.seal(&api_key_context(&key_id), secret.as_bytes()),
+                id: key_id.clone(),
+                app_id: APP_ID.into(),
+                name: "bench".into(),
+                created_at: now_ms(),
+                revoked_at: None,
+            };
+            state.store.insert_api_key(&row).await.unwrap();
+        }
+        let auth = format!("Basic {}", STANDARD.encode(format!("{key_id}:{secret}")));
+        let (rate, failed) = load(addr, auth, seconds, put).await;
+        results.push((label, rate, failed));
+    }
+    let baseline = results[1].1;
+    for (label, rate, failed) in &results {
+        println!(
+            "| durable ingest, {label}, {CLIENTS} clients | {rate:.0} req/s | {:.1}× the per-request baseline | {failed} failed |",
+            rate / baseline
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    println!("bench: {} users, {} s per load, backends {:?}\n", a.users, a.seconds, a.backends);
+    for backend in &a.backends {
+        let dir = std::env::temp_dir().join(format!("murmur-bench-{}-{backend}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (url, pg_name) = match *backend {
+            "sqlite" => (format!("sqlite://{}", dir.join("bench.db").display()), None),
+            _ => {
+                use sqlx::Connection;
+                let admin = std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                let name = format!("murmur_bench_{}", std::process::id());
+                let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+                let base = admin.rsplit_once('/').unwrap().0.to_string();
+                (format!("{base}/{name}"), Some((admin, name)))
+            }
+        };
+        let db = DbUrl::parse(&url).unwrap();
+        let store = Store::connect(&db).await.unwrap();
+        store.migrate().await.unwrap();
+        let now = now_ms();
+        let took = seed(&store, a.users, now).await;
+        println!("## {backend}\n\nseeded {} users in {:.1} s\n", a.users, took.as_secs_f64());
+        println!("| measure | murmur | baseline (same run) | ratio / note |\n| --- | --- | --- | --- |");
+        audience(&store, now).await;
+        store.close().await;
+        ingest(&url, &dir, a.seconds).await;
+        println!();
+        if let Some((admin, name)) = pg_name {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
