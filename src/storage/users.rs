@@ -395,20 +395,46 @@ impl Store {
         let mut found = vec![false; batch.len()];
         match self {
             Store::Sqlite(pool) => {
+                // Per chunk, two statements: resolve the users, then one
+                // multi-row insert (a statement per event costs a round trip
+                // to SQLite's worker thread each).
                 let mut tx = pool.begin().await?;
-                for (i, e) in batch.iter().enumerate() {
-                    found[i] = sqlx::query(
-                        "INSERT INTO events (app_id, app_user_id, name, created_at) \
-                         SELECT $1, id, $3, $4 FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
-                    )
-                    .bind(&e.app_id)
-                    .bind(&e.user_ref)
-                    .bind(&e.name)
-                    .bind(e.at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        > 0;
+                for (c, chunk) in batch.chunks(500).enumerate() {
+                    let values = (0..chunk.len())
+                        .map(|i| format!("({}, ${}, ${})", i, 2 * i + 1, 2 * i + 2))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
+                         SELECT j.ord, (SELECT u.id FROM app_users u WHERE u.app_id = j.app_id AND u.user_id = j.user_ref \
+                                         UNION ALL SELECT u.id FROM app_users u WHERE u.app_id = j.app_id AND u.id = j.user_ref LIMIT 1) \
+                         FROM j"
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql);
+                    for e in chunk {
+                        q = q.bind(&e.app_id).bind(&e.user_ref);
+                    }
+                    let resolved: Vec<(usize, String)> = q
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .filter_map(|(ord, id)| id.map(|id| (ord as usize, id)))
+                        .collect();
+                    if resolved.is_empty() {
+                        continue;
+                    }
+                    let values = (0..resolved.len())
+                        .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!("INSERT INTO events (app_id, app_user_id, name, created_at) VALUES {values}");
+                    let mut q = sqlx::query(&sql);
+                    for (ord, user_id) in &resolved {
+                        let e = &chunk[*ord];
+                        found[c * 500 + ord] = true;
+                        q = q.bind(&e.app_id).bind(user_id).bind(&e.name).bind(e.at);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 for (app_id, name, at) in catalog_entries(batch, &found) {
                     sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
