@@ -143,7 +143,11 @@ impl Store {
             Store::Postgres(_) => Dialect::Postgres,
         };
         let mut c = Compiler { dialect, params: Vec::new(), offset: first };
-        let parts: Vec<String> = conditions.iter().map(|cond| c.condition(cond, now)).collect();
+        // Typed columns first: SQLite tests ANDed terms in order, so the
+        // JSON of a row is read only if the cheap tests pass.
+        let mut ordered: Vec<&Checked> = conditions.iter().collect();
+        ordered.sort_by_key(|c| matches!(c.target, Target::Custom(_)));
+        let parts: Vec<String> = ordered.into_iter().map(|cond| c.condition(cond, now)).collect();
         let sql = if parts.is_empty() { "1 = 1".to_string() } else { parts.join(" AND ") };
         Compiled { sql, params: c.params }
     }
@@ -307,9 +311,8 @@ impl Store {
             f.sql.push_str(&format!(" AND ({key} {cmp} {v} OR ({key} = {v} AND u.id {cmp} {id_param}))"));
         }
         let sql = format!(
-            "SELECT u.id, u.app_id, u.user_id, u.given_name, u.surname, u.email, u.signed_up_at, u.last_seen_at, \
-             u.app_version, u.platform, u.properties, u.created_at, u.updated_at \
-             FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY {key} {dir}, u.id {dir} LIMIT {}",
+            "SELECT {} FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY {key} {dir}, u.id {dir} LIMIT {}",
+            self.user_columns(),
             f.sql,
             q.limit.clamp(1, 500)
         );

@@ -24,8 +24,32 @@ pub struct AppUserRow {
     pub updated_at: i64,
 }
 
-const USER_COLUMNS: &str = "id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
-                            app_version, platform, properties, created_at, updated_at";
+impl Store {
+    /// The users table's columns for `AppUserRow` (unqualified: every query
+    /// using them reads the users table alone).
+    /// SQLite keeps properties as binary JSONB (faster to filter on), read
+    /// back as text; PostgreSQL's JSONB decodes directly.
+    pub(crate) fn user_columns(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => {
+                "id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
+                 app_version, platform, json(properties) AS properties, created_at, updated_at"
+            }
+            Store::Postgres(_) => {
+                "id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
+                 app_version, platform, properties, created_at, updated_at"
+            }
+        }
+    }
+
+    /// How a bound JSON text parameter becomes the stored form.
+    pub(crate) fn json_param(&self, n: usize) -> String {
+        match self {
+            Store::Sqlite(_) => format!("jsonb(${n})"),
+            Store::Postgres(_) => format!("${n}"),
+        }
+    }
+}
 
 /// A user to create. Custom property values are stored as JSON: text as
 /// strings, numbers, booleans, and dates as Unix-millisecond integers.
@@ -143,7 +167,9 @@ impl Store {
         let sql = format!(
             "INSERT INTO app_users (id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
              app_version, app_version_key, platform, properties, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11, $12, $12) RETURNING {USER_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, {}, $12, $12) RETURNING {}",
+            self.json_param(11),
+            self.user_columns()
         );
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -182,7 +208,7 @@ impl Store {
     ) -> Result<AppUserRow, UserWriteError> {
         let (merge, count) = match self {
             Store::Sqlite(_) => (
-                "json_patch(properties, $15)",
+                "jsonb_patch(properties, $15)",
                 "SELECT COUNT(*) FROM json_each((SELECT properties FROM app_users WHERE id = $1))",
             ),
             Store::Postgres(_) => (
@@ -201,7 +227,8 @@ impl Store {
                platform = CASE WHEN $13 THEN $14 ELSE platform END, \
                properties = {merge}, \
                updated_at = $16 \
-             WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {USER_COLUMNS}"
+             WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {}",
+            self.user_columns()
         );
         let (version_set, version, version_key) = match &c.app_version {
             None => (false, None, None),
@@ -244,7 +271,10 @@ impl Store {
 
     /// The user `user_ref` (userId or murmur id) of `app_id`.
     pub async fn app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<Option<AppUserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)");
+        let sql = format!(
+            "SELECT {} FROM app_users u WHERE u.app_id = $1 AND (u.user_id = $2 OR u.id = $2)",
+            self.user_columns()
+        );
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).bind(user_ref).fetch_optional(pool).await?))
     }
 
