@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! murmur: a self-hosted customer-messaging platform.
 //!
 //! One crate, two targets: with `ssr` it is the server (axum + sqlx), with

@@ -121,3 +121,45 @@ pub struct Catalog {
     pub properties: Vec<(String, String, i64)>,
     pub events: Vec<(String, i64)>,
 }
+
+/// A row of the whispers list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhisperSummary {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub trigger: String,
+    pub audience: String,
+    pub exposed: i64,
+    pub seen: i64,
+    pub clicked: i64,
+    pub replied: i64,
+    pub updated_at: i64,
+}
+
+/// What the whisper editor edits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhisperEditor {
+    /// None for a whisper not saved yet.
+    pub id: Option<String>,
+    pub status: String,
+    pub draft: crate::domain::whisper::WhisperDraft,
+    pub teammates: Vec<TeammateView>,
+    pub properties: Vec<PropertyView>,
+    pub events: Vec<String>,
+}
+
+/// A user the preview can be personalised with: their property values as
+/// text, by property name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleUser {
+    pub id: String,
+    pub name: String,
+    pub values: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudiencePreview {
+    pub count: i64,
+    pub samples: Vec<SampleUser>,
+}

@@ -6,7 +6,9 @@ pub mod app;
 pub mod conditions;
 pub mod properties;
 pub mod teammate;
+pub mod template;
 pub mod users;
+pub mod whisper;
 
 /// A rejected input: which field, and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

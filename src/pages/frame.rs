@@ -131,11 +131,6 @@ pub fn Overview() -> impl IntoView {
 }
 
 #[component]
-pub fn Whispers() -> impl IntoView {
-    view! { <NotBuilt title="Whispers" what="It will list automated messages with their status and stats, and open the whisper editor."/> }
-}
-
-#[component]
 pub fn Messages() -> impl IntoView {
     view! { <NotBuilt title="Messages" what="It will list manual messages (sent, scheduled, drafts, stopped) and open the composer."/> }
 }

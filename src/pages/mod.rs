@@ -5,8 +5,10 @@
 mod apps;
 mod auth;
 mod frame;
+pub mod preview;
 mod settings;
 mod users;
+mod whispers;
 mod widgets;
 
 use leptos::prelude::*;
@@ -55,7 +57,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/new-app") view=apps::NewAppPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
                     <Route path=path!("") view=frame::Overview/>
-                    <Route path=path!("whispers") view=frame::Whispers/>
+                    <Route path=path!("whispers") view=whispers::WhispersPage/>
+                    <Route path=path!("whispers/:whisper_id") view=whispers::WhisperEditorPage/>
                     <Route path=path!("users") view=users::UsersListPage/>
                     <Route path=path!("users/:user_ref") view=users::UserProfilePage/>
                     <Route path=path!("messages") view=frame::Messages/>

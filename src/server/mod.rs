@@ -13,6 +13,7 @@ pub mod keys;
 pub mod request;
 pub mod state;
 pub mod users;
+pub mod whispers;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Settings};

@@ -8,6 +8,7 @@ pub mod audience;
 pub mod bench;
 mod teammates;
 mod users;
+mod whispers;
 
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
@@ -15,6 +16,7 @@ pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, PendingEvent, Properties,
     UserWriteError,
 };
+pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 
 use std::{str::FromStr, time::Duration};
 

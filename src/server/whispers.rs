@@ -1,0 +1,234 @@
+//! Whisper authoring: list with stats, editor data, save with validation,
+//! status changes (respecting the app's active limit), duplicate, delete,
+//! and the live audience preview.
+
+use std::collections::HashMap;
+
+use super::{apps::app_of, auth::internal, auth::teammate_view, crypto::new_id, state::AppState};
+use crate::{
+    domain::{
+        conditions::{check_all, UserProps},
+        properties::{format_iso8601, PropType, Value, BUILTINS},
+        whisper::{from_template, Status, WhisperDraft},
+    },
+    error::AppError,
+    models::{AudiencePreview, PropertyView, SampleUser, WhisperEditor, WhisperSummary},
+    storage::{
+        audience::{RowProps, SortKey, UserListQuery},
+        StatusChange, TeammateRow,
+    },
+};
+
+async fn catalog(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
+    Ok(state
+        .store
+        .property_catalog(app_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|c| PropType::parse(&c.ty).map(|t| (c.name, t)))
+        .collect())
+}
+
+pub async fn list(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<Vec<WhisperSummary>, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let rows = state.store.whispers_with_stats(&app.id).await.map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|w| WhisperSummary {
+            trigger: w.definition.0.trigger.summary(),
+            audience: w.definition.0.audience_summary(),
+            id: w.id,
+            name: w.name,
+            status: w.status,
+            exposed: w.exposed,
+            seen: w.seen,
+            clicked: w.clicked,
+            replied: w.replied,
+            updated_at: w.updated_at,
+        })
+        .collect())
+}
+
+/// The editor for a whisper (`id`), or for a new one from a template.
+pub async fn editor(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    id: Option<&str>,
+    template: Option<&str>,
+) -> Result<WhisperEditor, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let (id, status, draft) = match id {
+        Some(id) => {
+            let w = state.store.whisper(&app.id, id).await.map_err(internal)?.ok_or(AppError::NotFound)?;
+            (Some(w.id), w.status, w.definition.0)
+        }
+        None => (None, Status::Draft.as_str().to_string(), from_template(template, &actor.id)),
+    };
+    let types = catalog(state, &app.id).await?;
+    let mut properties: Vec<PropertyView> =
+        BUILTINS.iter().map(|b| PropertyView { name: b.name.into(), ty: b.ty, builtin: true }).collect();
+    let mut custom: Vec<PropertyView> =
+        types.into_iter().map(|(name, ty)| PropertyView { name, ty, builtin: false }).collect();
+    custom.sort_by(|a, b| a.name.cmp(&b.name));
+    properties.extend(custom);
+    Ok(WhisperEditor {
+        id,
+        status,
+        draft,
+        teammates: state.store.app_teammates(&app.id).await.map_err(internal)?.iter().map(teammate_view).collect(),
+        properties,
+        events: state.store.event_catalog(&app.id).await.map_err(internal)?,
+    })
+}
+
+/// Validates and saves; with `activate`, also makes it active. Returns the id.
+pub async fn save(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    id: Option<&str>,
+    draft: WhisperDraft,
+    activate: bool,
+) -> Result<String, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let types = catalog(state, &app.id).await?;
+    let errs = draft.validate(|n| types.get(n).copied());
+    if !errs.is_empty() {
+        return Err(AppError::from_invalid(errs));
+    }
+    let team = state.store.app_teammates(&app.id).await.map_err(internal)?;
+    if !team.iter().any(|t| t.id == draft.sender_id) {
+        return Err(AppError::Field {
+            field: "sender".into(),
+            message: "Choose a teammate of this app as sender.".into(),
+        });
+    }
+    let now = state.now();
+    let id = match id {
+        Some(id) => {
+            if !state.store.update_whisper(&app.id, id, &draft, now).await.map_err(internal)? {
+                return Err(AppError::NotFound);
+            }
+            id.to_string()
+        }
+        None => {
+            let id = new_id();
+            state.store.insert_whisper(&id, &app.id, Status::Draft.as_str(), &draft, now).await.map_err(internal)?;
+            id
+        }
+    };
+    if activate {
+        set_status(state, actor, &app.id, &id, Status::Active).await?;
+    }
+    Ok(id)
+}
+
+pub async fn set_status(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    id: &str,
+    status: Status,
+) -> Result<(), AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if status == Status::Active {
+        // A stored draft may predate a catalog change: check again.
+        let w = state.store.whisper(&app.id, id).await.map_err(internal)?.ok_or(AppError::NotFound)?;
+        let types = catalog(state, &app.id).await?;
+        let errs = w.definition.0.validate(|n| types.get(n).copied());
+        if !errs.is_empty() {
+            return Err(AppError::from_invalid(errs));
+        }
+    }
+    match state.store.set_whisper_status(&app.id, id, status.as_str(), state.now()).await.map_err(internal)? {
+        StatusChange::Done => Ok(()),
+        StatusChange::NotFound => Err(AppError::NotFound),
+        StatusChange::LimitReached(max) => Err(AppError::Conflict {
+            field: "form".into(),
+            message: format!("This app is limited to {max} active whispers: pause one first."),
+        }),
+    }
+}
+
+pub async fn duplicate(state: &AppState, actor: &TeammateRow, app_id: &str, id: &str) -> Result<String, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let w = state.store.whisper(&app.id, id).await.map_err(internal)?.ok_or(AppError::NotFound)?;
+    let mut draft = w.definition.0;
+    draft.name = format!("Copy of {}", draft.name).chars().take(120).collect();
+    let new = new_id();
+    state.store.insert_whisper(&new, &app.id, Status::Draft.as_str(), &draft, state.now()).await.map_err(internal)?;
+    Ok(new)
+}
+
+pub async fn delete(state: &AppState, actor: &TeammateRow, app_id: &str, id: &str) -> Result<(), AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if !state.store.delete_whisper(&app.id, id).await.map_err(internal)? {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
+/// How many users match now, and a few of them to personalise the preview.
+pub async fn audience_preview(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    all_users: bool,
+    conditions: &[crate::domain::conditions::Condition],
+) -> Result<AudiencePreview, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    let types = catalog(state, &app.id).await?;
+    let checked = if all_users { Vec::new() } else { check_all(conditions, |n| types.get(n).copied())? };
+    let q = UserListQuery {
+        app_id: &app.id,
+        search: "",
+        conditions: &checked,
+        now: state.now(),
+        sort: SortKey::LastSeen,
+        descending: true,
+        after: None,
+        limit: 5,
+    };
+    let count = state.store.count_users(&q).await.map_err(internal)?;
+    let rows = state.store.list_users(&q).await.map_err(internal)?;
+    let show = |v: Value| match v {
+        Value::Text(s) => s,
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Date(ms) => format_iso8601(ms),
+    };
+    let samples = rows
+        .iter()
+        .map(|u| {
+            let props = RowProps { row: u, types: &types };
+            let mut values: Vec<(String, String)> =
+                BUILTINS.iter().filter_map(|b| props.builtin(b).map(|v| (b.name.to_string(), show(v)))).collect();
+            values.extend(u.properties.0.keys().filter_map(|k| props.custom(k).map(|v| (k.clone(), show(v)))));
+            let name =
+                [u.given_name.as_deref(), u.surname.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            SampleUser {
+                id: u.id.clone(),
+                name: if name.is_empty() { u.user_id.clone().unwrap_or_else(|| u.id.clone()) } else { name },
+                values,
+            }
+        })
+        .collect();
+    Ok(AudiencePreview { count, samples })
+}
+
+/// Sets the app's limit on active whispers (None: unlimited). Owner only.
+pub async fn set_limit(state: &AppState, actor: &TeammateRow, app_id: &str, max: Option<i64>) -> Result<(), AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if !actor.is_owner {
+        return Err(AppError::Forbidden);
+    }
+    if max.is_some_and(|m| !(0..=10_000).contains(&m)) {
+        return Err(AppError::Field {
+            field: "max_active".into(),
+            message: "Enter a number from 0 to 10000, or leave empty.".into(),
+        });
+    }
+    state.store.set_max_active_whispers(&app.id, max).await.map_err(internal)
+}
