@@ -305,7 +305,9 @@ pub fn ConditionBuilder(
     view! {
         <fieldset class="conditions">
             <legend>"Filter: users who match all of"</legend>
-            {move || {
+            // Rows live in their own element so that an empty list still
+            // hydrates against a stable boundary.
+            <div class="condition-rows">{move || {
                 let rows = conditions.get();
                 rows.into_iter().enumerate().map(|(i, c)| {
                     let ty = type_of(&c.property).unwrap_or(PropType::Text);
@@ -360,7 +362,7 @@ pub fn ConditionBuilder(
                         </div>
                     }
                 }).collect_view()
-            }}
+            }}</div>
             <button type="button" on:click=move |_| {
                 let first = properties.with(|ps| ps.first().map(|p| (p.name.clone(), p.ty)));
                 if let Some((name, ty)) = first {

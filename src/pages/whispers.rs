@@ -321,23 +321,34 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
     };
 
     // The live count and sample users, as the audience changes.
-    let audience = Resource::new(
-        move || AudienceInput {
+    // Loaded in the browser only: the count changes with every edit, and
+    // the server-rendered page shows "Loading…" where it goes.
+    let audience = LocalResource::new(move || {
+        let input = AudienceInput {
             app_id: app_id.get(),
             all_users: all_users.get(),
             conditions: serde_json::to_string(&conditions.get()).unwrap_or_default(),
-        },
-        preview_audience,
-    );
-    let samples = RwSignal::new(Vec::new());
+        };
+        preview_audience(input)
+    });
 
     // Previews re-render in the browser as you type: no server round trip.
     let parsed = Memo::new(move |_| template::parse(&text.get()));
     let html = Signal::derive(move || match parsed.get() {
         Ok(segs) => {
-            let values = samples.with(|s: &Vec<crate::models::SampleUser>| {
-                s.iter().find(|u| u.id == preview_user.get()).map(|u| u.values.clone()).unwrap_or_default()
-            });
+            // Only a chosen sample user needs the audience data; the first
+            // render (fallbacks) is the same on the server and the client.
+            let who = preview_user.get();
+            let values = if who.is_empty() {
+                Vec::new()
+            } else {
+                audience
+                    .get()
+                    .and_then(|r| r.ok())
+                    .and_then(|a| a.samples.into_iter().find(|u| u.id == who))
+                    .map(|u| u.values)
+                    .unwrap_or_default()
+            };
             template::render_html(&segs, |n| lookup(&values, n))
         }
         Err(_) => template::render_html(&[template::Segment::Text(text.get())], |_| None),
@@ -422,29 +433,25 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                 <section class="panel" aria-labelledby="aud-h">
                     <h2 id="aud-h">"Audience"</h2>
                     <div class="radio-row" role="radiogroup" aria-label="Who receives it">
-                        <label><input type="radio" name="aud" prop:checked=move || all_users.get() on:change=move |_| all_users.set(true)/>" All users"</label>
-                        <label><input type="radio" name="aud" prop:checked=move || !all_users.get() on:change=move |_| all_users.set(false)/>" Users who match conditions"</label>
+                        <input type="radio" id="aud-all" name="aud" prop:checked=move || all_users.get() on:change=move |_| all_users.set(true)/>
+                        <label for="aud-all">"All users"</label>
+                        <input type="radio" id="aud-some" name="aud" prop:checked=move || !all_users.get() on:change=move |_| all_users.set(false)/>
+                        <label for="aud-some">"Users who match conditions"</label>
                     </div>
-                    <Show when=move || !all_users.get()>
+                    <div hidden=move || all_users.get()>
                         <ConditionBuilder conditions properties on_change=Callback::new(|_| ())/>
-                    </Show>
+                    </div>
                     <p class="field-error" aria-live="polite">{field("conditions")}</p>
-                    <Transition fallback=Loading>
-                        {move || Suspend::new(async move {
-                            match audience.await {
-                                Ok(a) => {
-                                    samples.set(a.samples.clone());
-                                    view! {
-                                        <p class="count" role="status">{format!("{} {} match now", a.count, if a.count == 1 { "user" } else { "users" })}</p>
-                                        {(!a.samples.is_empty()).then(|| view! {
-                                            <p class="muted">"For example: " {a.samples.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")}</p>
-                                        })}
-                                    }.into_any()
-                                }
-                                Err(e) => view! { <p class="field-error" role="alert">{e.field_message("conditions").unwrap_or_else(|| e.to_string())}</p> }.into_any(),
-                            }
-                        })}
-                    </Transition>
+                    {move || match audience.get() {
+                        None => view! { <p class="count" role="status">"Counting users…"</p> }.into_any(),
+                        Some(Ok(a)) => view! {
+                            <p class="count" role="status">{format!("{} {} match now", a.count, if a.count == 1 { "user" } else { "users" })}</p>
+                            {(!a.samples.is_empty()).then(|| view! {
+                                <p class="muted">"For example: " {a.samples.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")}</p>
+                            })}
+                        }.into_any(),
+                        Some(Err(e)) => view! { <p class="field-error" role="alert">{e.field_message("conditions").unwrap_or_else(|| e.to_string())}</p> }.into_any(),
+                    }}
                 </section>
                 <section class="panel" aria-labelledby="trig-h">
                     <h2 id="trig-h">"Trigger"</h2>
@@ -500,7 +507,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                 </section>
                 <section class="panel" aria-labelledby="btn-h">
                     <h2 id="btn-h">"Action buttons"</h2>
-                    {move || buttons.get().into_iter().enumerate().map(|(i, b)| {
+                    <div class="button-rows">{move || buttons.get().into_iter().enumerate().map(|(i, b)| {
                         let (is_link, value) = match &b.action { ButtonAction::Link(u) => (true, u.clone()), ButtonAction::Reply(t) => (false, t.clone()) };
                         let n = i + 1;
                         view! {
@@ -523,7 +530,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                                 <button type="button" class="link-button" on:click=move |_| buttons.update(|bs| { bs.remove(i); })>{format!("Remove button {n}")}</button>
                             </div>
                         }
-                    }).collect_view()}
+                    }).collect_view()}</div>
                     <button type="button" disabled=move || buttons.with(|b| b.len() >= MAX_BUTTONS) on:click=move |_| buttons.update(|bs| bs.push(Button { label: String::new(), action: ButtonAction::Link(String::new()) }))>"Add button"</button>
                     <p class="field-error" aria-live="polite">{field("buttons")}</p>
                 </section>
@@ -561,7 +568,8 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                     <label for="w-preview-user">"Personalise as"</label>
                     <select id="w-preview-user" on:change=move |ev| preview_user.set(event_target_value(&ev))>
                         <option value="">"Nobody (show fallbacks)"</option>
-                        {move || samples.get().into_iter().map(|s| view! { <option value=s.id.clone()>{s.name.clone()}</option> }).collect_view()}
+                        {move || audience.get().and_then(|r| r.ok()).map(|a| a.samples).unwrap_or_default().into_iter()
+                            .map(|s| view! { <option value=s.id.clone()>{s.name.clone()}</option> }).collect_view()}
                     </select>
                 </div>
                 <NotificationCard sender html buttons=preview_buttons/>
