@@ -66,6 +66,8 @@ pub struct AppSettings {
     pub keys: Vec<ApiKeyView>,
     pub teammates: Vec<TeammateView>,
     pub can_manage_teammates: bool,
+    /// The app's limit on active whispers (None: unlimited).
+    pub max_active_whispers: Option<i64>,
 }
 
 /// A property the condition builder offers.

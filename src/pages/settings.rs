@@ -92,6 +92,46 @@ pub async fn remove_teammate(input: TeammateRef) -> Result<(), AppError> {
     .await
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitInput {
+    pub app_id: String,
+    /// Empty for unlimited.
+    pub max_active: String,
+}
+
+#[server(prefix = "/api", endpoint = "apps/whisper-limit")]
+pub async fn set_whisper_limit(input: LimitInput) -> Result<(), AppError> {
+    use crate::server::{request, whispers};
+    request::as_teammate(|state, me| async move {
+        let max = match input.max_active.trim() {
+            "" => None,
+            n => Some(n.parse::<i64>().map_err(|_| AppError::Field {
+                field: "max_active".into(),
+                message: "Enter a whole number, or leave empty for no limit.".into(),
+            })?),
+        };
+        whispers::set_limit(&state, &me, &input.app_id, max).await
+    })
+    .await
+}
+
+#[component]
+fn WhisperLimit(app_id: String, current: Option<i64>, action: ServerAction<SetWhisperLimit>) -> impl IntoView {
+    let error = last_error(action.value());
+    view! {
+        <section class="panel" aria-labelledby="limit-h">
+            <h2 id="limit-h">"Whispers"</h2>
+            <p>{match current { Some(n) => format!("This app may have at most {n} active whispers."), None => "This app may have any number of active whispers.".to_string() }}</p>
+            <ActionForm action>
+                <input type="hidden" name="input[app_id]" value=app_id/>
+                <Field id="max-active" label="Limit of active whispers" name="input[max_active]" field="max_active" error inputmode="numeric" hint="Leave empty for no limit."/>
+                <FormError error/>
+                <button type="submit">"Save limit"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let app_id = use_app_id();
@@ -100,6 +140,7 @@ pub fn SettingsPage() -> impl IntoView {
     let roll = ServerAction::<RollIdentitySecret>::new();
     let add = ServerAction::<AddTeammate>::new();
     let remove = ServerAction::<RemoveTeammate>::new();
+    let limit = ServerAction::<SetWhisperLimit>::new();
     let data = Resource::new(
         move || {
             (
@@ -108,6 +149,7 @@ pub fn SettingsPage() -> impl IntoView {
                 revoke_key.version().get(),
                 add.version().get(),
                 remove.version().get(),
+                limit.version().get(),
             )
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
@@ -122,6 +164,7 @@ pub fn SettingsPage() -> impl IntoView {
                         <Install s=s.clone()/>
                         <ApiKeys s=s.clone() create_key revoke_key/>
                         <Identity app_id=s.app.id.clone() roll/>
+                        <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
                         <Teammates s add remove/>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),

@@ -84,6 +84,7 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
             .collect(),
         teammates: teammates.iter().map(teammate_view).collect(),
         can_manage_teammates: actor.is_owner,
+        max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
     })
 }
 
