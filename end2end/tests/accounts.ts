@@ -1,4 +1,4 @@
-import { expect, APIRequestContext } from '@playwright/test';
+import { expect, APIRequestContext, Page } from '@playwright/test';
 
 // The accounts the end-to-end tests use, shared by the spec files.
 export const owner = { name: 'Olive Owner', email: 'olive@example.com', password: 'olive password 1' };
@@ -15,4 +15,41 @@ export async function ownerSession(request: APIRequestContext, baseURL: string) 
   const r = await request.post(session.setup_needed ? '/api/setup' : '/api/login', { form, headers });
   expect(r.status()).toBe(200);
   return headers;
+}
+
+export async function hydrated(p: Page) {
+  await p.waitForSelector('body[data-hydrated="true"]');
+}
+
+// Creates an app with an API key and the given users (through the REST API,
+// as a customer's backend would). Returns the app id and the key's auth header.
+export async function seedApp(request: APIRequestContext, baseURL: string, name: string, users: object[]) {
+  const headers = await ownerSession(request, baseURL);
+  const app = await (await request.post('/api/apps/create', { form: { 'input[name]': name }, headers })).json();
+  const key = await (
+    await request.post('/api/apps/keys/create', { form: { 'input[app_id]': app.app.id, 'input[name]': 'seed' }, headers })
+  ).json();
+  const auth = { Authorization: 'Basic ' + Buffer.from(`${key.id}:${key.secret}`).toString('base64') };
+  for (const u of users) {
+    expect((await request.post('/v1.1/appusers', { data: u, headers: auth })).status()).toBe(201);
+  }
+  return { appId: app.app.id as string, auth };
+}
+
+// A browser page signed in as the owner, that records script errors and
+// any dialog (which would mean typed text ran as script).
+export async function ownerPage(browser: { newPage(): Promise<Page> }, errors: string[]) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('dialog', async (d) => {
+    errors.push(`dialog: ${d.message()}`);
+    await d.dismiss();
+  });
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Email').fill(owner.email);
+  await page.getByLabel('Password').fill(owner.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/apps\//);
+  return page;
 }

@@ -1,5 +1,5 @@
-import { test, expect, Page, APIRequestContext } from '@playwright/test';
-import { owner, ownerSession } from './accounts';
+import { test, expect, Page } from '@playwright/test';
+import { hydrated, ownerPage, seedApp } from './accounts';
 
 // The users pages over data a customer's backend sent through the REST API,
 // including names and values that carry markup.
@@ -9,44 +9,15 @@ let page: Page;
 let appId = '';
 const errors: string[] = [];
 
-async function hydrated(p: Page) {
-  await p.waitForSelector('body[data-hydrated="true"]');
-}
-
-async function seed(request: APIRequestContext, baseURL: string) {
-  const headers = await ownerSession(request, baseURL);
-  const app = await (await request.post('/api/apps/create', { form: { 'input[name]': 'Users demo' }, headers })).json();
-  appId = app.app.id;
-  const key = await (
-    await request.post('/api/apps/keys/create', { form: { 'input[app_id]': appId, 'input[name]': 'seed' }, headers })
-  ).json();
-  const auth = { Authorization: 'Basic ' + Buffer.from(`${key.id}:${key.secret}`).toString('base64') };
-  const users = [
+test.beforeAll(async ({ browser, request, baseURL }) => {
+  const seeded = await seedApp(request, baseURL!, 'Users demo', [
     { userId: 'ada', givenName: 'Ada', surname: 'Lovelace', email: 'ada@example.com', properties: { plan: 'gold', seats: 12 } },
     { userId: 'bob', givenName: 'Bob', email: 'bob@example.com', properties: { plan: 'silver', seats: 2 } },
     { userId: 'eve', givenName: '<img src=x onerror="alert(1)">Eve', email: 'eve@example.com', properties: { plan: '<script>alert(2)</script>' } },
-  ];
-  for (const u of users) {
-    const r = await request.post('/v1.1/appusers', { data: u, headers: auth });
-    expect(r.status()).toBe(201);
-  }
-  expect((await request.post('/v1.1/appusers/ada/events', { data: { name: 'item-in-cart' }, headers: auth })).status()).toBe(201);
-}
-
-test.beforeAll(async ({ browser, request, baseURL }) => {
-  await seed(request, baseURL!);
-  page = await browser.newPage();
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('dialog', async (d) => {
-    errors.push(`dialog: ${d.message()}`);
-    await d.dismiss();
-  });
-  await page.goto('/login');
-  await hydrated(page);
-  await page.getByLabel('Email').fill(owner.email);
-  await page.getByLabel('Password').fill(owner.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page).toHaveURL(/\/apps\//);
+  ]);
+  appId = seeded.appId;
+  expect((await request.post('/v1.1/appusers/ada/events', { data: { name: 'item-in-cart' }, headers: seeded.auth })).status()).toBe(201);
+  page = await ownerPage(browser, errors);
 });
 
 test.afterAll(async () => {

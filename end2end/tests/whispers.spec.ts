@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { owner, ownerSession } from './accounts';
+import { hydrated, ownerPage, seedApp } from './accounts';
 
 // A marketer builds whispers in the browser: templates, personalisation
 // with live previews, buttons, activate/pause/resume/duplicate/delete.
@@ -9,36 +9,13 @@ let page: Page;
 let appId = '';
 const errors: string[] = [];
 
-async function hydrated(p: Page) {
-  await p.waitForSelector('body[data-hydrated="true"]');
-}
-
 test.beforeAll(async ({ browser, request, baseURL }) => {
-  const headers = await ownerSession(request, baseURL!);
-  const app = await (await request.post('/api/apps/create', { form: { 'input[name]': 'Whisper shop' }, headers })).json();
-  appId = app.app.id;
-  const key = await (
-    await request.post('/api/apps/keys/create', { form: { 'input[app_id]': appId, 'input[name]': 'seed' }, headers })
-  ).json();
-  const auth = { Authorization: 'Basic ' + Buffer.from(`${key.id}:${key.secret}`).toString('base64') };
-  for (const u of [
+  const seeded = await seedApp(request, baseURL!, 'Whisper shop', [
     { userId: 'ada', givenName: 'Ada', surname: 'Lovelace', signedUpAt: '2020-01-01T00:00:00Z' },
     { userId: 'new', givenName: 'Newbie' },
-  ]) {
-    expect((await request.post('/v1.1/appusers', { data: u, headers: auth })).status()).toBe(201);
-  }
-  page = await browser.newPage();
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('dialog', async (d) => {
-    errors.push(`dialog: ${d.message()}`);
-    await d.dismiss();
-  });
-  await page.goto('/login');
-  await hydrated(page);
-  await page.getByLabel('Email').fill(owner.email);
-  await page.getByLabel('Password').fill(owner.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page).toHaveURL(/\/apps\//);
+  ]);
+  appId = seeded.appId;
+  page = await ownerPage(browser, errors);
 });
 
 test.afterAll(async () => {

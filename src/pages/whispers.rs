@@ -260,16 +260,23 @@ pub fn WhisperEditorPage() -> impl IntoView {
         move || EditorRef { app_id: app_id.get(), whisper_id: whisper_id.get(), template: template.get() },
         load_editor,
     );
+    // The editor is a browser tool full of live state: it is built once the
+    // page is interactive (effects run only in the browser), so the server
+    // sends "Loading…" and nothing of the editor has to hydrate.
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
     view! {
         <Title text="Whisper"/>
-        <Suspense fallback=Loading>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(e) => view! { <Editor e/> }.into_any(),
-                    Err(error) => view! { <PageError error/> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <Show when=move || mounted.get() fallback=Loading>
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(e) => view! { <Editor e/> }.into_any(),
+                        Err(error) => view! { <PageError error/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Show>
     }
 }
 

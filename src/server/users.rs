@@ -20,7 +20,8 @@ use crate::{
 pub const PAGE_SIZE: i64 = 25;
 const CURSOR_SEP: char = '\u{1f}';
 
-async fn catalog_types(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
+/// The app's custom property types, by name.
+pub async fn catalog_types(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
     Ok(state
         .store
         .property_catalog(app_id)
@@ -81,12 +82,7 @@ pub async fn list(state: &AppState, actor: &TeammateRow, r: ListRequest<'_>) -> 
     } else {
         None
     };
-    let mut properties: Vec<PropertyView> =
-        BUILTINS.iter().map(|b| PropertyView { name: b.name.into(), ty: b.ty, builtin: true }).collect();
-    let mut custom: Vec<PropertyView> =
-        types.iter().map(|(n, t)| PropertyView { name: n.clone(), ty: *t, builtin: false }).collect();
-    custom.sort_by(|a, b| a.name.cmp(&b.name));
-    properties.extend(custom);
+    let properties = property_views(&types);
     Ok(UsersPage {
         users: rows
             .iter()
@@ -105,6 +101,28 @@ pub async fn list(state: &AppState, actor: &TeammateRow, r: ListRequest<'_>) -> 
     })
 }
 
+/// What the condition builder offers: built-ins, then custom properties by name.
+pub fn property_views(types: &HashMap<String, PropType>) -> Vec<PropertyView> {
+    let mut properties: Vec<PropertyView> =
+        BUILTINS.iter().map(|b| PropertyView { name: b.name.into(), ty: b.ty, builtin: true }).collect();
+    let mut custom: Vec<PropertyView> =
+        types.iter().map(|(n, t)| PropertyView { name: n.clone(), ty: *t, builtin: false }).collect();
+    custom.sort_by(|a, b| a.name.cmp(&b.name));
+    properties.extend(custom);
+    properties
+}
+
+/// A property value as the dashboard shows it (and personalisation uses it).
+pub fn value_text(v: crate::domain::properties::Value) -> String {
+    use crate::domain::properties::Value;
+    match v {
+        Value::Text(s) => s,
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Date(ms) => format_iso8601(ms),
+    }
+}
+
 pub async fn profile(
     state: &AppState,
     actor: &TeammateRow,
@@ -115,13 +133,8 @@ pub async fn profile(
     let u = state.store.app_user(&app.id, user_ref).await.map_err(internal)?.ok_or(AppError::NotFound)?;
     let types = catalog_types(state, &app.id).await?;
     let props = RowProps { row: &u, types: &types };
-    use crate::domain::{conditions::UserProps, properties::Value};
-    let show = |v: Value| match v {
-        Value::Text(s) => s,
-        Value::Number(n) => n.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Date(ms) => format_iso8601(ms),
-    };
+    use crate::domain::conditions::UserProps;
+    let show = value_text;
     let builtin = BUILTINS
         .iter()
         .map(|b| PropertyValue {

@@ -2,33 +2,26 @@
 //! status changes (respecting the app's active limit), duplicate, delete,
 //! and the live audience preview.
 
-use std::collections::HashMap;
-
-use super::{apps::app_of, auth::internal, auth::teammate_view, crypto::new_id, state::AppState};
+use super::{
+    apps::app_of,
+    auth::{internal, teammate_view},
+    crypto::new_id,
+    state::AppState,
+    users::{catalog_types, property_views, value_text},
+};
 use crate::{
     domain::{
         conditions::{check_all, UserProps},
-        properties::{format_iso8601, PropType, Value, BUILTINS},
+        properties::BUILTINS,
         whisper::{from_template, Status, WhisperDraft},
     },
     error::AppError,
-    models::{AudiencePreview, PropertyView, SampleUser, WhisperEditor, WhisperSummary},
+    models::{AudiencePreview, SampleUser, WhisperEditor, WhisperSummary},
     storage::{
         audience::{RowProps, SortKey, UserListQuery},
         StatusChange, TeammateRow,
     },
 };
-
-async fn catalog(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
-    Ok(state
-        .store
-        .property_catalog(app_id)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .filter_map(|c| PropType::parse(&c.ty).map(|t| (c.name, t)))
-        .collect())
-}
 
 pub async fn list(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<Vec<WhisperSummary>, AppError> {
     let app = app_of(state, actor, app_id).await?;
@@ -66,13 +59,7 @@ pub async fn editor(
         }
         None => (None, Status::Draft.as_str().to_string(), from_template(template, &actor.id)),
     };
-    let types = catalog(state, &app.id).await?;
-    let mut properties: Vec<PropertyView> =
-        BUILTINS.iter().map(|b| PropertyView { name: b.name.into(), ty: b.ty, builtin: true }).collect();
-    let mut custom: Vec<PropertyView> =
-        types.into_iter().map(|(name, ty)| PropertyView { name, ty, builtin: false }).collect();
-    custom.sort_by(|a, b| a.name.cmp(&b.name));
-    properties.extend(custom);
+    let properties = property_views(&catalog_types(state, &app.id).await?);
     Ok(WhisperEditor {
         id,
         status,
@@ -93,7 +80,7 @@ pub async fn save(
     activate: bool,
 ) -> Result<String, AppError> {
     let app = app_of(state, actor, app_id).await?;
-    let types = catalog(state, &app.id).await?;
+    let types = catalog_types(state, &app.id).await?;
     let errs = draft.validate(|n| types.get(n).copied());
     if !errs.is_empty() {
         return Err(AppError::from_invalid(errs));
@@ -136,7 +123,7 @@ pub async fn set_status(
     if status == Status::Active {
         // A stored draft may predate a catalog change: check again.
         let w = state.store.whisper(&app.id, id).await.map_err(internal)?.ok_or(AppError::NotFound)?;
-        let types = catalog(state, &app.id).await?;
+        let types = catalog_types(state, &app.id).await?;
         let errs = w.definition.0.validate(|n| types.get(n).copied());
         if !errs.is_empty() {
             return Err(AppError::from_invalid(errs));
@@ -179,7 +166,7 @@ pub async fn audience_preview(
     conditions: &[crate::domain::conditions::Condition],
 ) -> Result<AudiencePreview, AppError> {
     let app = app_of(state, actor, app_id).await?;
-    let types = catalog(state, &app.id).await?;
+    let types = catalog_types(state, &app.id).await?;
     let checked = if all_users { Vec::new() } else { check_all(conditions, |n| types.get(n).copied())? };
     let q = UserListQuery {
         app_id: &app.id,
@@ -193,12 +180,7 @@ pub async fn audience_preview(
     };
     let count = state.store.count_users(&q).await.map_err(internal)?;
     let rows = state.store.list_users(&q).await.map_err(internal)?;
-    let show = |v: Value| match v {
-        Value::Text(s) => s,
-        Value::Number(n) => n.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Date(ms) => format_iso8601(ms),
-    };
+    let show = value_text;
     let samples = rows
         .iter()
         .map(|u| {
