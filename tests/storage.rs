@@ -5,7 +5,8 @@ mod support;
 
 use murmur::storage::{
     audience::{SortKey, UserListQuery},
-    ApiKeyRow, AppRow, AppUserChanges, NewAppUser, PendingEvent, Store, StoreError, TeammateRow, UserWriteError,
+    ApiKeyRow, AppRow, AppUserChanges, NewAppUser, PendingEvent, PendingUpdate, Store, StoreError, TeammateRow,
+    UserWriteError,
 };
 use serde_json::json;
 use support::{Backend, TestDb};
@@ -238,6 +239,36 @@ async fn events_commit_in_batches(s: &Store) {
     assert_eq!(s.insert_events_batch(&[]).await.unwrap(), Vec::<bool>::new());
 }
 
+async fn user_updates_commit_in_batches(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    for i in 1..=2 {
+        s.create_app_user(&user(i, None, 1, json!({})), &[("plan".to_string(), "text")]).await.unwrap();
+    }
+    let job = |user: &str, props: serde_json::Value, ty: &'static str| PendingUpdate {
+        app_id: "app1".into(),
+        user_ref: user.into(),
+        changes: AppUserChanges { properties: props.as_object().unwrap().clone(), ..Default::default() },
+        types: props.as_object().unwrap().keys().map(|k| (k.clone(), ty)).collect(),
+        max_properties: 100,
+        now: 50,
+    };
+    let batch = vec![
+        job("user1", json!({"plan": "gold"}), "text"),
+        job("user2", json!({"plan": 3}), "number"), // type conflict: this one alone rolls back
+        job("nobody", json!({"plan": "x"}), "text"),
+        job("user2", json!({"plan": "silver"}), "text"),
+    ];
+    let out = s.update_app_users_batch(&batch).await.unwrap();
+    assert!(out[0].is_ok());
+    assert!(matches!(out[1], Err(UserWriteError::TypeConflict { .. })));
+    assert!(matches!(out[2], Err(UserWriteError::NotFound)));
+    assert!(out[3].is_ok());
+    let plan = |u: murmur::storage::AppUserRow| u.properties.0.get("plan").cloned();
+    assert_eq!(plan(s.app_user("app1", "user1").await.unwrap().unwrap()), Some(json!("gold")));
+    assert_eq!(plan(s.app_user("app1", "user2").await.unwrap().unwrap()), Some(json!("silver")));
+    assert_eq!(s.property_catalog("app1").await.unwrap().len(), 1, "the conflicting type was not registered");
+}
+
 async fn users_list_pages_by_keyset(s: &Store) {
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     let names = ["Cy", "Ada", "Bo", "Ada", "Di", "Ed", "Fay"];
@@ -340,5 +371,6 @@ conformance!(
     users_properties_and_events,
     users_list_pages_by_keyset,
     events_commit_in_batches,
+    user_updates_commit_in_batches,
     migrations_are_idempotent
 );

@@ -21,7 +21,9 @@ use crate::{
         users::{check_event_name, UserPatch},
     },
     server::{crypto::new_id, AppState},
-    storage::{AppUserChanges, AppUserRow, MessageRow, NewAppUser, PendingEvent, Properties, UserWriteError},
+    storage::{
+        AppUserChanges, AppUserRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate, Properties, UserWriteError,
+    },
 };
 
 type Params = Path<HashMap<String, String>>;
@@ -175,11 +177,25 @@ pub async fn update(
         platform: patch.platform.clone(),
         properties,
     };
-    let row = state
-        .store
-        .update_app_user(&app.app_id, user, &changes, &types, MAX_CUSTOM_PROPERTIES as i64, state.now())
-        .await
-        .map_err(|e| write_error(e, user))?;
+    let job = PendingUpdate {
+        app_id: app.app_id.clone(),
+        user_ref: user.to_string(),
+        changes,
+        types,
+        max_properties: MAX_CUSTOM_PROPERTIES as i64,
+        now: state.now(),
+    };
+    let row = if state.config.group_commit {
+        state.ingest.update(job).await
+    } else {
+        state
+            .store
+            .update_app_users_batch(std::slice::from_ref(&job))
+            .await
+            .map_err(UserWriteError::Store)
+            .and_then(|mut results| results.pop().unwrap_or(Err(UserWriteError::NotFound)))
+    }
+    .map_err(|e| write_error(e, user))?;
     let started = started(&state, &row).await?;
     Ok(Json(json!({ "appUser": app_user_json(&state, &row, started).await? })))
 }

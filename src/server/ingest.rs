@@ -1,31 +1,34 @@
-//! Group commit for tracked events. Request handlers hand their event to a
-//! writer and wait; the writer takes everything queued, writes it in one
-//! transaction, commits once (one fsync on SQLite with synchronous=FULL),
-//! then answers every waiting request. A request is answered only once its
-//! event is durable, and a busy server commits once per batch instead of
-//! once per request.
+//! Group commit for tracked events and user property updates. Request
+//! handlers hand their write to a writer and wait; the writer takes
+//! everything queued, writes it in one transaction per kind, commits once
+//! (one fsync on SQLite with synchronous=FULL), then answers every waiting
+//! request. A request is answered only once its write is durable, and a busy
+//! server commits once per batch instead of once per request.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::storage::{PendingEvent, Store};
+use crate::storage::{AppUserRow, PendingEvent, PendingUpdate, Store, UserWriteError};
 
 /// Largest batch per transaction.
 const MAX_BATCH: usize = 2048;
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+enum Job {
+    Event(PendingEvent, oneshot::Sender<Result<bool, String>>),
+    Update(PendingUpdate, oneshot::Sender<Result<AppUserRow, UserWriteError>>),
+}
 
 #[derive(Clone)]
 pub struct Ingest {
-    queue: mpsc::Sender<(PendingEvent, Reply)>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl Ingest {
     /// Starts the writers: one for SQLite (one writer at a time anyway),
     /// a few for PostgreSQL (whose commits can overlap).
     pub fn start(store: Store) -> Ingest {
-        let (tx, rx) = mpsc::channel::<(PendingEvent, Reply)>(MAX_BATCH * 4);
+        let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let rx = Arc::new(Mutex::new(rx));
         let writers = match store {
             Store::Sqlite(_) => 1,
@@ -47,20 +50,7 @@ impl Ingest {
                         }
                         batch
                     };
-                    let (events, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                    match store.insert_events_batch(&events).await {
-                        Ok(found) => {
-                            for (reply, ok) in replies.into_iter().zip(found) {
-                                let _ = reply.send(Ok(ok));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, events = events.len(), "event batch failed");
-                            for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
-                            }
-                        }
-                    }
+                    write(&store, batch).await;
                 }
             });
         }
@@ -71,7 +61,66 @@ impl Ingest {
     /// such user in the app (nothing written).
     pub async fn track(&self, event: PendingEvent) -> Result<bool, String> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send((event, reply)).await.map_err(|_| "the event writer stopped".to_string())?;
-        answer.await.map_err(|_| "the event writer stopped".to_string())?
+        self.queue.send(Job::Event(event, reply)).await.map_err(|_| "the writer stopped".to_string())?;
+        answer.await.map_err(|_| "the writer stopped".to_string())?
+    }
+
+    /// Queues a user update and waits until it is committed (or refused).
+    pub async fn update(&self, update: PendingUpdate) -> Result<AppUserRow, UserWriteError> {
+        let stopped = || UserWriteError::Store(crate::storage::StoreError::Db(sqlx::Error::PoolClosed));
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job::Update(update, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Writes one drained batch: the events in one transaction, the updates in
+/// another, then answers each request.
+async fn write(store: &Store, batch: Vec<Job>) {
+    let (mut events, mut event_replies, mut updates, mut update_replies) = (vec![], vec![], vec![], vec![]);
+    for job in batch {
+        match job {
+            Job::Event(e, r) => {
+                events.push(e);
+                event_replies.push(r);
+            }
+            Job::Update(u, r) => {
+                updates.push(u);
+                update_replies.push(r);
+            }
+        }
+    }
+    if !events.is_empty() {
+        match store.insert_events_batch(&events).await {
+            Ok(found) => {
+                for (reply, ok) in event_replies.into_iter().zip(found) {
+                    let _ = reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = events.len(), "event batch failed");
+                for reply in event_replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    if !updates.is_empty() {
+        match store.update_app_users_batch(&updates).await {
+            Ok(results) => {
+                for (reply, result) in update_replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, updates = updates.len(), "update batch failed");
+                let msg = e.to_string();
+                for reply in update_replies {
+                    let _ = reply.send(Err(UserWriteError::Store(crate::storage::StoreError::Db(
+                        sqlx::Error::Protocol(msg.clone()),
+                    ))));
+                }
+            }
+        }
     }
 }

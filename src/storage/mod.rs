@@ -13,8 +13,8 @@ mod whispers;
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
-    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, PendingEvent, Properties,
-    UserWriteError,
+    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate,
+    Properties, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 

@@ -83,6 +83,17 @@ pub struct AppUserChanges {
     pub properties: Properties,
 }
 
+/// One user update waiting for a group commit.
+#[derive(Debug, Clone)]
+pub struct PendingUpdate {
+    pub app_id: String,
+    pub user_ref: String,
+    pub changes: AppUserChanges,
+    pub types: Vec<(String, &'static str)>,
+    pub max_properties: i64,
+    pub now: i64,
+}
+
 /// Why a user write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum UserWriteError {
@@ -206,6 +217,25 @@ impl Store {
         max_properties: i64,
         now: i64,
     ) -> Result<AppUserRow, UserWriteError> {
+        let job = PendingUpdate {
+            app_id: app_id.into(),
+            user_ref: user_ref.into(),
+            changes: c.clone(),
+            types: types.to_vec(),
+            max_properties,
+            now,
+        };
+        self.update_app_users_batch(std::slice::from_ref(&job)).await?.pop().unwrap_or(Err(UserWriteError::NotFound))
+    }
+
+    /// Applies several users' changes in one transaction (one durable
+    /// commit), each inside its own savepoint: a refused change (unknown
+    /// user, type conflict, too many properties) is rolled back alone and
+    /// reported in its place, the others are kept.
+    pub async fn update_app_users_batch(
+        &self,
+        batch: &[PendingUpdate],
+    ) -> StoreResult<Vec<Result<AppUserRow, UserWriteError>>> {
         let (merge, count) = match self {
             Store::Sqlite(_) => (
                 "jsonb_patch(properties, $15)",
@@ -230,43 +260,62 @@ impl Store {
              WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {}",
             self.user_columns()
         );
-        let (version_set, version, version_key) = match &c.app_version {
-            None => (false, None, None),
-            Some(None) => (true, None, None),
-            Some(Some((v, k))) => (true, Some(v.clone()), Some(k.clone())),
-        };
-        Ok(with_pool!(self, pool => {
+        let mut results = Vec::with_capacity(batch.len());
+        with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            // The update comes first so that SQLite takes its write lock at
-            // once (a read-then-write transaction can deadlock).
-            let row: Option<AppUserRow> = sqlx::query_as(&sql)
-                .bind(app_id)
-                .bind(user_ref)
-                .bind(c.given_name.is_some())
-                .bind(c.given_name.clone().flatten())
-                .bind(c.surname.is_some())
-                .bind(c.surname.clone().flatten())
-                .bind(c.email.is_some())
-                .bind(c.email.clone().flatten())
-                .bind(c.signed_up_at)
-                .bind(version_set)
-                .bind(version)
-                .bind(version_key)
-                .bind(c.platform.is_some())
-                .bind(c.platform.clone().flatten())
-                .bind(SqlJson(&c.properties))
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else { return Err(UserWriteError::NotFound) };
-            register_types!(tx, app_id, types, now);
-            let n: i64 = sqlx::query_scalar(count).bind(&row.id).fetch_one(&mut *tx).await?;
-            if n > max_properties {
-                return Err(UserWriteError::TooManyProperties);
+            for job in batch {
+                let mut sp = sqlx::Acquire::begin(&mut tx).await?;
+                let outcome: Result<AppUserRow, UserWriteError> = async {
+                    let c = &job.changes;
+                    let (version_set, version, version_key) = match &c.app_version {
+                        None => (false, None, None),
+                        Some(None) => (true, None, None),
+                        Some(Some((v, k))) => (true, Some(v.clone()), Some(k.clone())),
+                    };
+                    // The update comes first so that SQLite takes its write
+                    // lock at once (a read-then-write transaction can deadlock).
+                    let row: Option<AppUserRow> = sqlx::query_as(&sql)
+                        .bind(&job.app_id)
+                        .bind(&job.user_ref)
+                        .bind(c.given_name.is_some())
+                        .bind(c.given_name.clone().flatten())
+                        .bind(c.surname.is_some())
+                        .bind(c.surname.clone().flatten())
+                        .bind(c.email.is_some())
+                        .bind(c.email.clone().flatten())
+                        .bind(c.signed_up_at)
+                        .bind(version_set)
+                        .bind(version)
+                        .bind(version_key)
+                        .bind(c.platform.is_some())
+                        .bind(c.platform.clone().flatten())
+                        .bind(SqlJson(&c.properties))
+                        .bind(job.now)
+                        .fetch_optional(&mut *sp)
+                        .await?;
+                    let Some(row) = row else { return Err(UserWriteError::NotFound) };
+                    register_types!(sp, &job.app_id, &job.types, job.now);
+                    let n: i64 = sqlx::query_scalar(count).bind(&row.id).fetch_one(&mut *sp).await?;
+                    if n > job.max_properties {
+                        return Err(UserWriteError::TooManyProperties);
+                    }
+                    Ok(row)
+                }
+                .await;
+                match outcome {
+                    Ok(row) => {
+                        sp.commit().await?;
+                        results.push(Ok(row));
+                    }
+                    Err(e) => {
+                        sp.rollback().await?;
+                        results.push(Err(e));
+                    }
+                }
             }
             tx.commit().await?;
-            row
-        }))
+        });
+        Ok(results)
     }
 
     /// The user `user_ref` (userId or murmur id) of `app_id`.
