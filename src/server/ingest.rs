@@ -22,39 +22,49 @@ enum Job {
 #[derive(Clone)]
 pub struct Ingest {
     queue: mpsc::Sender<Job>,
+    updates: mpsc::Sender<Job>,
+}
+
+/// A writer: takes everything queued (up to `MAX_BATCH`), writes it, repeats.
+fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    tokio::spawn(async move {
+        loop {
+            let batch = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            write(&store, batch).await;
+        }
+    });
 }
 
 impl Ingest {
-    /// Starts the writers: one for SQLite (one writer at a time anyway),
-    /// a few for PostgreSQL (whose commits can overlap).
+    /// Starts the writers.
     pub fn start(store: Store) -> Ingest {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
-        let rx = Arc::new(Mutex::new(rx));
-        let writers = match store {
+        let (updates_tx, updates_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        // Events: one writer for SQLite (one writer at a time anyway), a few
+        // for PostgreSQL (whose commits can overlap). Updates: always one
+        // writer, so that two batches never lock the same users in
+        // different orders (a deadlock would fail a whole batch).
+        let event_writers = match store {
             Store::Sqlite(_) => 1,
             Store::Postgres(_) => 4,
         };
-        for _ in 0..writers {
-            let (store, rx) = (store.clone(), rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
-                    };
-                    write(&store, batch).await;
-                }
-            });
+        let events = Arc::new(Mutex::new(rx));
+        for _ in 0..event_writers {
+            spawn_writer(store.clone(), events.clone());
         }
-        Ingest { queue: tx }
+        spawn_writer(store, Arc::new(Mutex::new(updates_rx)));
+        Ingest { queue: tx, updates: updates_tx }
     }
 
     /// Queues an event and waits until it is committed. `Ok(false)`: no
@@ -69,7 +79,7 @@ impl Ingest {
     pub async fn update(&self, update: PendingUpdate) -> Result<AppUserRow, UserWriteError> {
         let stopped = || UserWriteError::Store(crate::storage::StoreError::Db(sqlx::Error::PoolClosed));
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job::Update(update, reply)).await.map_err(|_| stopped())?;
+        self.updates.send(Job::Update(update, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
