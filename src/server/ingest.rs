@@ -23,6 +23,10 @@ enum Job {
 pub struct Ingest {
     queue: mpsc::Sender<Job>,
     updates: mpsc::Sender<Job>,
+    /// PostgreSQL already flushes concurrent commits together, and a single
+    /// update writer measured slower there than transactions on parallel
+    /// connections (BENCHMARKS.md): updates go straight to the database.
+    store_for_direct_updates: Option<Store>,
 }
 
 /// A writer: takes everything queued (up to `MAX_BATCH`), writes it, repeats.
@@ -52,9 +56,9 @@ impl Ingest {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (updates_tx, updates_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         // Events: one writer for SQLite (one writer at a time anyway), a few
-        // for PostgreSQL (whose commits can overlap). Updates: always one
-        // writer, so that two batches never lock the same users in
-        // different orders (a deadlock would fail a whole batch).
+        // for PostgreSQL (whose commits can overlap). Updates on SQLite: one
+        // writer (a second would only wait for the lock); on PostgreSQL they
+        // go straight to the database (see `store_for_direct_updates`).
         let event_writers = match store {
             Store::Sqlite(_) => 1,
             Store::Postgres(_) => 4,
@@ -63,8 +67,11 @@ impl Ingest {
         for _ in 0..event_writers {
             spawn_writer(store.clone(), events.clone());
         }
-        spawn_writer(store, Arc::new(Mutex::new(updates_rx)));
-        Ingest { queue: tx, updates: updates_tx }
+        let store_for_direct_updates = matches!(store, Store::Postgres(_)).then(|| store.clone());
+        if store_for_direct_updates.is_none() {
+            spawn_writer(store, Arc::new(Mutex::new(updates_rx)));
+        }
+        Ingest { queue: tx, updates: updates_tx, store_for_direct_updates }
     }
 
     /// Queues an event and waits until it is committed. `Ok(false)`: no
@@ -77,6 +84,14 @@ impl Ingest {
 
     /// Queues a user update and waits until it is committed (or refused).
     pub async fn update(&self, update: PendingUpdate) -> Result<AppUserRow, UserWriteError> {
+        if let Some(store) = &self.store_for_direct_updates {
+            return store
+                .update_app_users_batch(std::slice::from_ref(&update))
+                .await
+                .map_err(UserWriteError::Store)?
+                .pop()
+                .unwrap_or(Err(UserWriteError::NotFound));
+        }
         let stopped = || UserWriteError::Store(crate::storage::StoreError::Db(sqlx::Error::PoolClosed));
         let (reply, answer) = oneshot::channel();
         self.updates.send(Job::Update(update, reply)).await.map_err(|_| stopped())?;
