@@ -185,17 +185,7 @@ pub async fn update(
         max_properties: MAX_CUSTOM_PROPERTIES as i64,
         now: state.now(),
     };
-    let row = if state.config.group_commit {
-        state.ingest.update(job).await
-    } else {
-        state
-            .store
-            .update_app_users_batch(std::slice::from_ref(&job))
-            .await
-            .map_err(UserWriteError::Store)
-            .and_then(|mut results| results.pop().unwrap_or(Err(UserWriteError::NotFound)))
-    }
-    .map_err(|e| write_error(e, user))?;
+    let row = state.ingest.update(job).await.map_err(|e| write_error(e, user))?;
     let started = started(&state, &row).await?;
     Ok(Json(json!({ "appUser": app_user_json(&state, &row, started).await? })))
 }
@@ -220,12 +210,8 @@ pub async fn track(
     let name = body.get("name").and_then(Json_::as_str).ok_or_else(|| ApiError::bad_request("name is required."))?;
     check_event_name(name)?;
     let at = state.now();
-    let written = if state.config.group_commit {
-        let event = PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at };
-        state.ingest.track(event).await.map_err(ApiError::internal)?
-    } else {
-        state.store.insert_event(&app.app_id, user, name, at).await?
-    };
+    let event = PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at };
+    let written = state.ingest.track(event).await.map_err(ApiError::internal)?;
     if !written {
         return Err(no_user(user));
     }

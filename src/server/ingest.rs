@@ -21,12 +21,16 @@ enum Job {
 
 #[derive(Clone)]
 pub struct Ingest {
+    store: Store,
     queue: mpsc::Sender<Job>,
     updates: mpsc::Sender<Job>,
-    /// PostgreSQL already flushes concurrent commits together, and a single
-    /// update writer measured slower there than transactions on parallel
-    /// connections (BENCHMARKS.md): updates go straight to the database.
-    store_for_direct_updates: Option<Store>,
+    /// Events go through the writers (false: one transaction per request).
+    batch_events: bool,
+    /// Updates go through their writer. Never on PostgreSQL: it already
+    /// flushes concurrent commits together, and a single update writer
+    /// measured slower there than transactions on parallel connections
+    /// (BENCHMARKS.md).
+    batch_updates: bool,
 }
 
 /// A writer: takes everything queued (up to `MAX_BATCH`), writes it, repeats.
@@ -51,14 +55,15 @@ fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 }
 
 impl Ingest {
-    /// Starts the writers.
-    pub fn start(store: Store) -> Ingest {
+    /// Starts the writers; with `group_commit` false every write is its
+    /// own transaction (the benchmark's baseline).
+    pub fn start(store: Store, group_commit: bool) -> Ingest {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (updates_tx, updates_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         // Events: one writer for SQLite (one writer at a time anyway), a few
         // for PostgreSQL (whose commits can overlap). Updates on SQLite: one
         // writer (a second would only wait for the lock); on PostgreSQL they
-        // go straight to the database (see `store_for_direct_updates`).
+        // go straight to the database (see `batch_updates`).
         let event_writers = match store {
             Store::Sqlite(_) => 1,
             Store::Postgres(_) => 4,
@@ -67,16 +72,23 @@ impl Ingest {
         for _ in 0..event_writers {
             spawn_writer(store.clone(), events.clone());
         }
-        let store_for_direct_updates = matches!(store, Store::Postgres(_)).then(|| store.clone());
-        if store_for_direct_updates.is_none() {
-            spawn_writer(store, Arc::new(Mutex::new(updates_rx)));
+        let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
+        if batch_updates {
+            spawn_writer(store.clone(), Arc::new(Mutex::new(updates_rx)));
         }
-        Ingest { queue: tx, updates: updates_tx, store_for_direct_updates }
+        Ingest { store, queue: tx, updates: updates_tx, batch_events: group_commit, batch_updates }
     }
 
     /// Queues an event and waits until it is committed. `Ok(false)`: no
     /// such user in the app (nothing written).
     pub async fn track(&self, event: PendingEvent) -> Result<bool, String> {
+        if !self.batch_events {
+            return self
+                .store
+                .insert_event(&event.app_id, &event.user_ref, &event.name, event.at)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let (reply, answer) = oneshot::channel();
         self.queue.send(Job::Event(event, reply)).await.map_err(|_| "the writer stopped".to_string())?;
         answer.await.map_err(|_| "the writer stopped".to_string())?
@@ -84,13 +96,12 @@ impl Ingest {
 
     /// Queues a user update and waits until it is committed (or refused).
     pub async fn update(&self, update: PendingUpdate) -> Result<AppUserRow, UserWriteError> {
-        if let Some(store) = &self.store_for_direct_updates {
-            return store
-                .update_app_users_batch(std::slice::from_ref(&update))
-                .await
-                .map_err(UserWriteError::Store)?
-                .pop()
-                .unwrap_or(Err(UserWriteError::NotFound));
+        if !self.batch_updates {
+            let u = update;
+            return self
+                .store
+                .update_app_user(&u.app_id, &u.user_ref, &u.changes, &u.types, u.max_properties, u.now)
+                .await;
         }
         let stopped = || UserWriteError::Store(crate::storage::StoreError::Db(sqlx::Error::PoolClosed));
         let (reply, answer) = oneshot::channel();

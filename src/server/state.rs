@@ -14,9 +14,6 @@ pub struct RuntimeConfig {
     /// Origin shown in the install snippet, e.g. `http://127.0.0.1:3000`.
     pub public_url: String,
     pub trust_proxy: bool,
-    /// Events are written by group commit (false: one transaction per
-    /// request, the benchmark's baseline).
-    pub group_commit: bool,
 }
 
 #[derive(Clone)]
@@ -48,15 +45,11 @@ impl AppState {
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         Ok(AppState {
-            ingest: Ingest::start(store.clone()),
+            ingest: Ingest::start(store.clone(), settings.group_commit),
             store,
             clock,
             secrets: Arc::new(secrets),
-            config: Arc::new(RuntimeConfig {
-                public_url,
-                trust_proxy: settings.trust_proxy,
-                group_commit: settings.group_commit,
-            }),
+            config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
             leptos_options,
             keys: Arc::new(KeyCache::default()),
         })

@@ -107,7 +107,8 @@ pub async fn save(
         }
     };
     if activate {
-        set_status(state, actor, &app.id, &id, Status::Active).await?;
+        // Just validated against the catalog: no need to load and check again.
+        apply_status(state, &app.id, &id, Status::Active).await?;
     }
     Ok(id)
 }
@@ -129,7 +130,12 @@ pub async fn set_status(
             return Err(AppError::from_invalid(errs));
         }
     }
-    match state.store.set_whisper_status(&app.id, id, status.as_str(), state.now()).await.map_err(internal)? {
+    apply_status(state, &app.id, id, status).await
+}
+
+/// Stores a status change, within the app's limit of active whispers.
+async fn apply_status(state: &AppState, app_id: &str, id: &str, status: Status) -> Result<(), AppError> {
+    match state.store.set_whisper_status(app_id, id, status.as_str(), state.now()).await.map_err(internal)? {
         StatusChange::Done => Ok(()),
         StatusChange::NotFound => Err(AppError::NotFound),
         StatusChange::LimitReached(max) => Err(AppError::Conflict {
