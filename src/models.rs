@@ -68,6 +68,8 @@ pub struct AppSettings {
     pub can_manage_teammates: bool,
     /// The app's limit on active whispers (None: unlimited).
     pub max_active_whispers: Option<i64>,
+    /// The widget requires a signed JWT for identified users.
+    pub identity_enforced: bool,
 }
 
 /// A property the condition builder offers.
@@ -112,8 +114,20 @@ pub struct UserProfile {
     pub name: String,
     pub builtin: Vec<PropertyValue>,
     pub custom: Vec<PropertyValue>,
-    /// (event name, time in ms), newest first.
-    pub events: Vec<(String, i64)>,
+    /// (event name, time in ms, properties as JSON text), newest first.
+    pub events: Vec<(String, i64, Option<String>)>,
+    /// The conversation, oldest first (the last 50 messages).
+    pub messages: Vec<MessageView>,
+}
+
+/// One message of a conversation, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// True when the user wrote it; false for the team.
+    pub from_user: bool,
+    pub name: Option<String>,
+    pub text: String,
+    pub at: i64,
 }
 
 /// What the app's users have: properties (name, type, users who have it)

@@ -201,15 +201,17 @@ async fn users_properties_and_events(s: &Store) {
     ));
 
     // Events: only for users of the app; catalog counts users.
-    assert!(s.insert_event("app1", "user1", "item-in-cart", 5_000).await.unwrap());
-    assert!(s.insert_event("app1", "user1", "item-in-cart", 6_000).await.unwrap());
-    assert!(!s.insert_event("app1", "nobody", "item-in-cart", 6_000).await.unwrap());
-    assert!(!s.insert_event("app2", "id001", "item-in-cart", 6_000).await.unwrap(), "another app's user");
+    assert!(s.insert_event("app1", "user1", "item-in-cart", 5_000, None).await.unwrap());
+    assert!(s.insert_event("app1", "user1", "item-in-cart", 6_000, Some(r#"{"sku":"A-1"}"#)).await.unwrap());
+    assert!(!s.insert_event("app1", "nobody", "item-in-cart", 6_000, None).await.unwrap());
+    assert!(!s.insert_event("app2", "id001", "item-in-cart", 6_000, None).await.unwrap(), "another app's user");
     assert_eq!(s.event_catalog_counts("app1").await.unwrap(), vec![("item-in-cart".to_string(), 1)]);
     let props = s.property_catalog_counts("app1").await.unwrap();
     assert_eq!(props, vec![("plan".into(), "text".into(), 0), ("seats".into(), "number".into(), 1)]);
     let events = s.user_events("id001", 10).await.unwrap();
     assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [6_000, 5_000]);
+    let stored: serde_json::Value = serde_json::from_str(events[0].properties.as_deref().unwrap()).unwrap();
+    assert_eq!((stored, events[1].properties.as_deref()), (json!({"sku": "A-1"}), None));
     assert!(s.delete_app_user("app1", "user1").await.unwrap());
     assert!(s.user_events("id001", 10).await.unwrap().is_empty());
 }
@@ -223,6 +225,7 @@ async fn events_commit_in_batches(s: &Store) {
         user_ref: user.into(),
         name: name.into(),
         at,
+        properties: (name == "paid").then(|| r#"{"amount":12}"#.to_string()),
     };
     let batch = vec![
         ev("app1", "user1", "opened", 10),
@@ -234,6 +237,9 @@ async fn events_commit_in_batches(s: &Store) {
     assert_eq!(s.insert_events_batch(&batch).await.unwrap(), [true, false, true, false, true]);
     let names: Vec<_> = s.user_events("id001", 10).await.unwrap().into_iter().map(|e| (e.name, e.created_at)).collect();
     assert_eq!(names, [("opened".to_string(), 14), ("paid".to_string(), 12), ("opened".to_string(), 10)]);
+    let paid = s.user_events("id001", 10).await.unwrap().into_iter().find(|e| e.name == "paid").unwrap();
+    let stored: serde_json::Value = serde_json::from_str(paid.properties.as_deref().unwrap()).unwrap();
+    assert_eq!(stored, json!({"amount": 12}));
     assert_eq!(s.event_catalog("app1").await.unwrap(), ["opened", "paid"]);
     assert!(s.event_catalog("app2").await.unwrap().is_empty());
     assert_eq!(s.insert_events_batch(&[]).await.unwrap(), Vec::<bool>::new());
@@ -330,6 +336,50 @@ async fn users_list_pages_by_keyset(s: &Store) {
     assert_eq!(s.list_users(&q).await.unwrap()[0].user_id.as_deref(), Some("user4"));
 }
 
+async fn deliveries_once_per_whisper_and_user(s: &Store) {
+    use murmur::{
+        domain::whisper::from_template,
+        storage::{NewDelivery, Reaction},
+    };
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    for i in 1..=2 {
+        s.create_app_user(&user(i, None, 1, json!({})), &[]).await.unwrap();
+    }
+    for w in ["w1", "w2"] {
+        s.insert_whisper(w, "app1", "active", &from_template(Some("announcement"), "t1"), 10).await.unwrap();
+    }
+    let d = |id: &str, w: &str, u: &str, sent: bool| NewDelivery {
+        id: id.into(),
+        app_id: "app1".into(),
+        whisper_id: w.into(),
+        app_user_id: u.into(),
+        revision: 1,
+        rendered: format!("{{\"card\":\"{id}\"}}"),
+        now: 100,
+        sent,
+    };
+    // In one batch: a duplicate of an earlier row of the same batch loses.
+    let batch = [
+        d("d1", "w1", "id001", true),
+        d("d2", "w1", "id001", true),
+        d("d3", "w2", "id001", false),
+        d("d4", "w1", "id002", false),
+    ];
+    assert_eq!(s.insert_deliveries_batch(&batch).await.unwrap(), [true, false, true, true]);
+    // Across calls too.
+    assert!(!s.insert_delivery(&d("d5", "w2", "id001", true)).await.unwrap());
+    let rows = s.user_deliveries("id001", 10).await.unwrap();
+    let states: Vec<_> = rows.iter().map(|r| (r.id.as_str(), r.state.as_str(), r.sent_at)).collect();
+    assert!(states.contains(&("d1", "sent", Some(100))) && states.contains(&("d3", "pending", None)), "{states:?}");
+    // Reactions: only the owner's, each implying the ones before.
+    assert!(!s.react("id002", "d1", Reaction::Clicked, 200).await.unwrap());
+    assert!(s.react("id001", "d3", Reaction::Clicked, 200).await.unwrap());
+    let d3 = s.delivery("d3").await.unwrap().unwrap();
+    assert_eq!((d3.state.as_str(), d3.sent_at, d3.seen_at), ("clicked", Some(200), Some(200)));
+    assert!(s.react("id001", "d3", Reaction::Seen, 300).await.unwrap());
+    assert_eq!(s.delivery("d3").await.unwrap().unwrap().state, "clicked", "never goes back");
+}
+
 async fn migrations_are_idempotent(s: &Store) {
     s.migrate().await.unwrap();
     s.ping().await.unwrap();
@@ -372,5 +422,6 @@ conformance!(
     users_list_pages_by_keyset,
     events_commit_in_batches,
     user_updates_commit_in_batches,
+    deliveries_once_per_whisper_and_user,
     migrations_are_idempotent
 );

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     domain::{
         properties::{format_iso8601, PropType, Value, Version, MAX_CUSTOM_PROPERTIES},
-        users::{check_event_name, UserPatch},
+        users::{check_event_name, check_event_properties, UserPatch},
     },
     server::{crypto::new_id, AppState},
     storage::{
@@ -55,7 +55,7 @@ fn stored_properties(patch: &UserPatch) -> (Properties, Vec<(String, &'static st
     (props, types)
 }
 
-fn write_error(e: UserWriteError, user: &str) -> ApiError {
+pub(crate) fn write_error(e: UserWriteError, user: &str) -> ApiError {
     match e {
         UserWriteError::TypeConflict { name, existing } => ApiError::bad_request(format!(
             "Property {name:?} is a {existing} property in this app; send a {existing} value."
@@ -101,6 +101,29 @@ async fn app_user_json(state: &AppState, u: &AppUserRow, conversation_started: b
         "clients": [],
         "pendingClients": [],
     }))
+}
+
+/// A validated patch of the user `user_ref`, ready for the update writer.
+pub(crate) fn pending_update(app_id: &str, user_ref: &str, patch: &UserPatch, now: i64) -> PendingUpdate {
+    let (properties, types) = stored_properties(patch);
+    let changes = AppUserChanges {
+        given_name: patch.given_name.clone(),
+        surname: patch.surname.clone(),
+        email: patch.email.clone(),
+        signed_up_at: patch.signed_up_at,
+        app_version: version_change(patch),
+        platform: patch.platform.clone(),
+        properties,
+        last_seen_at: None,
+    };
+    PendingUpdate {
+        app_id: app_id.to_string(),
+        user_ref: user_ref.to_string(),
+        changes,
+        types,
+        max_properties: MAX_CUSTOM_PROPERTIES as i64,
+        now,
+    }
 }
 
 fn version_change(patch: &UserPatch) -> Option<Option<(String, String)>> {
@@ -167,24 +190,7 @@ pub async fn update(
     if patch.user_id.as_deref().is_some_and(|id| id != user) {
         return Err(ApiError::bad_request("userId cannot be changed."));
     }
-    let (properties, types) = stored_properties(&patch);
-    let changes = AppUserChanges {
-        given_name: patch.given_name.clone(),
-        surname: patch.surname.clone(),
-        email: patch.email.clone(),
-        signed_up_at: patch.signed_up_at,
-        app_version: version_change(&patch),
-        platform: patch.platform.clone(),
-        properties,
-    };
-    let job = PendingUpdate {
-        app_id: app.app_id.clone(),
-        user_ref: user.to_string(),
-        changes,
-        types,
-        max_properties: MAX_CUSTOM_PROPERTIES as i64,
-        now: state.now(),
-    };
+    let job = pending_update(&app.app_id, user, &patch, state.now());
     let row = state.ingest.update(job).await.map_err(|e| write_error(e, user))?;
     let started = started(&state, &row).await?;
     Ok(Json(json!({ "appUser": app_user_json(&state, &row, started).await? })))
@@ -209,11 +215,17 @@ pub async fn track(
     let user = user_ref(&params)?;
     let name = body.get("name").and_then(Json_::as_str).ok_or_else(|| ApiError::bad_request("name is required."))?;
     check_event_name(name)?;
+    let properties = check_event_properties(body.get("properties"))?;
     let at = state.now();
-    let event = PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at };
-    let written = state.ingest.track(event).await.map_err(ApiError::internal)?;
-    if !written {
+    let event =
+        PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at, properties };
+    let (written, fired) = state.live.track(&state, event).await;
+    if !written.map_err(ApiError::internal)? {
         return Err(no_user(user));
+    }
+    // The event is stored; a failure to deliver is logged, not the caller's problem.
+    if let Err(e) = fired {
+        tracing::error!(error = %e, "event-triggered whispers failed");
     }
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
 }
@@ -275,6 +287,8 @@ pub async fn post_message(
     };
     let m = MessageRow { id: new_id(), role: role.to_string(), name, text: text.to_string(), created_at: state.now() };
     state.store.insert_message(&app.app_id, &u.id, &m).await?;
+    // Live to the user's open widgets; an offline user gets it when their widget next starts.
+    state.live.publish_message(&state, &u.id, &m).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "message": message_json(&m, &u), "conversation": { "_id": u.id, "unreadCount": 0 } })),

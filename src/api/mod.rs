@@ -207,7 +207,7 @@ pub fn openapi() -> Value {
                 "Conversation": {"type": "object", "properties": {"_id": {"type": "string"}, "unreadCount": {"type": "integer"}}},
                 "MessageResponse": {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}, "conversation": {"$ref": "#/components/schemas/Conversation"}}},
                 "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": "string", "nullable": true}}},
-                "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}}},
+                "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}, "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}}},
                 "EventResponse": {"type": "object", "properties": {"event": {"type": "object", "properties": {"name": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}}}},
                 "Empty": {"type": "object"},
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}}

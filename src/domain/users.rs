@@ -109,6 +109,30 @@ pub fn check_event_name(name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+pub const MAX_EVENT_PROPERTIES: usize = 50;
+pub const MAX_EVENT_PROPERTIES_BYTES: usize = 8 * 1024;
+
+/// An event's optional properties: an object of at most 50 keys and 8 KiB
+/// as JSON. Returns the JSON text to store.
+pub fn check_event_properties(props: Option<&Json>) -> Result<Option<String>, Invalid> {
+    match props {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Object(m)) => {
+            let text = Json::Object(m.clone()).to_string();
+            if m.len() > MAX_EVENT_PROPERTIES || text.len() > MAX_EVENT_PROPERTIES_BYTES {
+                return Err(Invalid::new(
+                    "properties",
+                    format!(
+                        "Event properties are limited to {MAX_EVENT_PROPERTIES} keys and {MAX_EVENT_PROPERTIES_BYTES} bytes."
+                    ),
+                ));
+            }
+            Ok(Some(text))
+        }
+        Some(_) => Err(Invalid::new("properties", "Event properties must be an object.")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +176,15 @@ mod tests {
         assert!(check_event_name("item-in-cart").is_ok());
         assert!(check_event_name("").is_err());
         assert!(check_event_name(&"e".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn event_properties() {
+        assert_eq!(check_event_properties(None).unwrap(), None);
+        assert_eq!(check_event_properties(Some(&json!({"sku": "A-1"}))).unwrap().as_deref(), Some(r#"{"sku":"A-1"}"#));
+        assert!(check_event_properties(Some(&json!([1]))).is_err());
+        assert!(check_event_properties(Some(&json!({"big": "x".repeat(9000)}))).is_err());
+        let many: Map<String, Json> = (0..51).map(|i| (format!("p{i}"), json!(i))).collect();
+        assert!(check_event_properties(Some(&Json::Object(many))).is_err());
     }
 }

@@ -74,6 +74,27 @@ pub async fn roll_identity_secret(input: AppRef) -> Result<String, AppError> {
     request::as_teammate(|state, me| async move { apps::roll_identity_secret(&state, &me, &input.app_id).await }).await
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnforceInput {
+    pub app_id: String,
+    /// "true" or "false".
+    pub enforced: String,
+}
+
+#[server(prefix = "/api", endpoint = "apps/identity-enforced")]
+pub async fn set_identity_enforced(input: EnforceInput) -> Result<(), AppError> {
+    use crate::server::{apps, request};
+    request::as_teammate(|state, me| async move {
+        let enforced = match input.enforced.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(AppError::Field { field: "enforced".into(), message: "Choose on or off.".into() }),
+        };
+        apps::set_identity_enforced(&state, &me, &input.app_id, enforced).await
+    })
+    .await
+}
+
 #[server(prefix = "/api", endpoint = "teammates/add")]
 pub async fn add_teammate(input: NewTeammateInput) -> Result<TeammateView, AppError> {
     use crate::server::{auth, request};
@@ -141,6 +162,7 @@ pub fn SettingsPage() -> impl IntoView {
     let add = ServerAction::<AddTeammate>::new();
     let remove = ServerAction::<RemoveTeammate>::new();
     let limit = ServerAction::<SetWhisperLimit>::new();
+    let enforce = ServerAction::<SetIdentityEnforced>::new();
     let data = Resource::new(
         move || {
             (
@@ -150,6 +172,7 @@ pub fn SettingsPage() -> impl IntoView {
                 add.version().get(),
                 remove.version().get(),
                 limit.version().get(),
+                enforce.version().get(),
             )
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
@@ -163,7 +186,7 @@ pub fn SettingsPage() -> impl IntoView {
                     Ok(s) => view! {
                         <Install s=s.clone()/>
                         <ApiKeys s=s.clone() create_key revoke_key/>
-                        <Identity app_id=s.app.id.clone() roll/>
+                        <Identity app_id=s.app.id.clone() enforced=s.identity_enforced roll enforce/>
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
                         <Teammates s add remove/>
                     }.into_any(),
@@ -182,7 +205,7 @@ fn Install(s: AppSettings) -> impl IntoView {
             <p>"App ID: " <code data-testid="app-id">{s.app.id.clone()}</code></p>
             <p>"Paste this snippet before " <code>"</body>"</code> " on every page of your site:"</p>
             <pre class="snippet" aria-label="Install snippet"><code>{s.snippet}</code></pre>
-            <p class="hint">"The widget this snippet loads arrives with a later release of murmur; the snippet will not change."</p>
+            <p class="hint">"It adds the messenger to the page and defines " <code>"Murmur.init"</code> ", " <code>"login"</code> ", " <code>"logout"</code> ", " <code>"track"</code> ", " <code>"updateUser"</code> ", " <code>"open"</code> ", " <code>"close"</code> " and " <code>"on"</code> ". Calls made before it loads are kept."</p>
         </section>
     }
 }
@@ -251,13 +274,32 @@ fn ApiKeys(
 }
 
 #[component]
-fn Identity(app_id: String, roll: ServerAction<RollIdentitySecret>) -> impl IntoView {
+fn Identity(
+    app_id: String,
+    enforced: bool,
+    roll: ServerAction<RollIdentitySecret>,
+    enforce: ServerAction<SetIdentityEnforced>,
+) -> impl IntoView {
     let error = last_error(roll.value());
+    let enforce_error = last_error(enforce.value());
     let secret = move || roll.value().get().and_then(|r| r.ok());
+    let form_app_id = app_id.clone();
     view! {
         <section class="panel" aria-labelledby="identity-h">
             <h2 id="identity-h">"Identity verification"</h2>
             <p>"Your server signs each user's JWT with this app's identity secret, so nobody can pose as another user in the widget. The secret is stored encrypted and is shown only when it is created."</p>
+            <p>"Sign with HS256, claims " <code>"{\"scope\": \"appUser\", \"userId\": \"…\", \"exp\": …}"</code> ", and pass it as " <code>"Murmur.init({ appId, userId, jwt })"</code> " or " <code>"Murmur.login(userId, jwt)"</code> "."</p>
+            <p data-testid="identity-status">
+                {if enforced { "Required: the widget refuses a userId without a valid JWT." } else { "Not required: anyone can claim a userId in the widget." }}
+            </p>
+            <ActionForm action=enforce>
+                <input type="hidden" name="input[app_id]" value=form_app_id/>
+                <input type="hidden" name="input[enforced]" value=if enforced { "false" } else { "true" }/>
+                <FormError error=enforce_error/>
+                <button type="submit" class=if enforced { "danger" } else { "" }>
+                    {if enforced { "Stop requiring verification" } else { "Require verification" }}
+                </button>
+            </ActionForm>
             {move || secret().map(|s| view! {
                 <div class="secret-once" role="status">
                     <p><strong>"New identity secret"</strong>" — copy it now, it will not be shown again:"</p>

@@ -402,12 +402,30 @@ pub fn UserProfilePage() -> impl IntoView {
                             {if p.events.is_empty() {
                                 view! { <p class="muted">"No events yet."</p> }.into_any()
                             } else {
-                                view! { <ul>{p.events.iter().map(|(name, at)| view! { <li>{name.clone()}" · "{format_date(*at)}</li> }).collect_view()}</ul> }.into_any()
+                                view! { <ul>{p.events.iter().map(|(name, at, props)| view! {
+                                    <li>{name.clone()}" · "{format_date(*at)}{props.clone().map(|p| view! { " " <code class="event-props">{p}</code> })}</li>
+                                }).collect_view()}</ul> }.into_any()
                             }}
                         </section>
                         <section class="panel" aria-labelledby="conv-h">
-                            <h2 id="conv-h">"Conversations and messages"</h2>
-                            <p class="not-built">"Conversations and messages received will show here when messaging is built."</p>
+                            <h2 id="conv-h">"Conversation"</h2>
+                            {if p.messages.is_empty() {
+                                view! { <p class="muted">"No messages yet."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <ol class="conversation">
+                                        {p.messages.iter().map(|m| {
+                                            let who = if m.from_user { p.name.clone() } else { m.name.clone().unwrap_or_else(|| "The team".into()) };
+                                            view! {
+                                                <li class=if m.from_user { "from-user" } else { "from-team" }>
+                                                    <span class="muted">{who}" · "{format_date(m.at)}</span>
+                                                    <p class="message-text">{m.text.clone()}</p>
+                                                </li>
+                                            }
+                                        }).collect_view()}
+                                    </ol>
+                                }.into_any()
+                            }}
                         </section>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),

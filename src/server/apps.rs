@@ -85,7 +85,27 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
         teammates: teammates.iter().map(teammate_view).collect(),
         can_manage_teammates: actor.is_owner,
         max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
+        identity_enforced: state
+            .store
+            .widget_app(&app.id)
+            .await
+            .map_err(internal)?
+            .is_some_and(|a| a.identity_enforced),
     })
+}
+
+/// Turns the widget's identity verification on or off. Owner only.
+pub async fn set_identity_enforced(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    enforced: bool,
+) -> Result<(), AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if !actor.is_owner {
+        return Err(AppError::Forbidden);
+    }
+    state.store.set_identity_enforced(&app.id, enforced).await.map_err(internal)
 }
 
 pub async fn create_api_key(

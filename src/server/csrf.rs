@@ -52,7 +52,7 @@ pub fn is_cross_site(req: &Request<Body>) -> bool {
 }
 
 /// Whether the URL's `host[:port]` is the request's `Host`.
-fn same_host(url: &str, host: Option<&str>) -> bool {
+pub fn same_host(url: &str, host: Option<&str>) -> bool {
     let Some(host) = host else { return false };
     let Ok(url) = url::Url::parse(url) else { return false };
     let Some(url_host) = url.host_str() else { return false };

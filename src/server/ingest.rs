@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::storage::{AppUserRow, PendingEvent, PendingUpdate, Store, UserWriteError};
+use crate::storage::{AppUserRow, NewDelivery, PendingEvent, PendingUpdate, Store, UserWriteError};
 
 /// Largest batch per transaction.
 const MAX_BATCH: usize = 2048;
@@ -17,6 +17,7 @@ const MAX_BATCH: usize = 2048;
 enum Job {
     Event(PendingEvent, oneshot::Sender<Result<bool, String>>),
     Update(PendingUpdate, oneshot::Sender<Result<AppUserRow, UserWriteError>>),
+    Delivery(NewDelivery, oneshot::Sender<Result<bool, String>>),
 }
 
 #[derive(Clone)]
@@ -24,7 +25,8 @@ pub struct Ingest {
     store: Store,
     queue: mpsc::Sender<Job>,
     updates: mpsc::Sender<Job>,
-    /// Events go through the writers (false: one transaction per request).
+    deliveries: mpsc::Sender<Job>,
+    /// Events (and whisper deliveries) go through the writers (false: one transaction per request).
     batch_events: bool,
     /// Updates go through their writer. Never on PostgreSQL: it already
     /// flushes concurrent commits together, and a single update writer
@@ -76,7 +78,21 @@ impl Ingest {
         if batch_updates {
             spawn_writer(store.clone(), Arc::new(Mutex::new(updates_rx)));
         }
-        Ingest { store, queue: tx, updates: updates_tx, batch_events: group_commit, batch_updates }
+        // Deliveries get writers of their own, so a delivery never waits
+        // behind the event batch that triggered it.
+        let (deliveries_tx, deliveries_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        let deliveries = Arc::new(Mutex::new(deliveries_rx));
+        for _ in 0..event_writers {
+            spawn_writer(store.clone(), deliveries.clone());
+        }
+        Ingest {
+            store,
+            queue: tx,
+            updates: updates_tx,
+            deliveries: deliveries_tx,
+            batch_events: group_commit,
+            batch_updates,
+        }
     }
 
     /// Queues an event and waits until it is committed. `Ok(false)`: no
@@ -85,12 +101,23 @@ impl Ingest {
         if !self.batch_events {
             return self
                 .store
-                .insert_event(&event.app_id, &event.user_ref, &event.name, event.at)
+                .insert_event(&event.app_id, &event.user_ref, &event.name, event.at, event.properties.as_deref())
                 .await
                 .map_err(|e| e.to_string());
         }
         let (reply, answer) = oneshot::channel();
         self.queue.send(Job::Event(event, reply)).await.map_err(|_| "the writer stopped".to_string())?;
+        answer.await.map_err(|_| "the writer stopped".to_string())?
+    }
+
+    /// Queues a whisper delivery and waits until it is committed: true if
+    /// it was created (false: the user already had this whisper).
+    pub async fn deliver(&self, d: NewDelivery) -> Result<bool, String> {
+        if !self.batch_events {
+            return self.store.insert_delivery(&d).await.map_err(|e| e.to_string());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.deliveries.send(Job::Delivery(d, reply)).await.map_err(|_| "the writer stopped".to_string())?;
         answer.await.map_err(|_| "the writer stopped".to_string())?
     }
 
@@ -114,6 +141,7 @@ impl Ingest {
 /// another, then answers each request.
 async fn write(store: &Store, batch: Vec<Job>) {
     let (mut events, mut event_replies, mut updates, mut update_replies) = (vec![], vec![], vec![], vec![]);
+    let (mut deliveries, mut delivery_replies) = (vec![], vec![]);
     for job in batch {
         match job {
             Job::Event(e, r) => {
@@ -123,6 +151,25 @@ async fn write(store: &Store, batch: Vec<Job>) {
             Job::Update(u, r) => {
                 updates.push(u);
                 update_replies.push(r);
+            }
+            Job::Delivery(d, r) => {
+                deliveries.push(d);
+                delivery_replies.push(r);
+            }
+        }
+    }
+    if !deliveries.is_empty() {
+        match store.insert_deliveries_batch(&deliveries).await {
+            Ok(created) => {
+                for (reply, ok) in delivery_replies.into_iter().zip(created) {
+                    let _ = reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, deliveries = deliveries.len(), "delivery batch failed");
+                for reply in delivery_replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
             }
         }
     }

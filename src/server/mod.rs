@@ -9,11 +9,13 @@ pub mod crypto;
 pub mod csrf;
 pub mod http;
 pub mod ingest;
+pub mod jwt;
 pub mod keys;
 pub mod request;
 pub mod state;
 pub mod users;
 pub mod whispers;
+pub mod widget;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Settings};
@@ -82,9 +84,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    widget::live::listen(state.clone());
+    state.live.start_heartbeat(widget::socket::HEARTBEAT);
+    let live = state.live.clone();
     let app = http::router(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open widgets are told to reconnect (to another instance, or to this one once back).
+            live.close_all();
+        })
         .await
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{clock::Clock, config::Settings, crypto::SecretBox, ingest::Ingest, keys::KeyCache};
+use super::{clock::Clock, config::Settings, crypto::SecretBox, ingest::Ingest, keys::KeyCache, widget::live::Live};
 use crate::storage::Store;
 
 /// Run-time facts derived from settings and the site configuration.
@@ -25,6 +25,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub ingest: Ingest,
     pub keys: Arc<KeyCache>,
+    /// Open widgets and real-time delivery.
+    pub live: Arc<Live>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -52,6 +54,7 @@ impl AppState {
             config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
             leptos_options,
             keys: Arc::new(KeyCache::default()),
+            live: Arc::new(Live::default()),
         })
     }
 

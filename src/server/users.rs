@@ -22,14 +22,7 @@ const CURSOR_SEP: char = '\u{1f}';
 
 /// The app's custom property types, by name.
 pub async fn catalog_types(state: &AppState, app_id: &str) -> Result<HashMap<String, PropType>, AppError> {
-    Ok(state
-        .store
-        .property_catalog(app_id)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .filter_map(|c| PropType::parse(&c.ty).map(|t| (c.name, t)))
-        .collect())
+    state.store.property_types(app_id).await.map_err(internal)
 }
 
 fn display_name(u: &AppUserRow) -> String {
@@ -112,6 +105,17 @@ pub fn property_views(types: &HashMap<String, PropType>) -> Vec<PropertyView> {
     properties
 }
 
+/// A user's property values as text, by name, for personalised text
+/// (`domain::whisper::lookup` finds them, aliases included).
+pub fn personal_values(u: &AppUserRow, types: &HashMap<String, PropType>) -> Vec<(String, String)> {
+    use crate::domain::{conditions::UserProps, properties::BUILTINS};
+    let props = RowProps { row: u, types };
+    let mut values: Vec<(String, String)> =
+        BUILTINS.iter().filter_map(|b| props.builtin(b).map(|v| (b.name.to_string(), value_text(v)))).collect();
+    values.extend(u.properties.0.keys().filter_map(|k| props.custom(k).map(|v| (k.clone(), value_text(v)))));
+    values
+}
+
 /// A property value as the dashboard shows it (and personalisation uses it).
 pub fn value_text(v: crate::domain::properties::Value) -> String {
     use crate::domain::properties::Value;
@@ -155,13 +159,23 @@ pub async fn profile(
         .collect();
     custom.sort_by(|a, b| a.name.cmp(&b.name));
     let events = state.store.user_events(&u.id, 50).await.map_err(internal)?;
+    let messages = state.store.user_messages(&u.id, 50).await.map_err(internal)?;
     Ok(UserProfile {
         id: u.id.clone(),
         user_id: u.user_id.clone(),
         name: display_name(&u),
         builtin,
         custom,
-        events: events.into_iter().map(|e| (e.name, e.created_at)).collect(),
+        events: events.into_iter().map(|e| (e.name, e.created_at, e.properties)).collect(),
+        messages: messages
+            .into_iter()
+            .map(|m| crate::models::MessageView {
+                from_user: m.role == "appUser",
+                name: m.name,
+                text: m.text,
+                at: m.created_at,
+            })
+            .collect(),
     })
 }
 

@@ -7,18 +7,17 @@ use super::{
     auth::{internal, teammate_view},
     crypto::new_id,
     state::AppState,
-    users::{catalog_types, property_views, value_text},
+    users::{catalog_types, personal_values, property_views},
 };
 use crate::{
     domain::{
-        conditions::{check_all, UserProps},
-        properties::BUILTINS,
+        conditions::check_all,
         whisper::{from_template, Status, WhisperDraft},
     },
     error::AppError,
     models::{AudiencePreview, SampleUser, WhisperEditor, WhisperSummary},
     storage::{
-        audience::{RowProps, SortKey, UserListQuery},
+        audience::{SortKey, UserListQuery},
         StatusChange, TeammateRow,
     },
 };
@@ -106,6 +105,7 @@ pub async fn save(
             id
         }
     };
+    state.live.whispers_changed(state, &app.id).await;
     if activate {
         // Just validated against the catalog: no need to load and check again.
         apply_status(state, &app.id, &id, Status::Active).await?;
@@ -136,7 +136,10 @@ pub async fn set_status(
 /// Stores a status change, within the app's limit of active whispers.
 async fn apply_status(state: &AppState, app_id: &str, id: &str, status: Status) -> Result<(), AppError> {
     match state.store.set_whisper_status(app_id, id, status.as_str(), state.now()).await.map_err(internal)? {
-        StatusChange::Done => Ok(()),
+        StatusChange::Done => {
+            state.live.whispers_changed(state, app_id).await;
+            Ok(())
+        }
         StatusChange::NotFound => Err(AppError::NotFound),
         StatusChange::LimitReached(max) => Err(AppError::Conflict {
             field: "form".into(),
@@ -160,6 +163,7 @@ pub async fn delete(state: &AppState, actor: &TeammateRow, app_id: &str, id: &st
     if !state.store.delete_whisper(&app.id, id).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
+    state.live.whispers_changed(state, &app.id).await;
     Ok(())
 }
 
@@ -186,14 +190,10 @@ pub async fn audience_preview(
     };
     let count = state.store.count_users(&q).await.map_err(internal)?;
     let rows = state.store.list_users(&q).await.map_err(internal)?;
-    let show = value_text;
     let samples = rows
         .iter()
         .map(|u| {
-            let props = RowProps { row: u, types: &types };
-            let mut values: Vec<(String, String)> =
-                BUILTINS.iter().filter_map(|b| props.builtin(b).map(|v| (b.name.to_string(), show(v)))).collect();
-            values.extend(u.properties.0.keys().filter_map(|k| props.custom(k).map(|v| (k.clone(), show(v)))));
+            let values = personal_values(u, &types);
             let name =
                 [u.given_name.as_deref(), u.surname.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
             SampleUser {

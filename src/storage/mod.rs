@@ -9,6 +9,7 @@ pub mod bench;
 mod teammates;
 mod users;
 mod whispers;
+mod widget;
 
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
@@ -17,6 +18,7 @@ pub use users::{
     Properties, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
+pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp};
 
 use std::{str::FromStr, time::Duration};
 

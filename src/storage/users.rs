@@ -81,6 +81,8 @@ pub struct AppUserChanges {
     pub app_version: Option<Option<(String, String)>>,
     pub platform: Option<Option<String>>,
     pub properties: Properties,
+    /// Widget start: the user was seen at this time.
+    pub last_seen_at: Option<i64>,
 }
 
 /// One user update waiting for a group commit.
@@ -128,6 +130,8 @@ pub struct CatalogEntry {
 pub struct EventRow {
     pub name: String,
     pub created_at: i64,
+    /// The event's properties as JSON text, if any.
+    pub properties: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -256,6 +260,7 @@ impl Store {
                app_version_key = CASE WHEN $10 THEN $12 ELSE app_version_key END, \
                platform = CASE WHEN $13 THEN $14 ELSE platform END, \
                properties = {merge}, \
+               last_seen_at = COALESCE($17, last_seen_at), \
                updated_at = $16 \
              WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {}",
             self.user_columns()
@@ -291,6 +296,7 @@ impl Store {
                         .bind(c.platform.clone().flatten())
                         .bind(SqlJson(&c.properties))
                         .bind(job.now)
+                        .bind(c.last_seen_at)
                         .fetch_optional(&mut *sp)
                         .await?;
                     let Some(row) = row else { return Err(UserWriteError::NotFound) };
@@ -338,6 +344,20 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The app's custom property types, by name.
+    pub async fn property_types(
+        &self,
+        app_id: &str,
+    ) -> StoreResult<std::collections::HashMap<String, crate::domain::properties::PropType>> {
+        use crate::domain::properties::PropType;
+        Ok(self
+            .property_catalog(app_id)
+            .await?
+            .into_iter()
+            .filter_map(|c| PropType::parse(&c.ty).map(|t| (c.name, t)))
+            .collect())
+    }
+
     pub async fn property_catalog(&self, app_id: &str) -> StoreResult<Vec<CatalogEntry>> {
         Ok(
             with_pool!(self, pool => sqlx::query_as("SELECT name, ty FROM property_catalog WHERE app_id = $1 ORDER BY name")
@@ -358,17 +378,30 @@ impl Store {
 
     /// Records an event for the user `user_ref`; false if there is no such
     /// user in this app (nothing is written then).
-    pub async fn insert_event(&self, app_id: &str, user_ref: &str, name: &str, at: i64) -> StoreResult<bool> {
+    pub async fn insert_event(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        name: &str,
+        at: i64,
+        properties: Option<&str>,
+    ) -> StoreResult<bool> {
+        let sql = format!(
+            "INSERT INTO events (app_id, app_user_id, name, created_at, properties) \
+             SELECT $1, id, $3, $4, {} FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
+            match self {
+                Store::Sqlite(_) => "$5",
+                Store::Postgres(_) => "$5::jsonb",
+            }
+        );
         let done = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "INSERT INTO events (app_id, app_user_id, name, created_at) \
-                 SELECT $1, id, $3, $4 FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
-            )
+            let n = sqlx::query(&sql)
             .bind(app_id)
             .bind(user_ref)
             .bind(name)
             .bind(at)
+            .bind(properties)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -388,8 +421,12 @@ impl Store {
 
     /// A user's most recent events, newest first.
     pub async fn user_events(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<EventRow>> {
+        let sql = match self {
+            Store::Sqlite(_) => "SELECT name, created_at, properties FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            Store::Postgres(_) => "SELECT name, created_at, properties::text AS properties FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        };
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT name, created_at FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            sql,
         )
         .bind(app_user_id)
         .bind(limit)
@@ -464,6 +501,8 @@ pub struct PendingEvent {
     pub user_ref: String,
     pub name: String,
     pub at: i64,
+    /// Properties as JSON text (already checked), if any.
+    pub properties: Option<String>,
 }
 
 impl Store {
@@ -476,8 +515,11 @@ impl Store {
             Store::Sqlite(pool) => {
                 // Per chunk, two statements: resolve the users, then one
                 // multi-row insert (a statement per event costs a round trip
-                // to SQLite's worker thread each).
-                let mut tx = pool.begin().await?;
+                // to SQLite's worker thread each). IMMEDIATE: the transaction
+                // reads before it writes, and a deferred one would fail at
+                // once (SQLITE_BUSY_SNAPSHOT) if another connection wrote in
+                // between, instead of waiting its turn.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 for (c, chunk) in batch.chunks(500).enumerate() {
                     let values = (0..chunk.len())
                         .map(|i| format!("({}, ${}, ${})", i, 2 * i + 1, 2 * i + 2))
@@ -503,15 +545,20 @@ impl Store {
                         continue;
                     }
                     let values = (0..resolved.len())
-                        .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                        .map(|i| {
+                            let n = 5 * i;
+                            format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5)
+                        })
                         .collect::<Vec<_>>()
                         .join(", ");
-                    let sql = format!("INSERT INTO events (app_id, app_user_id, name, created_at) VALUES {values}");
+                    let sql = format!(
+                        "INSERT INTO events (app_id, app_user_id, name, created_at, properties) VALUES {values}"
+                    );
                     let mut q = sqlx::query(&sql);
                     for (ord, user_id) in &resolved {
                         let e = &chunk[*ord];
                         found[c * 500 + ord] = true;
-                        q = q.bind(&e.app_id).bind(user_id).bind(&e.name).bind(e.at);
+                        q = q.bind(&e.app_id).bind(user_id).bind(&e.name).bind(e.at).bind(&e.properties);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -539,6 +586,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let (mut ins_app, mut ins_user, mut ins_name, mut ins_at) = (vec![], vec![], vec![], vec![]);
+                let mut ins_props: Vec<Option<String>> = vec![];
                 for (ord, user_id) in resolved {
                     let i = (ord - 1) as usize;
                     found[i] = true;
@@ -546,15 +594,17 @@ impl Store {
                     ins_user.push(user_id);
                     ins_name.push(batch[i].name.clone());
                     ins_at.push(batch[i].at);
+                    ins_props.push(batch[i].properties.clone());
                 }
                 sqlx::query(
-                    "INSERT INTO events (app_id, app_user_id, name, created_at) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
+                    "INSERT INTO events (app_id, app_user_id, name, created_at, properties) \
+                     SELECT a, u, n, t, p::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS x(a, u, n, t, p)",
                 )
                 .bind(&ins_app)
                 .bind(&ins_user)
                 .bind(&ins_name)
                 .bind(&ins_at)
+                .bind(&ins_props)
                 .execute(&mut *tx)
                 .await?;
                 let entries = catalog_entries(batch, &found);

@@ -201,16 +201,7 @@ impl TestApp {
 
     /// One HTTP/1.1 request on a fresh connection.
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        parse_response(&raw)
+        raw_request(self.addr, method, path, headers, body).await
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
@@ -267,6 +258,20 @@ impl TestApp {
     pub async fn login(&self, email: &str, password: &str) -> Response {
         self.call("login", &[("input[email]", email), ("input[password]", password)], None, &[]).await
     }
+}
+
+/// One HTTP/1.1 request to `addr` on a fresh connection.
+pub async fn raw_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    parse_response(&raw)
 }
 
 fn parse_response(raw: &[u8]) -> Response {

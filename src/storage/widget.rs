@@ -1,0 +1,340 @@
+//! What the widget needs from the database: the app's identity settings,
+//! anonymous and identified users (and merging the one into the other),
+//! deliveries of whispers and the conversation since a point in time.
+
+use super::{with_pool, AppUserRow, MessageRow, Store, StoreResult};
+
+/// An app as the widget sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WidgetApp {
+    pub id: String,
+    pub identity_secret_enc: Vec<u8>,
+    pub identity_enforced: bool,
+}
+
+/// A whisper delivered (or about to be) to one user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub app_user_id: String,
+    pub whisper_id: String,
+    pub state: String,
+    /// The card as JSON (`server::widget::Card`), exactly as delivered.
+    pub rendered: String,
+    pub sent_at: Option<i64>,
+    pub seen_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub app_id: String,
+    pub whisper_id: String,
+    pub app_user_id: String,
+    pub revision: i64,
+    pub rendered: String,
+    pub now: i64,
+    /// Made while the user has a widget open on this instance: stored as
+    /// `sent` at once (it is pushed right after), else `pending`.
+    pub sent: bool,
+}
+
+impl NewDelivery {
+    /// The row as stored, once inserted.
+    pub fn row(&self) -> DeliveryRow {
+        DeliveryRow {
+            id: self.id.clone(),
+            app_user_id: self.app_user_id.clone(),
+            whisper_id: self.whisper_id.clone(),
+            state: self.state().into(),
+            rendered: self.rendered.clone(),
+            sent_at: self.sent.then_some(self.now),
+            seen_at: None,
+            created_at: self.now,
+        }
+    }
+
+    fn state(&self) -> &'static str {
+        if self.sent {
+            "sent"
+        } else {
+            "pending"
+        }
+    }
+}
+
+/// What the widget reports about a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    Seen,
+    Clicked,
+    Replied,
+}
+
+const DELIVERY_COLUMNS: &str = "id, app_user_id, whisper_id, state, rendered, sent_at, seen_at, created_at";
+
+impl Store {
+    pub async fn widget_app(&self, app_id: &str) -> StoreResult<Option<WidgetApp>> {
+        Ok(with_pool!(self, pool => {
+            let row: Option<(String, Vec<u8>, i64)> = match self {
+                Store::Sqlite(_) => sqlx::query_as("SELECT id, identity_secret_enc, identity_enforced FROM apps WHERE id = $1"),
+                Store::Postgres(_) => sqlx::query_as("SELECT id, identity_secret_enc, identity_enforced::int4::int8 FROM apps WHERE id = $1"),
+            }
+            .bind(app_id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|(id, identity_secret_enc, e)| WidgetApp { id, identity_secret_enc, identity_enforced: e != 0 })
+        }))
+    }
+
+    pub async fn set_identity_enforced(&self, app_id: &str, enforced: bool) -> StoreResult<()> {
+        let sql = match self {
+            Store::Sqlite(_) => "UPDATE apps SET identity_enforced = CASE WHEN $2 THEN 1 ELSE 0 END WHERE id = $1",
+            Store::Postgres(_) => "UPDATE apps SET identity_enforced = $2 WHERE id = $1",
+        };
+        with_pool!(self, pool => {
+            sqlx::query(sql).bind(app_id).bind(enforced).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The anonymous user of a widget's device, created on first sight.
+    pub async fn device_user(&self, app_id: &str, device_id: &str, new_id: &str, now: i64) -> StoreResult<AppUserRow> {
+        let insert = "INSERT INTO app_users (id, app_id, device_id, signed_up_at, properties, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, '{}', $4, $4) ON CONFLICT (app_id, device_id) DO NOTHING";
+        let select = format!("SELECT {} FROM app_users WHERE app_id = $1 AND device_id = $2", self.user_columns());
+        Ok(with_pool!(self, pool => {
+            let insert = match self {
+                Store::Sqlite(_) => insert.replace("'{}'", "jsonb('{}')"),
+                Store::Postgres(_) => insert.to_string(),
+            };
+            sqlx::query(&insert).bind(new_id).bind(app_id).bind(device_id).bind(now).execute(pool).await?;
+            sqlx::query_as(&select).bind(app_id).bind(device_id).fetch_one(pool).await?
+        }))
+    }
+
+    /// The user known by `user_id`, created on first sight; the anonymous
+    /// user of `device_id` (if any) is merged into them: their messages,
+    /// events and deliveries move over (a whisper both received stays
+    /// once), then the anonymous user is deleted. One transaction.
+    pub async fn identified_user(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        device_id: Option<&str>,
+        new_id: &str,
+        now: i64,
+    ) -> StoreResult<AppUserRow> {
+        let insert = match self {
+            Store::Sqlite(_) => {
+                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, jsonb('{}'), $4, $4) ON CONFLICT (app_id, user_id) DO NOTHING"
+            }
+            Store::Postgres(_) => {
+                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, '{}', $4, $4) ON CONFLICT (app_id, user_id) DO NOTHING"
+            }
+        };
+        let select = format!("SELECT {} FROM app_users WHERE app_id = $1 AND user_id = $2", self.user_columns());
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(insert).bind(new_id).bind(app_id).bind(user_id).bind(now).execute(&mut *tx).await?;
+            let row: AppUserRow = sqlx::query_as(&select).bind(app_id).bind(user_id).fetch_one(&mut *tx).await?;
+            if let Some(device) = device_id {
+                let anon: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM app_users WHERE app_id = $1 AND device_id = $2 AND user_id IS NULL AND id <> $3",
+                )
+                .bind(app_id)
+                .bind(device)
+                .bind(&row.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(anon) = anon {
+                    for table in ["messages", "events"] {
+                        sqlx::query(&format!("UPDATE {table} SET app_user_id = $1 WHERE app_user_id = $2"))
+                            .bind(&row.id)
+                            .bind(&anon)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "UPDATE deliveries SET app_user_id = $1 WHERE app_user_id = $2 \
+                         AND whisper_id NOT IN (SELECT whisper_id FROM deliveries WHERE app_user_id = $1)",
+                    )
+                    .bind(&row.id)
+                    .bind(&anon)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM app_users WHERE id = $1").bind(&anon).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    /// Records a delivery unless the user already has one for this whisper
+    /// (on any server instance): true if this call created it.
+    pub async fn insert_delivery(&self, d: &NewDelivery) -> StoreResult<bool> {
+        Ok(self.insert_deliveries_batch(std::slice::from_ref(d)).await?[0])
+    }
+
+    /// Records several deliveries in one transaction (one durable commit);
+    /// per delivery, whether it was created (false: the user already had
+    /// that whisper, from an earlier call, another instance, or earlier in
+    /// this same batch).
+    pub async fn insert_deliveries_batch(&self, batch: &[NewDelivery]) -> StoreResult<Vec<bool>> {
+        const COLS: usize = 9;
+        let mut created = std::collections::HashSet::new();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in batch.chunks(200) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let p: Vec<String> = (1..=COLS).map(|c| format!("${}", i * COLS + c)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO deliveries (id, app_id, whisper_id, app_user_id, revision, state, rendered, sent_at, created_at) \
+                     VALUES {values} ON CONFLICT (whisper_id, app_user_id) DO NOTHING RETURNING id"
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for d in chunk {
+                    q = q
+                        .bind(&d.id)
+                        .bind(&d.app_id)
+                        .bind(&d.whisper_id)
+                        .bind(&d.app_user_id)
+                        .bind(d.revision)
+                        .bind(d.state())
+                        .bind(&d.rendered)
+                        .bind(d.sent.then_some(d.now))
+                        .bind(d.now);
+                }
+                created.extend(q.fetch_all(&mut *tx).await?);
+            }
+            tx.commit().await?;
+        });
+        Ok(batch.iter().map(|d| created.contains(&d.id)).collect())
+    }
+
+    /// Marks deliveries as sent (pushed to an open widget); idempotent.
+    pub async fn mark_sent(&self, ids: &[String], now: i64) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            for id in ids {
+                sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Records what the user did with a card of theirs. Each step implies
+    /// the ones before it (a click was seen, and sent); times are kept
+    /// from the first report. False if the delivery is not this user's.
+    pub async fn react(&self, app_user_id: &str, delivery_id: &str, r: Reaction, now: i64) -> StoreResult<bool> {
+        let (state, rank) = match r {
+            Reaction::Seen => ("seen", 1),
+            Reaction::Clicked => ("clicked", 2),
+            Reaction::Replied => ("replied", 3),
+        };
+        let sql = format!(
+            "UPDATE deliveries SET \
+               sent_at = COALESCE(sent_at, $3), \
+               seen_at = COALESCE(seen_at, $3), \
+               clicked_at = {}, \
+               replied_at = {}, \
+               state = CASE WHEN state IN ('pending', 'sent') OR (state = 'seen' AND $4 >= 2) \
+                            OR (state = 'clicked' AND $4 >= 3) THEN $5 ELSE state END \
+             WHERE id = $1 AND app_user_id = $2",
+            if rank >= 2 { "COALESCE(clicked_at, $3)" } else { "clicked_at" },
+            if rank >= 3 { "COALESCE(replied_at, $3)" } else { "replied_at" },
+        );
+        Ok(with_pool!(self, pool => sqlx::query(&sql)
+            .bind(delivery_id)
+            .bind(app_user_id)
+            .bind(now)
+            .bind(rank as i64)
+            .bind(state)
+            .execute(pool)
+            .await?
+            .rows_affected())
+            == 1)
+    }
+
+    /// A user's deliveries, oldest first, the last `limit`.
+    pub async fn user_deliveries(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_user_id = $1 AND state NOT IN ('cancelled', 'failed') \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let mut rows: Vec<DeliveryRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(app_user_id).bind(limit).fetch_all(pool).await?);
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub async fn delivery(&self, id: &str) -> StoreResult<Option<DeliveryRow>> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// One message with its user's id.
+    pub async fn message(&self, id: &str) -> StoreResult<Option<(String, MessageRow)>> {
+        let row: Option<(String, String, String, Option<String>, String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT app_user_id, id, role, name, text, created_at FROM messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(user, id, role, name, text, created_at)| (user, MessageRow { id, role, name, text, created_at })))
+    }
+
+    /// A user's messages from `since` (inclusive), oldest first, at most `limit`.
+    pub async fn messages_since(&self, app_user_id: &str, since: i64, limit: i64) -> StoreResult<Vec<MessageRow>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, role, name, text, created_at FROM messages WHERE app_user_id = $1 AND created_at >= $2 \
+             ORDER BY created_at, id LIMIT $3",
+        )
+        .bind(app_user_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// How many messages the user has written.
+    pub async fn user_message_count(&self, app_user_id: &str) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE app_user_id = $1 AND role = 'appUser'",
+        )
+        .bind(app_user_id)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// The app's active whispers.
+    pub async fn active_whispers(&self, app_id: &str) -> StoreResult<Vec<super::WhisperRow>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, app_id, name, status, definition, revision, created_at, updated_at FROM whispers \
+             WHERE app_id = $1 AND status = 'active' ORDER BY created_at, id",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Tells every server instance listening (PostgreSQL) on `murmur`.
+    pub async fn notify(&self, payload: &str) -> StoreResult<()> {
+        if let Store::Postgres(pool) = self {
+            sqlx::query("SELECT pg_notify('murmur', $1)").bind(payload).execute(pool).await?;
+        }
+        Ok(())
+    }
+}

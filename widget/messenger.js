@@ -1,0 +1,423 @@
+/* murmur messenger: runs inside the frame murmur serves (its own origin,
+   with a CSP that allows no inline script). Talks to the host page only
+   through postMessage (checked: the parent window, the host's origin) and to
+   murmur over one WebSocket that reconnects and resumes. Text anyone typed
+   is set with textContent; a card's body is the server's sanitised HTML. */
+(function () {
+  "use strict";
+  var cfg;
+  try {
+    cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+  } catch (e) {
+    return;
+  }
+  if (!cfg || typeof cfg.app !== "string" || typeof cfg.origin !== "string" || window.parent === window) return;
+  var anc = location.ancestorOrigins;
+  if (anc && anc.length && anc[0] !== cfg.origin) return;
+
+  var $ = function (id) { return document.getElementById(id); };
+  var el = function (tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text != null) n.textContent = text;
+    return n;
+  };
+
+  // Per-app storage in the frame's own origin (partitioned per host site).
+  var key = "murmur:" + cfg.app + ":";
+  var store = {
+    get: function (k) { try { return localStorage.getItem(key + k); } catch (e) { return null; } },
+    set: function (k, v) { try { localStorage.setItem(key + k, v); } catch (e) {} },
+    del: function (k) { try { localStorage.removeItem(key + k); } catch (e) {} }
+  };
+  function newDevice() {
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    var s = "";
+    for (var i = 0; i < b.length; i++) s += ("0" + b[i].toString(16)).slice(-2);
+    store.set("device", s);
+    return s;
+  }
+
+  var device = store.get("device") || newDevice();
+  var identity = null; // {userId, jwt}
+  var profile = null; // givenName, surname, email, properties from init/updateUser
+  var ws = null, open = false, live = false, welcomed = false, fatal = false;
+  var retry = 0, timer = null, pingTimer = null, pongDue = null;
+  var outbox = [];
+  var items = {}; // id -> thread item
+  var order = [];
+  var since = null;
+  var unread = 0;
+  var lastRead = +(store.get("read") || 0);
+  var shownCards = {};
+
+  function toHost(msg) {
+    window.parent.postMessage(msg, cfg.origin);
+  }
+  function emit(name, data) {
+    toHost({ t: "event", name: name, data: data });
+  }
+
+  // ---- layout -----------------------------------------------------------
+  function resize() {
+    var mode = open ? "open" : $("cards").childNodes.length ? "cards" : "closed";
+    document.body.className = mode;
+    var h = mode === "cards" ? $("cards").offsetHeight + 104 : 0;
+    toHost({ t: "size", mode: mode, h: h });
+  }
+
+  function setBadge() {
+    var b = $("badge");
+    b.hidden = unread < 1;
+    b.textContent = unread > 9 ? "9+" : String(unread);
+    $("launcher").setAttribute("aria-label", unread ? "Open messages (" + unread + " unread)" : "Open messages");
+  }
+
+  function setOpen(v) {
+    if (open === v) return;
+    open = v;
+    $("panel").hidden = !v;
+    $("launcher").setAttribute("aria-expanded", String(v));
+    if (v) {
+      var ids = Object.keys(shownCards);
+      for (var i = 0; i < ids.length; i++) dismiss(ids[i]);
+      unread = 0;
+      lastRead = Date.now();
+      store.set("read", String(lastRead));
+      setBadge();
+      scrollDown();
+      $("text").focus();
+    }
+    resize();
+    emit(v ? "widget:opened" : "widget:closed");
+  }
+
+  // ---- rendering ----------------------------------------------------------
+  function avatar(sender) {
+    return el("span", "avatar", (sender && sender.initials) || "•");
+  }
+
+  function buttons(card, id) {
+    var box = el("div", "buttons");
+    (card.buttons || []).forEach(function (b) {
+      var n;
+      if (b.kind === "link" && /^https?:\/\//i.test(b.value)) {
+        n = el("a", "button", b.label);
+        n.href = b.value;
+        n.target = "_blank";
+        n.rel = "noopener noreferrer nofollow";
+        n.addEventListener("click", function (e) {
+          e.stopPropagation();
+          send({ t: "clicked", id: id });
+        });
+      } else {
+        n = el("button", "button", b.label);
+        n.type = "button";
+        n.addEventListener("click", function (e) {
+          e.stopPropagation();
+          send({ t: "clicked", id: id });
+          send({ t: "reply", text: b.value || b.label, card: id });
+          setOpen(true);
+        });
+      }
+      box.appendChild(n);
+    });
+    return box;
+  }
+
+  function body(card) {
+    var n = el("div", "body");
+    n.innerHTML = card.html || ""; // sanitised by murmur's template renderer
+    return n;
+  }
+
+  function threadNode(it) {
+    var li = el("li", "item " + (it.mine ? "mine" : "theirs"));
+    li.dataset.id = it.id;
+    if (!it.mine) li.appendChild(avatar(it.sender));
+    var col = el("div", "col");
+    if (!it.mine) col.appendChild(el("div", "sender", (it.sender && it.sender.name) || it.name || "The team"));
+    var bubble = el("div", "bubble");
+    if (it.card) {
+      bubble.appendChild(body(it.card));
+      col.appendChild(bubble);
+      col.appendChild(buttons(it.card, it.id));
+    } else {
+      bubble.textContent = it.text;
+      col.appendChild(bubble);
+    }
+    li.appendChild(col);
+    return li;
+  }
+
+  function scrollDown() {
+    var t = $("thread");
+    t.scrollTop = t.scrollHeight;
+  }
+
+  function add(it) {
+    if (items[it.id]) return false;
+    items[it.id] = it;
+    var i = order.length;
+    while (i > 0 && items[order[i - 1]].at > it.at) i--;
+    order.splice(i, 0, it.id);
+    var t = $("thread"), node = threadNode(it);
+    t.insertBefore(node, t.children[i] || null);
+    if (open) scrollDown();
+    return true;
+  }
+
+  function showCard(it) {
+    if (shownCards[it.id] || open) return;
+    var c = el("div", "card");
+    c.tabIndex = 0;
+    c.setAttribute("role", "button");
+    c.setAttribute("aria-label", "Message from " + it.card.sender.name + ": open the conversation");
+    var head = el("div", "head");
+    head.appendChild(avatar(it.card.sender));
+    head.appendChild(el("span", "sender", it.card.sender.name));
+    var x = el("button", "dismiss", "×");
+    x.type = "button";
+    x.setAttribute("aria-label", "Dismiss");
+    x.addEventListener("click", function (e) {
+      e.stopPropagation();
+      dismiss(it.id);
+      resize();
+    });
+    head.appendChild(x);
+    c.appendChild(head);
+    c.appendChild(body(it.card));
+    c.appendChild(buttons(it.card, it.id));
+    var openIt = function () {
+      send({ t: "clicked", id: it.id });
+      setOpen(true);
+    };
+    c.addEventListener("click", openIt);
+    c.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && e.target === c) openIt();
+    });
+    shownCards[it.id] = c;
+    $("cards").appendChild(c);
+    resize();
+    if (!it.seen) {
+      it.seen = true;
+      send({ t: "seen", id: it.id });
+    }
+  }
+
+  function dismiss(id) {
+    var c = shownCards[id];
+    if (c && c.parentNode) c.parentNode.removeChild(c);
+    delete shownCards[id];
+  }
+
+  function fromCard(f) {
+    return { id: f.id, at: f.at, card: f.card, sender: f.card && f.card.sender, seen: f.seen, mine: false };
+  }
+
+  function fromMessage(m) {
+    return { id: m.id, at: m.at, text: m.text, name: m.name, mine: m.role === "appUser" };
+  }
+
+  function received(it, fresh) {
+    if (!add(it)) return;
+    if (!it.card && (since == null || it.at > since)) since = it.at;
+    if (it.mine) return;
+    if (it.card && !it.seen) {
+      if (open) {
+        it.seen = true;
+        send({ t: "seen", id: it.id });
+      } else showCard(it);
+    }
+    if (!open && (fresh || it.at > lastRead)) {
+      unread++;
+      setBadge();
+    }
+    if (fresh) emit("message:received", { id: it.id, text: it.card ? body(it.card).textContent : it.text });
+  }
+
+  // ---- connection ---------------------------------------------------------
+  function send(frame) {
+    if (live && ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+    else if (outbox.length < 100) outbox.push(frame);
+  }
+
+  function status(text) {
+    $("status").textContent = text || "";
+  }
+
+  function connect() {
+    clearTimeout(timer);
+    if (ws) {
+      ws.onclose = null;
+      ws.close();
+    }
+    live = false;
+    var url = location.origin.replace(/^http/, "ws") + "/widget/ws";
+    var sock = (ws = new WebSocket(url));
+    sock.onopen = function () {
+      var hello = { t: "hello", app: cfg.app, device: device, platform: "web", since: since };
+      if (identity) {
+        hello.userId = identity.userId;
+        hello.jwt = identity.jwt;
+      }
+      if (profile) {
+        hello.user = profile;
+        if (typeof profile.appVersion === "string") hello.appVersion = profile.appVersion;
+      }
+      sock.send(JSON.stringify(hello));
+    };
+    sock.onmessage = function (e) {
+      var f;
+      try {
+        f = JSON.parse(e.data);
+      } catch (err) {
+        return;
+      }
+      pongDue = null;
+      onFrame(f);
+    };
+    sock.onclose = function (e) {
+      live = false;
+      clearInterval(pingTimer);
+      if (fatal || e.code === 4400) return;
+      retry = Math.min(retry + 1, 8);
+      var wait = Math.min(30000, 300 * Math.pow(2, retry)) * (0.5 + Math.random() / 2);
+      timer = setTimeout(connect, wait);
+    };
+  }
+
+  function onFrame(f) {
+    if (f.t === "welcome") {
+      live = true;
+      retry = 0;
+      status("");
+      var cards = f.cards || [], msgs = f.messages || [];
+      for (var i = 0; i < msgs.length; i++) received(fromMessage(msgs[i]), false);
+      for (var j = 0; j < cards.length; j++) received(fromCard(cards[j]), false);
+      var pending = outbox;
+      outbox = [];
+      for (var k = 0; k < pending.length; k++) send(pending[k]);
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () {
+        if (pongDue && Date.now() > pongDue) {
+          ws.close();
+          return;
+        }
+        if (!pongDue) pongDue = Date.now() + 10000;
+        send({ t: "ping" });
+      }, 20000);
+      if (!welcomed) {
+        welcomed = true;
+        emit("ready");
+      }
+    } else if (f.t === "card") {
+      received(fromCard(f), true);
+    } else if (f.t === "message") {
+      received(fromMessage(f.message), true);
+    } else if (f.t === "error") {
+      status(f.message);
+      if (/^(identity_required|invalid_jwt|unknown_app|invalid_user|invalid_device|hello_expected)$/.test(f.code)) {
+        fatal = true;
+        emit("error", { code: f.code, message: f.message });
+      }
+    }
+  }
+
+  function reset() {
+    items = {};
+    order = [];
+    since = null;
+    unread = 0;
+    setBadge();
+    $("thread").textContent = "";
+    var ids = Object.keys(shownCards);
+    for (var i = 0; i < ids.length; i++) dismiss(ids[i]);
+    resize();
+  }
+
+  function lastCardId() {
+    for (var i = order.length - 1; i >= 0; i--) {
+      var it = items[order[i]];
+      if (it.mine) return null;
+      if (it.card) return it.id;
+    }
+    return null;
+  }
+
+  // ---- the host page --------------------------------------------------------
+  window.addEventListener("message", function (e) {
+    if (e.source !== window.parent || e.origin !== cfg.origin) return;
+    var m = e.data;
+    if (!m || typeof m !== "object") return;
+    switch (m.t) {
+      case "init":
+        var o = m.o || {};
+        var p = {};
+        ["givenName", "surname", "email", "properties", "appVersion"].forEach(function (k) {
+          if (o[k] !== undefined) p[k] = o[k];
+        });
+        profile = Object.keys(p).length ? p : null;
+        identity = typeof o.userId === "string" ? { userId: o.userId, jwt: o.jwt } : null;
+        connect();
+        break;
+      case "login":
+        if (typeof m.userId !== "string") return;
+        identity = { userId: m.userId, jwt: m.jwt };
+        fatal = false;
+        reset();
+        connect();
+        break;
+      case "logout":
+        identity = null;
+        fatal = false;
+        device = newDevice();
+        store.del("read");
+        reset();
+        connect();
+        break;
+      case "track":
+        if (typeof m.name === "string") send({ t: "track", name: m.name, props: m.props });
+        break;
+      case "update":
+        if (m.user && typeof m.user === "object") send({ t: "update", user: m.user });
+        break;
+      case "open":
+        setOpen(true);
+        break;
+      case "close":
+        setOpen(false);
+        break;
+    }
+  });
+
+  $("launcher").addEventListener("click", function () {
+    setOpen(!open);
+  });
+  $("close").addEventListener("click", function () {
+    setOpen(false);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && open) setOpen(false);
+  });
+  $("reply").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = $("text").value;
+    if (!text.trim()) return;
+    var frame = { t: "reply", text: text };
+    var card = lastCardId();
+    if (card) frame.card = card;
+    send(frame);
+    $("text").value = "";
+  });
+  $("text").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("reply").requestSubmit();
+    }
+  });
+  setBadge();
+  resize();
+  toHost({ t: "loaded" });
+})();
