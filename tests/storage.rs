@@ -380,6 +380,54 @@ async fn deliveries_once_per_whisper_and_user(s: &Store) {
     assert_eq!(s.delivery("d3").await.unwrap().unwrap().state, "clicked", "never goes back");
 }
 
+async fn events_and_their_deliveries_commit_together(s: &Store) {
+    use murmur::{
+        domain::whisper::from_template,
+        storage::{DeliveryPlan, NewDelivery},
+    };
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, Some("Ada"), 1, json!({"plan": "gold"})), &[]).await.unwrap();
+    s.insert_whisper("w1", "app1", "active", &from_template(Some("announcement"), "t1"), 10).await.unwrap();
+    let ev = |user: &str, at| PendingEvent {
+        app_id: "app1".into(),
+        user_ref: user.into(),
+        name: "item-in-cart".into(),
+        at,
+        properties: None,
+    };
+    // The plan sees the whole user row, read inside the transaction.
+    let plan = |id: &'static str| -> Option<DeliveryPlan> {
+        Some(Box::new(move |u: &murmur::storage::AppUserRow| {
+            assert_eq!((u.given_name.as_deref(), u.properties.0.get("plan")), (Some("Ada"), Some(&json!("gold"))));
+            vec![NewDelivery {
+                id: id.into(),
+                app_id: u.app_id.clone(),
+                whisper_id: "w1".into(),
+                app_user_id: u.id.clone(),
+                revision: 1,
+                rendered: "{}".into(),
+                now: 20,
+                sent: true,
+            }]
+        }))
+    };
+    let unknown_user_plan: Option<DeliveryPlan> = Some(Box::new(|_| panic!("no plan runs for an unknown user")));
+    let batch = [ev("user1", 20), ev("nobody", 21), ev("id001", 22), ev("user1", 23)];
+    let out = s.track_batch(&batch, vec![plan("d1"), unknown_user_plan, plan("d2"), None]).await.unwrap();
+    let summary: Vec<_> =
+        out.iter().map(|t| (t.found, t.delivered.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())).collect();
+    // Two events of the same user in one batch: the first delivery wins.
+    assert_eq!(summary, [(true, vec!["d1"]), (false, vec![]), (true, vec![]), (true, vec![])]);
+    assert_eq!(out[0].delivered[0].state, "sent");
+    assert_eq!(s.user_events("id001", 10).await.unwrap().len(), 3);
+    // Once ever: a later batch makes nothing new, and still stores its event.
+    let again = s.track_batch(&[ev("user1", 30)], vec![plan("d3")]).await.unwrap();
+    assert!(again[0].found && again[0].delivered.is_empty());
+    let ids: Vec<_> = s.user_deliveries("id001", 10).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["d1"]);
+    assert_eq!(s.user_events("id001", 10).await.unwrap().len(), 4);
+}
+
 async fn migrations_are_idempotent(s: &Store) {
     s.migrate().await.unwrap();
     s.ping().await.unwrap();
@@ -423,5 +471,6 @@ conformance!(
     events_commit_in_batches,
     user_updates_commit_in_batches,
     deliveries_once_per_whisper_and_user,
+    events_and_their_deliveries_commit_together,
     migrations_are_idempotent
 );

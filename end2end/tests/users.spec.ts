@@ -45,8 +45,13 @@ test('the users list searches, filters with a live count, and selects', async ()
   await row.getByLabel('Value').press('Tab');
   await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('1 user match');
   await expect(page.getByRole('link', { name: 'Ada Lovelace' })).toBeVisible();
+  // Editing a condition updates its row in place: keyboard focus stays
+  // where Tab put it.
+  await expect(row.getByRole('button', { name: 'Remove condition 1' })).toBeFocused();
 
   await row.getByLabel('Operator').selectOption('less_than');
+  await expect(page.getByRole('status').filter({ hasText: 'match' })).toHaveText('1 user match');
+  await expect(page.getByRole('link', { name: 'Bob' })).toBeVisible();
   // The input takes numbers only; an empty one is explained beside the filter.
   await row.getByLabel('Value').fill('');
   await row.getByLabel('Value').press('Tab');

@@ -219,13 +219,8 @@ pub async fn track(
     let at = state.now();
     let event =
         PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at, properties };
-    let (written, fired) = state.live.track(&state, event).await;
-    if !written.map_err(ApiError::internal)? {
+    if state.live.track(&state, event).await.map_err(ApiError::internal)?.is_none() {
         return Err(no_user(user));
-    }
-    // The event is stored; a failure to deliver is logged, not the caller's problem.
-    if let Err(e) = fired {
-        tracing::error!(error = %e, "event-triggered whispers failed");
     }
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
 }

@@ -287,6 +287,10 @@ where
 
 /// Rows of {property, operator, value}, ANDed. Inputs fit the property's
 /// type; the value applies when the field changes (not on every key).
+///
+/// Rows are keyed by position and every field is bound on its own, so an
+/// edit updates the elements in place: keyboard focus stays where it was and
+/// nothing is rebuilt under the pointer.
 #[component]
 pub fn ConditionBuilder(
     conditions: RwSignal<Vec<Condition>>,
@@ -302,67 +306,83 @@ pub fn ConditionBuilder(
         });
         on_change.run(());
     };
+    let row = move |i: usize| {
+        let field = move |f: fn(&Condition) -> String| conditions.with(|cs| cs.get(i).map(f).unwrap_or_default());
+        let ty = Memo::new(move |_| {
+            conditions.with(|cs| cs.get(i).and_then(|c| type_of(&c.property))).unwrap_or(PropType::Text)
+        });
+        let operator = Memo::new(move |_| conditions.with(|cs| cs.get(i).map(|c| c.operator)));
+        let needs_value = Memo::new(move |_| operator.get().is_some_and(|op| op.needs_value()));
+        let input_type = move || match (ty.get(), operator.get()) {
+            (PropType::Date, Some(Operator::Before | Operator::After)) => "date",
+            (PropType::Number | PropType::Date, _) => "number",
+            _ => "text",
+        };
+        let prop_id = format!("cond-{i}-property");
+        let op_id = format!("cond-{i}-operator");
+        let value_id = format!("cond-{i}-value");
+        view! {
+            <div class="condition" role="group" aria-label=format!("Condition {}", i + 1)>
+                <label class="visually-hidden" for=prop_id.clone()>"Property"</label>
+                <select id=prop_id on:change=move |ev| {
+                    let name = event_target_value(&ev);
+                    let ty = type_of(&name).unwrap_or(PropType::Text);
+                    edit(i, Box::new(move |c| {
+                        c.property = name;
+                        c.operator = Operator::for_type(ty)[0];
+                        c.value.clear();
+                    }));
+                }>
+                    {move || properties.get().into_iter().map(|p| {
+                        let name = p.name.clone();
+                        let is = move || field(|c| c.property.clone()) == name;
+                        let label = p.name.clone();
+                        view! { <option value=p.name selected=is.clone() prop:selected=is>{label}</option> }
+                    }).collect_view()}
+                </select>
+                <label class="visually-hidden" for=op_id.clone()>"Operator"</label>
+                <select id=op_id on:change=move |ev| {
+                    if let Some(op) = operator_from_key(&event_target_value(&ev)) {
+                        edit(i, Box::new(move |c| c.operator = op));
+                    }
+                }>
+                    {move || {
+                        let ty = ty.get();
+                        Operator::for_type(ty).iter().map(|op| {
+                            let op = *op;
+                            let is = move || operator.get() == Some(op);
+                            view! { <option value=operator_key(op) selected=is prop:selected=is>{op.label(ty)}</option> }
+                        }).collect_view()
+                    }}
+                </select>
+                <Show when=move || needs_value.get()>
+                    <label class="visually-hidden" for=value_id.clone()>"Value"</label>
+                    <input
+                        id=value_id.clone()
+                        type=input_type
+                        value=move || field(|c| c.value.clone())
+                        prop:value=move || field(|c| c.value.clone())
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            edit(i, Box::new(move |c| c.value = v));
+                        }
+                    />
+                </Show>
+                <button type="button" class="link-button" aria-label=format!("Remove condition {}", i + 1) on:click=move |_| {
+                    conditions.update(|cs| { cs.remove(i); });
+                    on_change.run(());
+                }>"Remove"</button>
+            </div>
+        }
+    };
     view! {
         <fieldset class="conditions">
             <legend>"Filter: users who match all of"</legend>
             // Rows live in their own element so that an empty list still
             // hydrates against a stable boundary.
-            <div class="condition-rows">{move || {
-                let rows = conditions.get();
-                rows.into_iter().enumerate().map(|(i, c)| {
-                    let ty = type_of(&c.property).unwrap_or(PropType::Text);
-                    let ops = Operator::for_type(ty);
-                    let prop_id = format!("cond-{i}-property");
-                    let op_id = format!("cond-{i}-operator");
-                    let value_id = format!("cond-{i}-value");
-                    let input_type = match ty {
-                        PropType::Number | PropType::Date if !matches!(c.operator, Operator::Before | Operator::After) => "number",
-                        PropType::Date => "date",
-                        _ => "text",
-                    };
-                    view! {
-                        <div class="condition" role="group" aria-label=format!("Condition {}", i + 1)>
-                            <label class="visually-hidden" for=prop_id.clone()>"Property"</label>
-                            <select id=prop_id on:change=move |ev| {
-                                let name = event_target_value(&ev);
-                                let ty = type_of(&name).unwrap_or(PropType::Text);
-                                edit(i, Box::new(move |c| {
-                                    c.property = name;
-                                    c.operator = Operator::for_type(ty)[0];
-                                    c.value.clear();
-                                }));
-                            }>
-                                {properties.get().into_iter().map(|p| {
-                                    let sel = p.name == c.property;
-                                    view! { <option value=p.name.clone() selected=sel>{p.name.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                            <label class="visually-hidden" for=op_id.clone()>"Operator"</label>
-                            <select id=op_id on:change=move |ev| {
-                                if let Some(op) = operator_from_key(&event_target_value(&ev)) {
-                                    edit(i, Box::new(move |c| c.operator = op));
-                                }
-                            }>
-                                {ops.iter().map(|op| {
-                                    let sel = *op == c.operator;
-                                    view! { <option value=operator_key(*op) selected=sel>{op.label(ty)}</option> }
-                                }).collect_view()}
-                            </select>
-                            {c.operator.needs_value().then(|| view! {
-                                <label class="visually-hidden" for=value_id.clone()>"Value"</label>
-                                <input id=value_id type=input_type value=c.value.clone() on:change=move |ev| {
-                                    let v = event_target_value(&ev);
-                                    edit(i, Box::new(move |c| c.value = v));
-                                }/>
-                            })}
-                            <button type="button" class="link-button" aria-label=format!("Remove condition {}", i + 1) on:click=move |_| {
-                                conditions.update(|cs| { cs.remove(i); });
-                                on_change.run(());
-                            }>"Remove"</button>
-                        </div>
-                    }
-                }).collect_view()
-            }}</div>
+            <div class="condition-rows">
+                <For each=move || 0..conditions.with(|cs| cs.len()) key=|i| *i children=row/>
+            </div>
             <button type="button" on:click=move |_| {
                 let first = properties.with(|ps| ps.first().map(|p| (p.name.clone(), p.ty)));
                 if let Some((name, ty)) = first {

@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::storage::{AppUserRow, NewDelivery, PendingEvent, PendingUpdate, Store, UserWriteError};
+use crate::storage::{
+    AppUserRow, DeliveryPlan, NewDelivery, PendingEvent, PendingUpdate, Store, Tracked, UserWriteError,
+};
 
 /// Largest batch per transaction.
 const MAX_BATCH: usize = 2048;
 
 enum Job {
-    Event(PendingEvent, oneshot::Sender<Result<bool, String>>),
+    Event(PendingEvent, Option<DeliveryPlan>, oneshot::Sender<Result<Tracked, String>>),
     Update(PendingUpdate, oneshot::Sender<Result<AppUserRow, UserWriteError>>),
     Delivery(NewDelivery, oneshot::Sender<Result<bool, String>>),
 }
@@ -95,18 +97,17 @@ impl Ingest {
         }
     }
 
-    /// Queues an event and waits until it is committed. `Ok(false)`: no
-    /// such user in the app (nothing written).
-    pub async fn track(&self, event: PendingEvent) -> Result<bool, String> {
+    /// Queues an event, with the plan for the deliveries it triggers, and
+    /// waits until both are committed (in one transaction). `found` false:
+    /// no such user in the app (nothing written).
+    pub async fn track(&self, event: PendingEvent, plan: Option<DeliveryPlan>) -> Result<Tracked, String> {
         if !self.batch_events {
-            return self
-                .store
-                .insert_event(&event.app_id, &event.user_ref, &event.name, event.at, event.properties.as_deref())
-                .await
-                .map_err(|e| e.to_string());
+            let mut one =
+                self.store.track_batch(std::slice::from_ref(&event), vec![plan]).await.map_err(|e| e.to_string())?;
+            return Ok(one.pop().unwrap_or_default());
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job::Event(event, reply)).await.map_err(|_| "the writer stopped".to_string())?;
+        self.queue.send(Job::Event(event, plan, reply)).await.map_err(|_| "the writer stopped".to_string())?;
         answer.await.map_err(|_| "the writer stopped".to_string())?
     }
 
@@ -141,11 +142,13 @@ impl Ingest {
 /// another, then answers each request.
 async fn write(store: &Store, batch: Vec<Job>) {
     let (mut events, mut event_replies, mut updates, mut update_replies) = (vec![], vec![], vec![], vec![]);
+    let mut plans = vec![];
     let (mut deliveries, mut delivery_replies) = (vec![], vec![]);
     for job in batch {
         match job {
-            Job::Event(e, r) => {
+            Job::Event(e, plan, r) => {
                 events.push(e);
+                plans.push(plan);
                 event_replies.push(r);
             }
             Job::Update(u, r) => {
@@ -174,10 +177,10 @@ async fn write(store: &Store, batch: Vec<Job>) {
         }
     }
     if !events.is_empty() {
-        match store.insert_events_batch(&events).await {
-            Ok(found) => {
-                for (reply, ok) in event_replies.into_iter().zip(found) {
-                    let _ = reply.send(Ok(ok));
+        match store.track_batch(&events, plans).await {
+            Ok(tracked) => {
+                for (reply, t) in event_replies.into_iter().zip(tracked) {
+                    let _ = reply.send(Ok(t));
                 }
             }
             Err(e) => {

@@ -14,8 +14,8 @@ mod widget;
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
-    AppUserChanges, AppUserRow, CatalogEntry, EventRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate,
-    Properties, UserWriteError,
+    AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate,
+    Properties, Tracked, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp};

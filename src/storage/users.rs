@@ -3,7 +3,11 @@
 use serde_json::{Map, Value as Json};
 use sqlx::types::Json as SqlJson;
 
-use super::{classify, with_pool, Store, StoreError, StoreResult};
+use super::{
+    classify,
+    widget::{insert_deliveries, DeliveryRow, NewDelivery},
+    with_pool, Store, StoreError, StoreResult,
+};
 
 pub type Properties = Map<String, Json>;
 
@@ -40,6 +44,21 @@ impl Store {
                  app_version, platform, properties, created_at, updated_at"
             }
         }
+    }
+
+    /// `user_columns`, each taken from the table aliased `alias`.
+    pub(crate) fn user_columns_of(&self, alias: &str) -> String {
+        self.user_columns()
+            .split(',')
+            .map(|c| {
+                let c = c.trim();
+                match c.strip_prefix("json(") {
+                    Some(rest) => format!("json({alias}.{rest}"),
+                    None => format!("{alias}.{c}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// How a bound JSON text parameter becomes the stored form.
@@ -505,12 +524,39 @@ pub struct PendingEvent {
     pub properties: Option<String>,
 }
 
+/// The deliveries a tracked event should attempt, decided from its user's
+/// row inside the event's transaction (so that one commit stores both).
+pub type DeliveryPlan = Box<dyn FnOnce(&AppUserRow) -> Vec<NewDelivery> + Send>;
+
+/// What happened to one tracked event of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct Tracked {
+    /// Its user exists (an event for an unknown user is not written).
+    pub found: bool,
+    /// The deliveries its plan made that did not exist yet, as stored.
+    pub delivered: Vec<DeliveryRow>,
+}
+
 impl Store {
     /// Writes a batch of events in one transaction (one durable commit for
-    /// all). Returns, per event, whether its user existed (an event for an
-    /// unknown user is not written).
+    /// all). Returns, per event, whether its user existed.
     pub async fn insert_events_batch(&self, batch: &[PendingEvent]) -> StoreResult<Vec<bool>> {
-        let mut found = vec![false; batch.len()];
+        let plans = batch.iter().map(|_| None).collect();
+        Ok(self.track_batch(batch, plans).await?.into_iter().map(|t| t.found).collect())
+    }
+
+    /// Writes a batch of events and the deliveries they trigger in one
+    /// transaction: resolves each event's user (the whole row), inserts the
+    /// events, asks each event's plan (if any) for deliveries given that
+    /// row, inserts those (`ON CONFLICT DO NOTHING`: once per user ever),
+    /// and commits once. `plans` is parallel to `batch`.
+    pub async fn track_batch(
+        &self,
+        batch: &[PendingEvent],
+        plans: Vec<Option<DeliveryPlan>>,
+    ) -> StoreResult<Vec<Tracked>> {
+        let mut users: Vec<Option<AppUserRow>> = vec![None; batch.len()];
+        let cols = self.user_columns_of("u");
         match self {
             Store::Sqlite(pool) => {
                 // Per chunk, two statements: resolve the users, then one
@@ -527,20 +573,20 @@ impl Store {
                         .join(", ");
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
-                         SELECT j.ord, (SELECT u.id FROM app_users u WHERE u.app_id = j.app_id AND u.user_id = j.user_ref \
-                                         UNION ALL SELECT u.id FROM app_users u WHERE u.app_id = j.app_id AND u.id = j.user_ref LIMIT 1) \
-                         FROM j"
+                         SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.id = \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref \
+                            UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref LIMIT 1)"
                     );
-                    let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql);
+                    let mut q = sqlx::query(&sql);
                     for e in chunk {
                         q = q.bind(&e.app_id).bind(&e.user_ref);
                     }
-                    let resolved: Vec<(usize, String)> = q
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .filter_map(|(ord, id)| id.map(|id| (ord as usize, id)))
-                        .collect();
+                    let mut resolved = Vec::new();
+                    for row in q.fetch_all(&mut *tx).await? {
+                        let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
+                        resolved.push(c * 500 + ord as usize);
+                        users[c * 500 + ord as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                    }
                     if resolved.is_empty() {
                         continue;
                     }
@@ -555,13 +601,13 @@ impl Store {
                         "INSERT INTO events (app_id, app_user_id, name, created_at, properties) VALUES {values}"
                     );
                     let mut q = sqlx::query(&sql);
-                    for (ord, user_id) in &resolved {
-                        let e = &chunk[*ord];
-                        found[c * 500 + ord] = true;
-                        q = q.bind(&e.app_id).bind(user_id).bind(&e.name).bind(e.at).bind(&e.properties);
+                    for &i in &resolved {
+                        let (e, user) = (&batch[i], users[i].as_ref().map(|u| u.id.as_str()));
+                        q = q.bind(&e.app_id).bind(user).bind(&e.name).bind(e.at).bind(&e.properties);
                     }
                     q.execute(&mut *tx).await?;
                 }
+                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
                 for (app_id, name, at) in catalog_entries(batch, &found) {
                     sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
                         .bind(app_id)
@@ -570,31 +616,33 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                let (owners, planned) = plan_deliveries(&users, plans);
+                let created = insert_deliveries!(tx, planned);
                 tx.commit().await?;
+                Ok(outcomes(&users, &owners, &planned, &created))
             }
             Store::Postgres(pool) => {
                 // Two statements for the whole batch: resolve users, insert.
                 let col = |f: fn(&PendingEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
                 let (apps, refs) = (col(|e| e.app_id.clone()), col(|e| e.user_ref.clone()));
                 let mut tx = pool.begin().await?;
-                let resolved: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT j.ord, u.id FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
-                     JOIN LATERAL (SELECT id FROM app_users WHERE app_id = j.app_id AND (user_id = j.user_ref OR id = j.user_ref) LIMIT 1) u ON TRUE",
-                )
-                .bind(&apps)
-                .bind(&refs)
-                .fetch_all(&mut *tx)
-                .await?;
+                let sql = format!(
+                    "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
+                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) LIMIT 1) u ON TRUE"
+                );
+                for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
+                    let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
+                    users[(ord - 1) as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                }
                 let (mut ins_app, mut ins_user, mut ins_name, mut ins_at) = (vec![], vec![], vec![], vec![]);
                 let mut ins_props: Vec<Option<String>> = vec![];
-                for (ord, user_id) in resolved {
-                    let i = (ord - 1) as usize;
-                    found[i] = true;
-                    ins_app.push(batch[i].app_id.clone());
-                    ins_user.push(user_id);
-                    ins_name.push(batch[i].name.clone());
-                    ins_at.push(batch[i].at);
-                    ins_props.push(batch[i].properties.clone());
+                for (e, user) in batch.iter().zip(&users) {
+                    let Some(user) = user else { continue };
+                    ins_app.push(e.app_id.clone());
+                    ins_user.push(user.id.clone());
+                    ins_name.push(e.name.clone());
+                    ins_at.push(e.at);
+                    ins_props.push(e.properties.clone());
                 }
                 sqlx::query(
                     "INSERT INTO events (app_id, app_user_id, name, created_at, properties) \
@@ -607,6 +655,7 @@ impl Store {
                 .bind(&ins_props)
                 .execute(&mut *tx)
                 .await?;
+                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
                 let entries = catalog_entries(batch, &found);
                 let (c_app, c_name, c_at): (Vec<String>, Vec<String>, Vec<i64>) = entries
                     .into_iter()
@@ -626,11 +675,44 @@ impl Store {
                 .bind(&c_at)
                 .execute(&mut *tx)
                 .await?;
+                let (owners, planned) = plan_deliveries(&users, plans);
+                let created = insert_deliveries!(tx, planned);
                 tx.commit().await?;
+                Ok(outcomes(&users, &owners, &planned, &created))
             }
         }
-        Ok(found)
     }
+}
+
+/// Runs each found event's plan: the deliveries, and for each the index of
+/// the event it belongs to.
+fn plan_deliveries(users: &[Option<AppUserRow>], plans: Vec<Option<DeliveryPlan>>) -> (Vec<usize>, Vec<NewDelivery>) {
+    let mut out = (vec![], vec![]);
+    for (i, (user, plan)) in users.iter().zip(plans).enumerate() {
+        if let (Some(user), Some(plan)) = (user, plan) {
+            for d in plan(user) {
+                out.0.push(i);
+                out.1.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// Per event: whether its user was found and its deliveries that were created.
+fn outcomes(
+    users: &[Option<AppUserRow>],
+    owners: &[usize],
+    planned: &[NewDelivery],
+    created: &std::collections::HashSet<String>,
+) -> Vec<Tracked> {
+    let mut out: Vec<Tracked> = users.iter().map(|u| Tracked { found: u.is_some(), delivered: vec![] }).collect();
+    for (&i, d) in owners.iter().zip(planned) {
+        if created.contains(&d.id) {
+            out[i].delivered.push(d.row());
+        }
+    }
+    out
 }
 
 /// Distinct (app, event name) pairs among the written events of a batch.

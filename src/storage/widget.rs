@@ -4,6 +4,50 @@
 
 use super::{with_pool, AppUserRow, MessageRow, Store, StoreResult};
 
+/// Inserts deliveries (`&[NewDelivery]`) inside the open transaction `$tx`,
+/// `ON CONFLICT DO NOTHING`; evaluates to the set of ids actually created.
+/// A macro so that one body serves both backends' transactions.
+macro_rules! insert_deliveries {
+    ($tx:ident, $batch:expr) => {{
+        let mut created = std::collections::HashSet::<String>::new();
+        for chunk in $batch.chunks(200) {
+            let sql = $crate::storage::widget::insert_deliveries_sql(chunk.len());
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for d in chunk {
+                q = q
+                    .bind(&d.id)
+                    .bind(&d.app_id)
+                    .bind(&d.whisper_id)
+                    .bind(&d.app_user_id)
+                    .bind(d.revision)
+                    .bind(d.state())
+                    .bind(&d.rendered)
+                    .bind(d.sent.then_some(d.now))
+                    .bind(d.now);
+            }
+            created.extend(q.fetch_all(&mut *$tx).await?);
+        }
+        created
+    }};
+}
+pub(crate) use insert_deliveries;
+
+/// The multi-row insert of `rows` deliveries (nine parameters each).
+pub(crate) fn insert_deliveries_sql(rows: usize) -> String {
+    const COLS: usize = 9;
+    let values = (0..rows)
+        .map(|i| {
+            let p: Vec<String> = (1..=COLS).map(|c| format!("${}", i * COLS + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO deliveries (id, app_id, whisper_id, app_user_id, revision, state, rendered, sent_at, created_at) \
+         VALUES {values} ON CONFLICT (whisper_id, app_user_id) DO NOTHING RETURNING id"
+    )
+}
+
 /// An app as the widget sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WidgetApp {
@@ -55,7 +99,7 @@ impl NewDelivery {
         }
     }
 
-    fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> &'static str {
         if self.sent {
             "sent"
         } else {
@@ -185,38 +229,11 @@ impl Store {
     /// that whisper, from an earlier call, another instance, or earlier in
     /// this same batch).
     pub async fn insert_deliveries_batch(&self, batch: &[NewDelivery]) -> StoreResult<Vec<bool>> {
-        const COLS: usize = 9;
-        let mut created = std::collections::HashSet::new();
-        with_pool!(self, pool => {
+        let created = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in batch.chunks(200) {
-                let values = (0..chunk.len())
-                    .map(|i| {
-                        let p: Vec<String> = (1..=COLS).map(|c| format!("${}", i * COLS + c)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO deliveries (id, app_id, whisper_id, app_user_id, revision, state, rendered, sent_at, created_at) \
-                     VALUES {values} ON CONFLICT (whisper_id, app_user_id) DO NOTHING RETURNING id"
-                );
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for d in chunk {
-                    q = q
-                        .bind(&d.id)
-                        .bind(&d.app_id)
-                        .bind(&d.whisper_id)
-                        .bind(&d.app_user_id)
-                        .bind(d.revision)
-                        .bind(d.state())
-                        .bind(&d.rendered)
-                        .bind(d.sent.then_some(d.now))
-                        .bind(d.now);
-                }
-                created.extend(q.fetch_all(&mut *tx).await?);
-            }
+            let created = insert_deliveries!(tx, batch);
             tx.commit().await?;
+            created
         });
         Ok(batch.iter().map(|d| created.contains(&d.id)).collect())
     }

@@ -22,7 +22,10 @@ use crate::{
         whisper::{lookup, ButtonAction, Trigger},
     },
     server::{crypto::new_id, state::AppState, users::personal_values},
-    storage::{audience::RowProps, DeliveryRow, MessageRow, NewDelivery, PendingEvent, Store, StoreError, StoreResult},
+    storage::{
+        audience::RowProps, AppUserRow, DeliveryPlan, DeliveryRow, MessageRow, NewDelivery, PendingEvent, Store,
+        StoreError, StoreResult,
+    },
 };
 
 /// How long an app's active whispers are trusted without reloading. Edits
@@ -69,6 +72,43 @@ struct AppWhispers {
     loaded: Instant,
     whispers: Vec<LiveWhisper>,
     types: HashMap<String, PropType>,
+}
+
+impl AppWhispers {
+    fn fires(&self, trigger: &Trigger) -> bool {
+        self.whispers.iter().any(|w| w.trigger == *trigger)
+    }
+
+    /// The deliveries `trigger` makes for `user`: one per active whisper
+    /// with that trigger whose audience the user is in, personalised.
+    /// `online`: the user has a widget open here (stored as sent).
+    fn plan(&self, trigger: &Trigger, user: &AppUserRow, now: i64, online: bool) -> Vec<NewDelivery> {
+        let props = RowProps { row: user, types: &self.types };
+        let mut values = None;
+        let mut out = vec![];
+        for w in self.whispers.iter().filter(|w| w.trigger == *trigger) {
+            if !w.all_users && !matches_all(&w.conditions, &props, now) {
+                continue;
+            }
+            let values = values.get_or_insert_with(|| personal_values(user, &self.types));
+            let card = Card {
+                sender: w.sender.clone(),
+                html: template::render_html(&w.text, |n| lookup(values, n)),
+                buttons: w.buttons.clone(),
+            };
+            out.push(NewDelivery {
+                id: new_id(),
+                app_id: user.app_id.clone(),
+                whisper_id: w.id.clone(),
+                app_user_id: user.id.clone(),
+                revision: w.revision,
+                rendered: serde_json::to_string(&card).unwrap_or_default(),
+                now,
+                sent: online,
+            });
+        }
+        out
+    }
 }
 
 /// Shared by the whole server instance.
@@ -220,53 +260,51 @@ impl Live {
     /// user's open widgets. Returns how many deliveries this call made.
     pub async fn fire(&self, state: &AppState, app_id: &str, user_ref: &str, trigger: &Trigger) -> StoreResult<usize> {
         let live = self.whispers(state, app_id).await?;
-        if !live.whispers.iter().any(|w| w.trigger == *trigger) {
+        if !live.fires(trigger) {
             return Ok(0);
         }
         let Some(user) = state.store.app_user(app_id, user_ref).await? else { return Ok(0) };
-        let now = state.now();
-        let props = RowProps { row: &user, types: &live.types };
-        let mut values = None;
         let mut made = 0;
-        for w in live.whispers.iter().filter(|w| w.trigger == *trigger) {
-            if !w.all_users && !matches_all(&w.conditions, &props, now) {
-                continue;
-            }
-            let values = values.get_or_insert_with(|| personal_values(&user, &live.types));
-            let card = Card {
-                sender: w.sender.clone(),
-                html: template::render_html(&w.text, |n| lookup(values, n)),
-                buttons: w.buttons.clone(),
-            };
-            let d = NewDelivery {
-                id: new_id(),
-                app_id: app_id.to_string(),
-                whisper_id: w.id.clone(),
-                app_user_id: user.id.clone(),
-                revision: w.revision,
-                rendered: serde_json::to_string(&card).unwrap_or_default(),
-                now,
-                sent: self.hub.is_online(&user.id),
-            };
+        for d in live.plan(trigger, &user, state.now(), self.hub.is_online(&user.id)) {
             let row = d.row();
             let created = state.ingest.deliver(d).await.map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))?;
-            if !created {
-                continue;
+            if created {
+                made += 1;
+                self.publish_delivery(state, &row).await?;
             }
-            made += 1;
-            self.publish_delivery(state, &row).await?;
         }
         Ok(made)
     }
 
-    /// Stores a tracked event and, side by side, fires the whispers it
-    /// triggers (neither waits for the other; an unknown user gets
-    /// neither). Returns whether the event was stored (false: no such
-    /// user) and how many deliveries were made.
-    pub async fn track(&self, state: &AppState, event: PendingEvent) -> (Result<bool, String>, StoreResult<usize>) {
+    /// Stores a tracked event and the deliveries of the whispers it
+    /// triggers in one transaction (the user's row is read inside it), then
+    /// pushes the new cards. `Ok(None)`: no such user (nothing written);
+    /// else how many deliveries were made.
+    pub async fn track(self: &Arc<Self>, state: &AppState, event: PendingEvent) -> Result<Option<usize>, String> {
         let trigger = Trigger::Event(event.name.clone());
-        let (app_id, user_ref) = (event.app_id.clone(), event.user_ref.clone());
-        tokio::join!(state.ingest.track(event), self.fire(state, &app_id, &user_ref, &trigger))
+        // Without the whispers the event is still stored; it fires nothing.
+        let plan = match self.whispers(state, &event.app_id).await {
+            Ok(live) if live.fires(&trigger) => {
+                let (me, now) = (self.clone(), state.now());
+                Some(Box::new(move |user: &AppUserRow| live.plan(&trigger, user, now, me.hub.is_online(&user.id)))
+                    as DeliveryPlan)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the active whispers failed");
+                None
+            }
+        };
+        let tracked = state.ingest.track(event, plan).await?;
+        if !tracked.found {
+            return Ok(None);
+        }
+        for d in &tracked.delivered {
+            if let Err(e) = self.publish_delivery(state, d).await {
+                tracing::error!(error = %e, "pushing a card failed");
+            }
+        }
+        Ok(Some(tracked.delivered.len()))
     }
 
     /// Pushes a new delivery to the user's widgets here and elsewhere.

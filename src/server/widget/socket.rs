@@ -368,9 +368,7 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
                 at: state.now(),
                 properties,
             };
-            let (stored, fired) = state.live.track(state, event).await;
-            stored.map_err(Refusal::internal)?;
-            fired.map_err(Refusal::internal)?;
+            state.live.track(state, event).await.map_err(Refusal::internal)?;
             Ok(None)
         }
         "update" => {
