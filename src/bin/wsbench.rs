@@ -4,6 +4,9 @@
 //!     [--target murmur|socketio|both] [--timeout S] [--event-group-commit true|false]
 //! ```
 //!
+//! murmur runs with this program's environment, so murmur's settings can
+//! be varied from outside: `COMMIT_WINDOW_MS=0 target/release/wsbench …`.
+//!
 //! The end-user widget's WebSocket under load, beside a socket.io@4 server
 //! (npm, `bench/socketio`: run `npm ci` there first) doing the same push
 //! without a database, measured the same way in the same run. For each
@@ -718,9 +721,11 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     }
     latencies.sort();
     let phase = last_card - started;
+    // murmur inherits this program's environment (COMMIT_WINDOW_MS, say).
+    let window = std::env::var("COMMIT_WINDOW_MS").map(|w| format!(", COMMIT_WINDOW_MS={w}")).unwrap_or_default();
     let label = match (kind, a.group_commit) {
-        (Kind::Murmur, None) => "murmur".to_string(),
-        (Kind::Murmur, Some(g)) => format!("murmur, EVENT_GROUP_COMMIT={g}"),
+        (Kind::Murmur, None) => format!("murmur{window}"),
+        (Kind::Murmur, Some(g)) => format!("murmur, EVENT_GROUP_COMMIT={g}{window}"),
         (Kind::SocketIo, _) => format!("socket.io {}", socketio_version()),
     };
     let first_error = shared.first_error.lock().unwrap().clone();

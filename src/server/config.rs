@@ -19,6 +19,8 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("{name} must be true or false, not {value:?}")]
     Bool { name: &'static str, value: String },
+    #[error("{name} must be a whole number from 0 to {max}, not {value:?}")]
+    Number { name: &'static str, value: String, max: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,10 @@ pub struct Settings {
     pub log_json: bool,
     /// Group commit for tracked events (`EVENT_GROUP_COMMIT`, default true).
     pub group_commit: bool,
+    /// How long a batch of tracked events waits after its first event for
+    /// more to join it (`COMMIT_WINDOW_MS`, 0 to 50, default 2): fewer,
+    /// larger commits for a few milliseconds of latency.
+    pub commit_window: std::time::Duration,
     /// Path of the run-time site configuration (Leptos.toml).
     pub site_config: String,
 }
@@ -82,6 +88,12 @@ impl Settings {
             trust_proxy: parse_bool("TRUST_PROXY", non_empty("TRUST_PROXY"))?,
             group_commit: non_empty("EVENT_GROUP_COMMIT")
                 .map_or(Ok(true), |v| parse_bool("EVENT_GROUP_COMMIT", Some(v)))?,
+            commit_window: std::time::Duration::from_millis(parse_number(
+                "COMMIT_WINDOW_MS",
+                non_empty("COMMIT_WINDOW_MS"),
+                2,
+                50,
+            )?),
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
         })
@@ -93,6 +105,13 @@ fn parse_bool(name: &'static str, v: Option<String>) -> Result<bool, ConfigError
         None | Some("false") | Some("0") | Some("no") => Ok(false),
         Some("true") | Some("1") | Some("yes") => Ok(true),
         Some(_) => Err(ConfigError::Bool { name, value: v.unwrap_or_default() }),
+    }
+}
+
+fn parse_number(name: &'static str, v: Option<String>, default: u64, max: u64) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => v.parse().ok().filter(|n| *n <= max).ok_or(ConfigError::Number { name, value: v, max }),
     }
 }
 
@@ -162,6 +181,19 @@ mod tests {
         let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("PUBLIC_URL", "https://m.example.com/x/")]).unwrap();
         assert_eq!(s.public_url.as_deref(), Some("https://m.example.com"));
         assert!(settings(&[("DATA_DIR", dir.to_str().unwrap()), ("PUBLIC_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn commit_window_is_bounded() {
+        let dir = tmp();
+        let d = dir.to_str().unwrap();
+        assert_eq!(settings(&[("DATA_DIR", d)]).unwrap().commit_window, std::time::Duration::from_millis(2));
+        let s = settings(&[("DATA_DIR", d), ("COMMIT_WINDOW_MS", "0")]).unwrap();
+        assert!(s.commit_window.is_zero());
+        for bad in ["51", "-1", "2.5", "soon"] {
+            let e = settings(&[("DATA_DIR", d), ("COMMIT_WINDOW_MS", bad)]).unwrap_err();
+            assert_eq!(e.to_string(), format!("COMMIT_WINDOW_MS must be a whole number from 0 to 50, not {bad:?}"));
+        }
     }
 
     #[test]

@@ -38,12 +38,17 @@ pub struct Ingest {
 }
 
 /// A writer: takes everything queued (up to `MAX_BATCH`), writes it, repeats.
-fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// With a `window`, it waits that long after the first job of a batch for
+/// more to join it.
+fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<std::time::Duration>) {
     tokio::spawn(async move {
         loop {
             let batch = {
                 let mut rx = rx.lock().await;
                 let Some(first) = rx.recv().await else { return };
+                if let Some(window) = window {
+                    tokio::time::sleep(window).await;
+                }
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -60,8 +65,9 @@ fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 
 impl Ingest {
     /// Starts the writers; with `group_commit` false every write is its
-    /// own transaction (the benchmark's baseline).
-    pub fn start(store: Store, group_commit: bool) -> Ingest {
+    /// own transaction (the benchmark's baseline). A batch of events waits
+    /// `window` after its first event for more (none if zero).
+    pub fn start(store: Store, group_commit: bool, window: std::time::Duration) -> Ingest {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (updates_tx, updates_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         // Events: one writer for SQLite (one writer at a time anyway), a few
@@ -73,19 +79,20 @@ impl Ingest {
             Store::Postgres(_) => 4,
         };
         let events = Arc::new(Mutex::new(rx));
+        let window = (!window.is_zero()).then_some(window);
         for _ in 0..event_writers {
-            spawn_writer(store.clone(), events.clone());
+            spawn_writer(store.clone(), events.clone(), window);
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
         if batch_updates {
-            spawn_writer(store.clone(), Arc::new(Mutex::new(updates_rx)));
+            spawn_writer(store.clone(), Arc::new(Mutex::new(updates_rx)), None);
         }
         // Deliveries get writers of their own, so a delivery never waits
         // behind the event batch that triggered it.
         let (deliveries_tx, deliveries_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let deliveries = Arc::new(Mutex::new(deliveries_rx));
         for _ in 0..event_writers {
-            spawn_writer(store.clone(), deliveries.clone());
+            spawn_writer(store.clone(), deliveries.clone(), None);
         }
         Ingest {
             store,

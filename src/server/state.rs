@@ -47,7 +47,7 @@ impl AppState {
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         Ok(AppState {
-            ingest: Ingest::start(store.clone(), settings.group_commit),
+            ingest: Ingest::start(store.clone(), settings.group_commit, settings.commit_window),
             store,
             clock,
             secrets: Arc::new(secrets),

@@ -14,8 +14,8 @@ mod widget;
 pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
-    AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate,
-    Properties, Tracked, UserWriteError,
+    AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent,
+    PendingUpdate, Properties, Tracked, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp};
@@ -103,8 +103,12 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
+                // An embedded file cannot drop a connection: no ping on
+                // every acquire (each would be a round trip to the
+                // connection's worker thread).
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?;

@@ -118,7 +118,9 @@ pub struct Live {
     pub instance: String,
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
     closing: tokio::sync::watch::Sender<bool>,
-    heartbeat: tokio::sync::watch::Sender<()>,
+    /// Ticks every heartbeat period; its value turns true when the server
+    /// starts stopping (so an open widget waits on one channel for both).
+    heartbeat: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Live {
@@ -128,7 +130,7 @@ impl Default for Live {
             instance: new_id(),
             cache: Mutex::default(),
             closing: tokio::sync::watch::Sender::new(false),
-            heartbeat: tokio::sync::watch::Sender::new(()),
+            heartbeat: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -163,11 +165,13 @@ impl Live {
     /// The server is stopping: every open widget connection closes.
     pub fn close_all(&self) {
         self.closing.send_replace(true);
+        self.heartbeat.send_replace(true);
     }
 
     /// Changes every `period` while the server runs: each open widget
-    /// pings its client on it and checks it heard from it lately.
-    pub fn heartbeat(&self) -> tokio::sync::watch::Receiver<()> {
+    /// pings its client on it and checks it heard from it lately. Its value
+    /// is true once the server is stopping.
+    pub fn heartbeat(&self) -> tokio::sync::watch::Receiver<bool> {
         self.heartbeat.subscribe()
     }
 
@@ -184,7 +188,7 @@ impl Live {
                 if *live.closing.borrow() {
                     return;
                 }
-                live.heartbeat.send_replace(());
+                live.heartbeat.send_modify(|_| ());
             }
         });
     }

@@ -75,12 +75,14 @@ async fn frame() -> Response {
     r
 }
 
-pub fn router() -> Router<AppState> {
+/// The widget's routes. Open widgets share one `Arc` of the state instead of
+/// each keeping a copy for as long as it is open.
+pub fn router(state: &AppState) -> Router<AppState> {
     let files = Router::new()
         .route("/widget/loader.js", get(loader))
         .route("/widget/messenger.js", get(messenger_js))
         .route("/widget/messenger.css", get(messenger_css))
         .route("/widget/frame", get(frame))
         .layer(tower_http::compression::CompressionLayer::new());
-    files.route("/widget/ws", get(socket::upgrade))
+    files.route("/widget/ws", get(socket::upgrade).layer(axum::Extension(std::sync::Arc::new(state.clone()))))
 }

@@ -8,16 +8,13 @@
 //! widget sends `track`, `update`, `seen`, `clicked`, `reply`, `ping`, and
 //! receives `card`, `message`, `pong` and `error`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        State,
-    },
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use serde_json::{json, Map, Value};
 use tokio::time::{timeout, Instant};
@@ -50,7 +47,7 @@ const RESUME_SLACK_MS: i64 = 5_000;
 
 /// `GET /widget/ws`: upgrades to a WebSocket if the page asking is
 /// murmur's own messenger frame.
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(Extension(state): Extension<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !origin.is_some_and(|o| crate::server::csrf::same_host(o, host)) {
@@ -60,7 +57,7 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     // Widget frames are small (a hello is a few hundred bytes); a larger one
     // grows the buffer for as long as it needs.
-    ws.read_buffer_size(1024)
+    ws.read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME)
@@ -92,11 +89,16 @@ impl Refusal {
     }
 }
 
-/// Who is on the other end, once `hello` has been accepted.
+/// Who is on the other end, once `hello` has been accepted: the app and
+/// the user (murmur's id), all an open widget keeps.
 struct Session {
     app_id: String,
-    /// The user: murmur's id, and what the welcome shows.
     id: String,
+}
+
+/// An accepted hello: the session, and what only the welcome shows.
+struct Started {
+    session: Session,
     user_id: Option<String>,
     given_name: Option<String>,
 }
@@ -113,115 +115,150 @@ fn text_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-async fn run(state: AppState, mut socket: WebSocket) {
+/// A widget that said hello and was welcomed.
+struct Open {
+    session: Session,
+    conn: u64,
+    inbox: Arc<super::hub::Inbox>,
+}
+
+/// One widget's connection. Its task lives as long as the widget is open,
+/// so its future is kept small (BENCHMARKS.md): the opening steps (hello,
+/// welcome, app launch) run in a future of their own, boxed and freed once
+/// done; each wake-up of the loop is handled in a boxed future that lives
+/// only while it runs; and the loop is written here, not in a function of
+/// its own, so that the socket is stored once. An idle connection keeps only
+/// the loop's waiting state.
+async fn run(state: Arc<AppState>, mut socket: WebSocket) {
+    let Some(open) = Box::pin(open(&state, &mut socket)).await else { return };
+    // One shared heartbeat for all connections (no timer per connection),
+    // which also says when the server stops.
+    let mut heartbeat = state.live.heartbeat();
+    let mut heard = Instant::now();
+    let mut bucket = (BURST, Instant::now());
+    let mut step = if *heartbeat.borrow() { Some(Step::Closing) } else { None };
+    loop {
+        let step = match step.take() {
+            Some(s) => s,
+            None => tokio::select! {
+                frame = socket.recv() => Step::Frame(frame),
+                out = open.inbox.recv() => Step::Out(out),
+                _ = heartbeat.changed() => if *heartbeat.borrow_and_update() { Step::Closing } else { Step::Beat },
+            },
+        };
+        if let Step::Frame(_) = step {
+            heard = Instant::now();
+        }
+        if !Box::pin(act(&state, &mut socket, &open.session, &mut bucket, heard, step)).await {
+            break;
+        }
+    }
+    state.live.hub.leave(&open.session.id, open.conn);
+}
+
+/// The hello, the welcome and the app launch. `None`: the connection ends.
+async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
     // Subscribed first, so a shutdown that starts while this widget is
     // still saying hello is not missed.
-    let mut closing = state.live.closing();
+    let closing = state.live.closing();
     if *closing.borrow() {
-        close(&mut socket, 1012, "restarting").await;
-        return;
+        close(socket, 1012, "restarting").await;
+        return None;
     }
     // The hello, within a few seconds.
     let hello = loop {
         match timeout(HELLO_WITHIN, socket.recv()).await {
             Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).unwrap_or(Value::Null),
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            _ => return,
+            _ => return None,
         }
     };
-    // The heavy steps are boxed: an idle connection's task then keeps only
-    // the small state of the loop below, not the largest database future.
-    let session = match Box::pin(start(&state, &hello)).await {
+    let started = match start(state, &hello).await {
         Ok(s) => s,
         Err(r) => {
-            let _ = send(&mut socket, r.frame()).await;
-            close(&mut socket, 4400, r.code).await;
-            return;
+            let _ = send(socket, r.frame()).await;
+            close(socket, 4400, r.code).await;
+            return None;
         }
     };
-    let (conn, inbox) = state.live.hub.join(&session.id);
-    let welcomed = match Box::pin(welcome(&state, &session, &hello)).await {
-        Ok(frame) => send(&mut socket, frame).await,
+    let (conn, inbox) = state.live.hub.join(&started.session.id);
+    let welcomed = match welcome(state, &started, &hello).await {
+        Ok(frame) => send(socket, frame).await,
         Err(r) => {
-            let _ = send(&mut socket, r.frame()).await;
+            let _ = send(socket, r.frame()).await;
             false
         }
     };
-    drop(hello);
+    let session = started.session;
     if !welcomed {
         state.live.hub.leave(&session.id, conn);
-        return;
+        return None;
     }
-    if let Err(e) = Box::pin(state.live.fire(&state, &session.app_id, &session.id, &Trigger::AppLaunch)).await {
+    if let Err(e) = state.live.fire(state, &session.app_id, &session.id, &Trigger::AppLaunch).await {
         tracing::error!(error = %e, "app-launch whispers failed");
     }
+    Some(Open { session, conn, inbox })
+}
 
-    // One shared heartbeat for all connections (no timer per connection).
-    let mut heartbeat = state.live.heartbeat();
-    let mut heard = Instant::now();
-    let (mut tokens, mut refilled) = (BURST, Instant::now());
-    loop {
-        tokio::select! {
-            frame = socket.recv() => {
-                heard = Instant::now();
-                match frame {
-                    Some(Ok(Message::Text(t))) => {
-                        tokens = (tokens + refilled.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
-                        refilled = Instant::now();
-                        let outcome = if tokens < 1.0 {
-                            Err(Refusal::invalid("Too many requests: slow down."))
-                        } else {
-                            tokens -= 1.0;
-                            Box::pin(handle(&state, &session, &t)).await
-                        };
-                        let reply = match outcome {
-                            Ok(None) => continue,
-                            Ok(Some(frame)) => frame,
-                            Err(r) if r.fatal => {
-                                let _ = send(&mut socket, r.frame()).await;
-                                close(&mut socket, 4400, r.code).await;
-                                break;
-                            }
-                            Err(r) => r.frame(),
-                        };
-                        if !send(&mut socket, reply).await {
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let _ = send(&mut socket, Refusal::invalid("Send JSON text frames.").frame()).await;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+/// What the loop does after a wake-up, outside the `select!` so that the
+/// waiting state stays small.
+enum Step {
+    Frame(Option<Result<Message, axum::Error>>),
+    Out(Option<super::hub::Frame>),
+    Closing,
+    Beat,
+}
+
+/// Acts on one wake-up of an open widget's loop; false ends the connection.
+async fn act(
+    state: &AppState,
+    socket: &mut WebSocket,
+    session: &Session,
+    bucket: &mut (f64, Instant),
+    heard: Instant,
+    step: Step,
+) -> bool {
+    match step {
+        Step::Frame(Some(Ok(Message::Text(t)))) => {
+            let (tokens, refilled) = bucket;
+            *tokens = (*tokens + refilled.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
+            *refilled = Instant::now();
+            let outcome = if *tokens < 1.0 {
+                Err(Refusal::invalid("Too many requests: slow down."))
+            } else {
+                *tokens -= 1.0;
+                handle(state, session, &t).await
+            };
+            let reply = match outcome {
+                Ok(None) => return true,
+                Ok(Some(frame)) => frame,
+                Err(r) if r.fatal => {
+                    let _ = send(socket, r.frame()).await;
+                    close(socket, 4400, r.code).await;
+                    return false;
                 }
-            }
-            out = inbox.recv() => match out {
-                Some(frame) => {
-                    if socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
-                        break;
-                    }
-                }
-                // Dropped by the hub for falling behind: the widget reconnects and resumes.
-                None => {
-                    close(&mut socket, 1013, "fell behind").await;
-                    break;
-                }
-            },
-            _ = closing.changed() => {
-                close(&mut socket, 1012, "restarting").await;
-                break;
-            }
-            _ = heartbeat.changed() => {
-                if heard.elapsed() > HEARTBEAT * 3 {
-                    break;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
-                }
-            }
+                Err(r) => r.frame(),
+            };
+            send(socket, reply).await
         }
+        Step::Frame(Some(Ok(Message::Binary(_)))) => {
+            let _ = send(socket, Refusal::invalid("Send JSON text frames.").frame()).await;
+            true
+        }
+        Step::Frame(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => true,
+        Step::Frame(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => false,
+        Step::Out(Some(frame)) => socket.send(Message::Text(frame.as_ref().into())).await.is_ok(),
+        // Dropped by the hub for falling behind: the widget reconnects and resumes.
+        Step::Out(None) => {
+            close(socket, 1013, "fell behind").await;
+            false
+        }
+        Step::Closing => {
+            close(socket, 1012, "restarting").await;
+            false
+        }
+        Step::Beat => heard.elapsed() <= HEARTBEAT * 3 && socket.send(Message::Ping(Default::default())).await.is_ok(),
     }
-    state.live.hub.leave(&session.id, conn);
 }
 
 fn check_device(device: &str) -> bool {
@@ -231,7 +268,7 @@ fn check_device(device: &str) -> bool {
 /// Accepts or refuses a `hello`: the app, the device, the identity (a JWT
 /// signed with the app's identity secret when the app requires it), then
 /// counts an app launch.
-async fn start(state: &AppState, hello: &Value) -> Result<Session, Refusal> {
+async fn start(state: &AppState, hello: &Value) -> Result<Started, Refusal> {
     if text_field(hello, "t") != Some("hello") {
         return Err(Refusal::fatal("hello_expected", "The first frame must be a hello."));
     }
@@ -292,7 +329,7 @@ async fn start(state: &AppState, hello: &Value) -> Result<Session, Refusal> {
         r.fatal = true;
         r
     })?;
-    Ok(Session { app_id: app.id, id: user.id, user_id: user.user_id, given_name: user.given_name })
+    Ok(Started { session: Session { app_id: app.id, id: user.id }, user_id: user.user_id, given_name: user.given_name })
 }
 
 fn verify_identity(token: &str, secret: &[u8], user_id: &str, now: i64) -> Result<(), Refusal> {
@@ -328,7 +365,8 @@ async fn update_user(
 
 /// The conversation and cards for a (re)starting widget. `since` (the
 /// newest message time the widget has) limits the messages resent.
-async fn welcome(state: &AppState, s: &Session, hello: &Value) -> Result<String, Refusal> {
+async fn welcome(state: &AppState, started: &Started, hello: &Value) -> Result<String, Refusal> {
+    let s = &started.session;
     let messages = match hello.get("since").and_then(Value::as_i64) {
         Some(since) => state.store.messages_since(&s.id, since - RESUME_SLACK_MS, 500).await,
         None => state.store.user_messages(&s.id, 100).await,
@@ -342,7 +380,7 @@ async fn welcome(state: &AppState, s: &Session, hello: &Value) -> Result<String,
     let cards: Vec<Value> = deliveries.iter().map(card_json).collect();
     Ok(json!({
         "t": "welcome",
-        "user": { "id": s.id, "userId": s.user_id, "givenName": s.given_name },
+        "user": { "id": s.id, "userId": started.user_id, "givenName": started.given_name },
         "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
         "cards": cards,
     })
