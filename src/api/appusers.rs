@@ -219,7 +219,7 @@ pub async fn track(
     let at = state.now();
     let event =
         PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at, properties };
-    if state.live.track(&state, event).await.map_err(ApiError::internal)?.is_none() {
+    if state.live.track(&state, event, false).await.map_err(ApiError::internal)?.is_none() {
         return Err(no_user(user));
     }
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))

@@ -203,6 +203,8 @@ async fn start_server(url: &str, data_dir: &std::path::Path, group_commit: bool)
         ("DATA_DIR", data_dir.display().to_string()),
         ("SECRET_KEY", SECRET_KEY.to_string()),
         ("EVENT_GROUP_COMMIT", group_commit.to_string()),
+        // murmur's default unless this program's environment sets it.
+        ("COMMIT_WINDOW_MS", std::env::var("COMMIT_WINDOW_MS").unwrap_or_default()),
     ];
     let settings = Settings::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -17,7 +17,9 @@ use crate::storage::{
 const MAX_BATCH: usize = 2048;
 
 enum Job {
-    Event(PendingEvent, Option<DeliveryPlan>, oneshot::Sender<Result<Tracked, String>>),
+    /// An event, the deliveries it triggers, and whether its batch may wait
+    /// the commit window for company (see `Ingest::track`).
+    Event(PendingEvent, Option<DeliveryPlan>, bool, oneshot::Sender<Result<Tracked, String>>),
     Update(PendingUpdate, oneshot::Sender<Result<AppUserRow, UserWriteError>>),
     Delivery(NewDelivery, oneshot::Sender<Result<bool, String>>),
 }
@@ -38,15 +40,15 @@ pub struct Ingest {
 }
 
 /// A writer: takes everything queued (up to `MAX_BATCH`), writes it, repeats.
-/// With a `window`, it waits that long after the first job of a batch for
-/// more to join it.
+/// With a `window`, a batch whose first job may wait (a widget's event) waits
+/// that long for more to join it.
 fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<std::time::Duration>) {
     tokio::spawn(async move {
         loop {
             let batch = {
                 let mut rx = rx.lock().await;
                 let Some(first) = rx.recv().await else { return };
-                if let Some(window) = window {
+                if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
                     tokio::time::sleep(window).await;
                 }
                 let mut batch = vec![first];
@@ -106,15 +108,24 @@ impl Ingest {
 
     /// Queues an event, with the plan for the deliveries it triggers, and
     /// waits until both are committed (in one transaction). `found` false:
-    /// no such user in the app (nothing written).
-    pub async fn track(&self, event: PendingEvent, plan: Option<DeliveryPlan>) -> Result<Tracked, String> {
+    /// no such user in the app (nothing written). `patient`: the batch may
+    /// wait the commit window for more events (a widget's track, which
+    /// nobody waits on but the card it may bring; an API request is not
+    /// patient, as a client that waits for each answer would only be
+    /// slowed down: BENCHMARKS.md).
+    pub async fn track(
+        &self,
+        event: PendingEvent,
+        plan: Option<DeliveryPlan>,
+        patient: bool,
+    ) -> Result<Tracked, String> {
         if !self.batch_events {
             let mut one =
                 self.store.track_batch(std::slice::from_ref(&event), vec![plan]).await.map_err(|e| e.to_string())?;
             return Ok(one.pop().unwrap_or_default());
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job::Event(event, plan, reply)).await.map_err(|_| "the writer stopped".to_string())?;
+        self.queue.send(Job::Event(event, plan, patient, reply)).await.map_err(|_| "the writer stopped".to_string())?;
         answer.await.map_err(|_| "the writer stopped".to_string())?
     }
 
@@ -153,7 +164,7 @@ async fn write(store: &Store, batch: Vec<Job>) {
     let (mut deliveries, mut delivery_replies) = (vec![], vec![]);
     for job in batch {
         match job {
-            Job::Event(e, plan, r) => {
+            Job::Event(e, plan, _, r) => {
                 events.push(e);
                 plans.push(plan);
                 event_replies.push(r);

@@ -283,8 +283,13 @@ impl Live {
     /// Stores a tracked event and the deliveries of the whispers it
     /// triggers in one transaction (the user's row is read inside it), then
     /// pushes the new cards. `Ok(None)`: no such user (nothing written);
-    /// else how many deliveries were made.
-    pub async fn track(self: &Arc<Self>, state: &AppState, event: PendingEvent) -> Result<Option<usize>, String> {
+    /// else how many deliveries were made. `patient`: see `Ingest::track`.
+    pub async fn track(
+        self: &Arc<Self>,
+        state: &AppState,
+        event: PendingEvent,
+        patient: bool,
+    ) -> Result<Option<usize>, String> {
         let trigger = Trigger::Event(event.name.clone());
         // Without the whispers the event is still stored; it fires nothing.
         let plan = match self.whispers(state, &event.app_id).await {
@@ -299,7 +304,7 @@ impl Live {
                 None
             }
         };
-        let tracked = state.ingest.track(event, plan).await?;
+        let tracked = state.ingest.track(event, plan, patient).await?;
         if !tracked.found {
             return Ok(None);
         }

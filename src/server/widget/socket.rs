@@ -406,7 +406,7 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
                 at: state.now(),
                 properties,
             };
-            state.live.track(state, event).await.map_err(Refusal::internal)?;
+            state.live.track(state, event, true).await.map_err(Refusal::internal)?;
             Ok(None)
         }
         "update" => {
