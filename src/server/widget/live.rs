@@ -111,6 +111,9 @@ impl AppWhispers {
     }
 }
 
+/// How many groups the open widgets' heartbeats are spread over.
+const BEAT_PHASES: usize = 25;
+
 /// Shared by the whole server instance.
 pub struct Live {
     pub hub: Hub,
@@ -118,9 +121,13 @@ pub struct Live {
     pub instance: String,
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
     closing: tokio::sync::watch::Sender<bool>,
-    /// Ticks every heartbeat period; its value turns true when the server
-    /// starts stopping (so an open widget waits on one channel for both).
-    heartbeat: tokio::sync::watch::Sender<bool>,
+    /// The heartbeat, in `BEAT_PHASES` channels: each ticks once per
+    /// period, one after the other, so the open widgets' pings are spread
+    /// over the period instead of all waking at once (which stalled every
+    /// card in flight: BENCHMARKS.md). A channel's value turns true when the
+    /// server starts stopping (so an open widget waits on one channel for
+    /// both).
+    heartbeat: Vec<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for Live {
@@ -130,7 +137,7 @@ impl Default for Live {
             instance: new_id(),
             cache: Mutex::default(),
             closing: tokio::sync::watch::Sender::new(false),
-            heartbeat: tokio::sync::watch::Sender::new(false),
+            heartbeat: (0..BEAT_PHASES).map(|_| tokio::sync::watch::Sender::new(false)).collect(),
         }
     }
 }
@@ -165,21 +172,26 @@ impl Live {
     /// The server is stopping: every open widget connection closes.
     pub fn close_all(&self) {
         self.closing.send_replace(true);
-        self.heartbeat.send_replace(true);
+        for beat in &self.heartbeat {
+            beat.send_replace(true);
+        }
     }
 
     /// Changes every `period` while the server runs: each open widget
     /// pings its client on it and checks it heard from it lately. Its value
     /// is true once the server is stopping.
-    pub fn heartbeat(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.heartbeat.subscribe()
+    /// `conn` picks the phase (connection ids are sequential).
+    pub fn heartbeat(&self, conn: u64) -> tokio::sync::watch::Receiver<bool> {
+        self.heartbeat[(conn % BEAT_PHASES as u64) as usize].subscribe()
     }
 
-    /// Starts the shared heartbeat (one timer for every connection).
+    /// Starts the shared heartbeat: one timer for every connection, ticking
+    /// each phase in turn, so every widget hears it once per `period`.
     pub fn start_heartbeat(self: &Arc<Self>, period: Duration) {
         let live = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
+            let mut phase = 0;
+            let mut tick = tokio::time::interval(period / BEAT_PHASES as u32);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
@@ -188,7 +200,8 @@ impl Live {
                 if *live.closing.borrow() {
                     return;
                 }
-                live.heartbeat.send_modify(|_| ());
+                live.heartbeat[phase].send_modify(|_| ());
+                phase = (phase + 1) % BEAT_PHASES;
             }
         });
     }

@@ -133,7 +133,7 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket) {
     let Some(open) = Box::pin(open(&state, &mut socket)).await else { return };
     // One shared heartbeat for all connections (no timer per connection),
     // which also says when the server stops.
-    let mut heartbeat = state.live.heartbeat();
+    let mut heartbeat = state.live.heartbeat(open.conn);
     let mut heard = Instant::now();
     let mut bucket = (BURST, Instant::now());
     let mut step = if *heartbeat.borrow() { Some(Step::Closing) } else { None };
