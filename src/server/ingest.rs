@@ -67,8 +67,8 @@ fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Optio
 
 impl Ingest {
     /// Starts the writers; with `group_commit` false every write is its
-    /// own transaction (the benchmark's baseline). A batch of events waits
-    /// `window` after its first event for more (none if zero).
+    /// own transaction (the benchmark's baseline). A batch whose first event
+    /// is patient waits `window` for more (none if zero).
     pub fn start(store: Store, group_commit: bool, window: std::time::Duration) -> Ingest {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let (updates_tx, updates_rx) = mpsc::channel::<Job>(MAX_BATCH * 4);

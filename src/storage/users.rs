@@ -396,7 +396,7 @@ impl Store {
     }
 
     /// Records an event for the user `user_ref`; false if there is no such
-    /// user in this app (nothing is written then).
+    /// user in this app (nothing is written then). A batch of one.
     pub async fn insert_event(
         &self,
         app_id: &str,
@@ -405,37 +405,14 @@ impl Store {
         at: i64,
         properties: Option<&str>,
     ) -> StoreResult<bool> {
-        let sql = format!(
-            "INSERT INTO events (app_id, app_user_id, name, created_at, properties) \
-             SELECT $1, id, $3, $4, {} FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)",
-            match self {
-                Store::Sqlite(_) => "$5",
-                Store::Postgres(_) => "$5::jsonb",
-            }
-        );
-        let done = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(&sql)
-            .bind(app_id)
-            .bind(user_ref)
-            .bind(name)
-            .bind(at)
-            .bind(properties)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n > 0 {
-                sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
-                    .bind(app_id)
-                    .bind(name)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-            n > 0
-        });
-        Ok(done)
+        let event = PendingEvent {
+            app_id: app_id.to_string(),
+            user_ref: user_ref.to_string(),
+            name: name.to_string(),
+            at,
+            properties: properties.map(str::to_string),
+        };
+        Ok(self.insert_events_batch(std::slice::from_ref(&event)).await?[0])
     }
 
     /// A user's most recent events, newest first.

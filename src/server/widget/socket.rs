@@ -158,10 +158,9 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket) {
 
 /// The hello, the welcome and the app launch. `None`: the connection ends.
 async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
-    // Subscribed first, so a shutdown that starts while this widget is
-    // still saying hello is not missed.
-    let closing = state.live.closing();
-    if *closing.borrow() {
+    // A shutdown that starts later, even during the hello, reaches the loop
+    // through the heartbeat channel's value.
+    if *state.live.closing().borrow() {
         close(socket, 1012, "restarting").await;
         return None;
     }
