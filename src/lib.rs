@@ -3,19 +3,27 @@
 //!
 //! One crate, two targets: with `ssr` it is the server (axum + sqlx), with
 //! `hydrate` it is the WASM client that hydrates the dashboard. `domain`,
-//! `error` and `pages` compile for both; `server` and `storage` only for `ssr`.
+//! `error`, `models` and `pages` compile for both; the rest only for `ssr`.
 
 #[cfg(feature = "ssr")]
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod clock;
 pub mod domain;
+#[cfg(feature = "ssr")]
+pub mod engine;
 pub mod error;
 pub mod models;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
+pub mod http;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod storage;
+#[cfg(feature = "ssr")]
+pub mod widget;
 
 /// Entry point of the WASM client: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

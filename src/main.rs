@@ -1,6 +1,6 @@
-//! The murmur server binary: a thin bootstrap around `murmur::server::main`.
+//! The murmur server binary: a thin bootstrap around `murmur::http::main`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    murmur::server::main().await
+    murmur::http::main().await
 }

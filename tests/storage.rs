@@ -264,7 +264,7 @@ async fn user_updates_commit_in_batches(s: &Store) {
         job("nobody", json!({"plan": "x"}), "text"),
         job("user2", json!({"plan": "silver"}), "text"),
     ];
-    let out = s.update_app_users_batch(&batch).await.unwrap();
+    let out = s.update_app_users_batch(&batch, vec![None, None, None, None]).await.unwrap();
     assert!(out[0].is_ok());
     assert!(matches!(out[1], Err(UserWriteError::TypeConflict { .. })));
     assert!(matches!(out[2], Err(UserWriteError::NotFound)));
@@ -397,7 +397,7 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     };
     // The plan sees the whole user row, read inside the transaction.
     let plan = |id: &'static str| -> Option<DeliveryPlan> {
-        Some(Box::new(move |u: &murmur::storage::AppUserRow| {
+        Some(std::sync::Arc::new(move |u: &murmur::storage::AppUserRow| {
             assert_eq!((u.given_name.as_deref(), u.properties.0.get("plan")), (Some("Ada"), Some(&json!("gold"))));
             vec![NewDelivery {
                 id: id.into(),
@@ -411,7 +411,8 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
             }]
         }))
     };
-    let unknown_user_plan: Option<DeliveryPlan> = Some(Box::new(|_| panic!("no plan runs for an unknown user")));
+    let unknown_user_plan: Option<DeliveryPlan> =
+        Some(std::sync::Arc::new(|_: &murmur::storage::AppUserRow| panic!("no plan runs for an unknown user")));
     let batch = [ev("user1", 20), ev("nobody", 21), ev("id001", 22), ev("user1", 23)];
     let out = s.track_batch(&batch, vec![plan("d1"), unknown_user_plan, plan("d2"), None]).await.unwrap();
     let summary: Vec<_> =

@@ -5,6 +5,10 @@
    is set with textContent; a card's body is the server's sanitised HTML. */
 (function () {
   "use strict";
+  // The socket protocol is defined in src/widget/socket.rs (ClientFrame,
+  // SERVER_KINDS); a test there checks these two lists against it.
+  // sends: hello track update seen clicked reply ping
+  // receives: welcome card message pong error
   var cfg;
   try {
     cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));

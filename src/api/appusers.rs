@@ -17,55 +17,42 @@ use super::{
 };
 use crate::{
     domain::{
-        properties::{format_iso8601, PropType, Value, Version, MAX_CUSTOM_PROPERTIES},
-        users::{check_event_name, check_event_properties, UserPatch},
+        messages::{parse_author_name, MessageText, Role},
+        properties::{format_iso8601, PropType},
+        users::{check_user_ref, Event, UserPatch},
+    },
+    engine::{
+        actions::{stored_properties, version_change, NewMessage, UpdateFrom},
+        ActionError,
     },
     server::{crypto::new_id, AppState},
-    storage::{
-        AppUserChanges, AppUserRow, MessageRow, NewAppUser, PendingEvent, PendingUpdate, Properties, UserWriteError,
-    },
+    storage::{AppUserRow, MessageRow, NewAppUser},
 };
 
 type Params = Path<HashMap<String, String>>;
 
+/// The user the path names (their userId or murmur's `_id`), checked.
 fn user_ref(params: &HashMap<String, String>) -> ApiResult<&str> {
-    params.get("user_id").map(String::as_str).ok_or_else(|| ApiError::bad_request("Missing user id."))
+    let user = params.get("user_id").map(String::as_str).ok_or_else(|| ApiError::bad_request("Missing user id."))?;
+    check_user_ref(user)?;
+    Ok(user)
 }
 
 fn no_user(user: &str) -> ApiError {
     ApiError::not_found(format!("No user {user:?} in this app."))
 }
 
-/// Splits a patch's custom properties into the JSON to store (dates as
-/// milliseconds, nulls as removals) and the types to register.
-fn stored_properties(patch: &UserPatch) -> (Properties, Vec<(String, &'static str)>) {
-    let mut props = Map::new();
-    let mut types = Vec::new();
-    for (name, value) in &patch.properties {
-        let stored = match value {
-            None => Json_::Null,
-            Some(Value::Date(ms)) => json!(ms),
-            Some(v) => v.to_json(),
-        };
-        if let Some(v) = value {
-            types.push((name.clone(), v.ty().as_str()));
-        }
-        props.insert(name.clone(), stored);
-    }
-    (props, types)
-}
-
-pub(crate) fn write_error(e: UserWriteError, user: &str) -> ApiError {
+/// An end-user action's error as the REST API answers it.
+pub(crate) fn action_error(e: ActionError, user: &str) -> ApiError {
     match e {
-        UserWriteError::TypeConflict { name, existing } => ApiError::bad_request(format!(
+        ActionError::Invalid(i) => ApiError::bad_request(i.message),
+        ActionError::TypeConflict { name, existing } => ApiError::bad_request(format!(
             "Property {name:?} is a {existing} property in this app; send a {existing} value."
         )),
-        UserWriteError::TooManyProperties => {
-            ApiError::bad_request(format!("A user can have at most {MAX_CUSTOM_PROPERTIES} custom properties."))
-        }
-        UserWriteError::NotFound => no_user(user),
-        UserWriteError::Duplicate => ApiError::conflict(format!("A user with userId {user:?} already exists.")),
-        UserWriteError::Store(e) => ApiError::internal(e),
+        ActionError::TooManyProperties => ApiError::bad_request(e.to_string() + "."),
+        ActionError::NoUser => no_user(user),
+        ActionError::Duplicate => ApiError::conflict(format!("A user with userId {user:?} already exists.")),
+        ActionError::Failed(e) => ApiError::internal(e),
     }
 }
 
@@ -103,36 +90,6 @@ async fn app_user_json(state: &AppState, u: &AppUserRow, conversation_started: b
     }))
 }
 
-/// A validated patch of the user `user_ref`, ready for the update writer.
-pub(crate) fn pending_update(app_id: &str, user_ref: &str, patch: &UserPatch, now: i64) -> PendingUpdate {
-    let (properties, types) = stored_properties(patch);
-    let changes = AppUserChanges {
-        given_name: patch.given_name.clone(),
-        surname: patch.surname.clone(),
-        email: patch.email.clone(),
-        signed_up_at: patch.signed_up_at,
-        app_version: version_change(patch),
-        platform: patch.platform.clone(),
-        properties,
-        last_seen_at: None,
-    };
-    PendingUpdate {
-        app_id: app_id.to_string(),
-        user_ref: user_ref.to_string(),
-        changes,
-        types,
-        max_properties: MAX_CUSTOM_PROPERTIES as i64,
-        now,
-    }
-}
-
-fn version_change(patch: &UserPatch) -> Option<Option<(String, String)>> {
-    patch
-        .app_version
-        .as_ref()
-        .map(|v| v.as_ref().and_then(|s| Version::parse(s).map(|parsed| (s.clone(), parsed.sort_key()))))
-}
-
 /// `POST /v1.1/appusers`: pre-creates a user known by `userId`.
 pub async fn create(
     State(state): State<AppState>,
@@ -158,7 +115,7 @@ pub async fn create(
         properties: properties.into_iter().filter(|(_, v)| !v.is_null()).collect(),
         now,
     };
-    let row = state.store.create_app_user(&new, &types).await.map_err(|e| write_error(e, &user_id))?;
+    let row = state.store.create_app_user(&new, &types).await.map_err(|e| action_error(e.into(), &user_id))?;
     Ok((StatusCode::CREATED, Json(json!({ "appUser": app_user_json(&state, &row, false).await? }))))
 }
 
@@ -187,11 +144,11 @@ pub async fn update(
 ) -> ApiResult<Json<Json_>> {
     let user = user_ref(&params)?;
     let patch = UserPatch::from_json(&body)?;
-    if patch.user_id.as_deref().is_some_and(|id| id != user) {
-        return Err(ApiError::bad_request("userId cannot be changed."));
-    }
-    let job = pending_update(&app.app_id, user, &patch, state.now());
-    let row = state.ingest.update(job).await.map_err(|e| write_error(e, user))?;
+    let row = state
+        .engine
+        .update_user(&app.app_id, user, &patch, UpdateFrom::Api)
+        .await
+        .map_err(|e| action_error(e, user))?;
     let started = started(&state, &row).await?;
     Ok(Json(json!({ "appUser": app_user_json(&state, &row, started).await? })))
 }
@@ -213,19 +170,12 @@ pub async fn track(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
     let user = user_ref(&params)?;
-    let name = body.get("name").and_then(Json_::as_str).ok_or_else(|| ApiError::bad_request("name is required."))?;
-    check_event_name(name)?;
-    let properties = check_event_properties(body.get("properties"))?;
-    let at = state.now();
-    let event =
-        PendingEvent { app_id: app.app_id.clone(), user_ref: user.to_string(), name: name.to_string(), at, properties };
-    if state.live.track(&state, event, false).await.map_err(ApiError::internal)?.is_none() {
-        return Err(no_user(user));
-    }
+    let event = Event::parse(body.get("name"), body.get("properties"))?;
+    let name = event.name.clone();
+    let at = state.engine.track(&app.app_id, user, event, false).await.map_err(|e| action_error(e, user))?;
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
 }
 
-pub const MAX_MESSAGE_CHARS: usize = 4096;
 const PAGE: i64 = 100;
 
 fn message_json(m: &MessageRow, u: &AppUserRow) -> Json_ {
@@ -260,10 +210,10 @@ pub async fn post_message(
     Path(params): Params,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
-    let u = find(&state, &app, user_ref(&params)?).await?;
-    let role = match body.get("role").and_then(Json_::as_str) {
-        Some(r @ ("appUser" | "appMaker")) => r,
-        _ => return Err(ApiError::bad_request("role must be \"appUser\" or \"appMaker\".")),
+    let user = user_ref(&params)?;
+    let role = match body.get("role").and_then(Json_::as_str).and_then(Role::parse) {
+        Some(r) => r,
+        None => return Err(ApiError::bad_request("role must be \"appUser\" or \"appMaker\".")),
     };
     match body.get("type").and_then(Json_::as_str) {
         None | Some("text") => {}
@@ -271,19 +221,15 @@ pub async fn post_message(
             return Err(ApiError::bad_request(format!("Message type {other:?} is not supported; use \"text\".")))
         }
     }
-    let text = body.get("text").and_then(Json_::as_str).unwrap_or("");
-    if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::bad_request(format!("text must be 1 to {MAX_MESSAGE_CHARS} characters.")));
-    }
+    let text = MessageText::parse(body.get("text").and_then(Json_::as_str).unwrap_or(""))?;
     let name = match body.get("name") {
         None | Some(Json_::Null) => None,
-        Some(Json_::String(n)) if n.chars().count() <= 128 => Some(n.clone()),
+        Some(Json_::String(n)) => parse_author_name(Some(n))?,
         Some(_) => return Err(ApiError::bad_request("name must be a string of at most 128 characters.")),
     };
-    let m = MessageRow { id: new_id(), role: role.to_string(), name, text: text.to_string(), created_at: state.now() };
-    state.store.insert_message(&app.app_id, &u.id, &m).await?;
-    // Live to the user's open widgets; an offline user gets it when their widget next starts.
-    state.live.publish_message(&state, &u.id, &m).await;
+    // The name given (or none), as Smooch does.
+    let given = NewMessage { role, text, name, name_from_user: false, replying_to: None };
+    let (u, m) = state.engine.post_message(&app.app_id, user, given).await.map_err(|e| action_error(e, user))?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "message": message_json(&m, &u), "conversation": { "_id": u.id, "unreadCount": 0 } })),

@@ -4,9 +4,11 @@
 
 pub mod app;
 pub mod conditions;
+pub mod messages;
 pub mod properties;
 pub mod teammate;
 pub mod template;
+pub mod text;
 pub mod users;
 pub mod whisper;
 

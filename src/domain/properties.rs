@@ -96,6 +96,7 @@ impl Value {
                         format!("Property {name:?} is longer than {MAX_TEXT_VALUE_CHARS} characters."),
                     ));
                 }
+                super::text::refuse_control("properties", &format!("Property {name:?}"), s, true)?;
                 Ok(match parse_iso8601(s) {
                     Some(ms) => Value::Date(ms),
                     None => Value::Text(s.clone()),
@@ -336,5 +337,15 @@ mod tests {
         assert!(Version::parse("").is_none());
         assert!(v("2.10").sort_key() > v("2.9").sort_key());
         assert_eq!(v("1.0").sort_key(), v("1").sort_key());
+    }
+}
+
+/// A property value as the dashboard shows it (and personalisation uses it).
+pub fn value_text(v: Value) -> String {
+    match v {
+        Value::Text(s) => s,
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Date(ms) => format_iso8601(ms),
     }
 }

@@ -97,6 +97,44 @@ impl UserPatch {
     }
 }
 
+/// A user as a path or frame names them: their `userId` or murmur's `_id`
+/// (1 to 128 characters, no control characters).
+pub fn check_user_ref(user_ref: &str) -> Result<(), Invalid> {
+    if user_ref.is_empty() || user_ref.chars().count() > MAX_USER_ID_CHARS {
+        return Err(Invalid::new("userId", format!("A user id is 1 to {MAX_USER_ID_CHARS} characters.")));
+    }
+    super::text::refuse_control("userId", "A user id", user_ref, false)
+}
+
+/// A tracked event, validated: its name and its properties as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub name: String,
+    pub properties: Option<String>,
+}
+
+impl Event {
+    /// `name` and optional `properties` as a REST body or a widget frame gives them.
+    pub fn parse(name: Option<&Json>, properties: Option<&Json>) -> Result<Event, Invalid> {
+        let name = name.and_then(Json::as_str).ok_or_else(|| Invalid::new("name", "name is required."))?;
+        check_event_name(name)?;
+        Ok(Event { name: name.to_string(), properties: check_event_properties(properties)? })
+    }
+}
+
+/// The values personalised text can use, by name: the built-ins the user
+/// has, then their custom properties (as `props` reads them), as text.
+pub fn personal_values<'a>(
+    props: &impl super::conditions::UserProps,
+    custom_names: impl Iterator<Item = &'a String>,
+) -> Vec<(String, String)> {
+    use super::properties::{value_text, BUILTINS};
+    let mut values: Vec<(String, String)> =
+        BUILTINS.iter().filter_map(|b| props.builtin(b).map(|v| (b.name.to_string(), value_text(v)))).collect();
+    values.extend(custom_names.filter_map(|k| props.custom(k).map(|v| (k.clone(), value_text(v)))));
+    values
+}
+
 /// Event names: 1 to 128 characters, no control characters.
 pub fn check_event_name(name: &str) -> Result<(), Invalid> {
     let n = name.chars().count();
@@ -118,6 +156,10 @@ pub fn check_event_properties(props: Option<&Json>) -> Result<Option<String>, In
     match props {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Object(m)) => {
+            for (k, v) in m {
+                super::text::refuse_control("properties", "Event property names", k, false)?;
+                super::text::refuse_control_in_json("properties", "Event properties", v)?;
+            }
             let text = Json::Object(m.clone()).to_string();
             if m.len() > MAX_EVENT_PROPERTIES || text.len() > MAX_EVENT_PROPERTIES_BYTES {
                 return Err(Invalid::new(
@@ -183,6 +225,13 @@ mod tests {
         assert_eq!(check_event_properties(None).unwrap(), None);
         assert_eq!(check_event_properties(Some(&json!({"sku": "A-1"}))).unwrap().as_deref(), Some(r#"{"sku":"A-1"}"#));
         assert!(check_event_properties(Some(&json!([1]))).is_err());
+        assert!(check_event_properties(Some(&json!({"k": "a\u{0}b"}))).is_err());
+        assert!(check_event_properties(Some(&json!({"k\u{0}": 1}))).is_err());
+        assert!(check_event_properties(Some(&json!({"k": ["x", {"y": "\u{0}"}]}))).is_err());
+        assert!(check_user_ref("a\u{0}b").is_err());
+        assert!(check_user_ref("").is_err());
+        assert!(check_user_ref("user-1").is_ok());
+        assert!(patch(json!({"properties": {"k": "a\u{0}b"}})).is_err());
         assert!(check_event_properties(Some(&json!({"big": "x".repeat(9000)}))).is_err());
         let many: Map<String, Json> = (0..51).map(|i| (format!("p{i}"), json!(i))).collect();
         assert!(check_event_properties(Some(&Json::Object(many))).is_err());

@@ -101,10 +101,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// 24 lowercase hex characters (96 random bits), the shape of public ids.
-pub fn new_id() -> String {
-    hex::encode(random_bytes::<12>())
-}
+pub use crate::storage::new_id;
 
 /// A 256-bit secret in URL-safe base64 (session tokens, API secrets).
 pub fn new_secret() -> String {

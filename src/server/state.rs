@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{clock::Clock, config::Settings, crypto::SecretBox, ingest::Ingest, keys::KeyCache, widget::live::Live};
-use crate::storage::Store;
+use super::{config::Settings, crypto::SecretBox, keys::KeyCache};
+use crate::{clock::Clock, engine::Engine, storage::Store};
 
 /// Run-time facts derived from settings and the site configuration.
 #[derive(Debug, Clone)]
@@ -23,10 +23,9 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     pub config: Arc<RuntimeConfig>,
     pub leptos_options: LeptosOptions,
-    pub ingest: Ingest,
     pub keys: Arc<KeyCache>,
-    /// Open widgets and real-time delivery.
-    pub live: Arc<Live>,
+    /// The delivery engine: end-user actions, whispers, open widgets.
+    pub engine: Arc<Engine>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -47,14 +46,13 @@ impl AppState {
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         Ok(AppState {
-            ingest: Ingest::start(store.clone(), settings.group_commit, settings.commit_window),
+            engine: Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window),
             store,
             clock,
             secrets: Arc::new(secrets),
             config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
             leptos_options,
             keys: Arc::new(KeyCache::default()),
-            live: Arc::new(Live::default()),
         })
     }
 

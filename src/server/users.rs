@@ -7,7 +7,7 @@ use super::{apps::app_of, auth::internal, state::AppState};
 use crate::{
     domain::{
         conditions::{check_all, Condition},
-        properties::{format_iso8601, PropType, BUILTINS},
+        properties::{PropType, BUILTINS},
     },
     error::AppError,
     models::{PropertyValue, PropertyView, UserProfile, UserSummary, UsersPage},
@@ -25,13 +25,11 @@ pub async fn catalog_types(state: &AppState, app_id: &str) -> Result<HashMap<Str
     state.store.property_types(app_id).await.map_err(internal)
 }
 
+/// The name the dashboard shows: their name, else their userId.
 fn display_name(u: &AppUserRow) -> String {
-    let name = [u.given_name.as_deref(), u.surname.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-    if name.trim().is_empty() {
-        u.user_id.clone().unwrap_or_else(|| "Anonymous user".into())
-    } else {
-        name
-    }
+    crate::domain::messages::display_name(u.given_name.as_deref(), u.surname.as_deref())
+        .or_else(|| u.user_id.clone())
+        .unwrap_or_else(|| "Anonymous user".into())
 }
 
 pub struct ListRequest<'a> {
@@ -108,24 +106,10 @@ pub fn property_views(types: &HashMap<String, PropType>) -> Vec<PropertyView> {
 /// A user's property values as text, by name, for personalised text
 /// (`domain::whisper::lookup` finds them, aliases included).
 pub fn personal_values(u: &AppUserRow, types: &HashMap<String, PropType>) -> Vec<(String, String)> {
-    use crate::domain::{conditions::UserProps, properties::BUILTINS};
-    let props = RowProps { row: u, types };
-    let mut values: Vec<(String, String)> =
-        BUILTINS.iter().filter_map(|b| props.builtin(b).map(|v| (b.name.to_string(), value_text(v)))).collect();
-    values.extend(u.properties.0.keys().filter_map(|k| props.custom(k).map(|v| (k.clone(), value_text(v)))));
-    values
+    RowProps { row: u, types }.personal_values()
 }
 
-/// A property value as the dashboard shows it (and personalisation uses it).
-pub fn value_text(v: crate::domain::properties::Value) -> String {
-    use crate::domain::properties::Value;
-    match v {
-        Value::Text(s) => s,
-        Value::Number(n) => n.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Date(ms) => format_iso8601(ms),
-    }
-}
+pub use crate::domain::properties::value_text;
 
 pub async fn profile(
     state: &AppState,

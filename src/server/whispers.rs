@@ -105,7 +105,7 @@ pub async fn save(
             id
         }
     };
-    state.live.whispers_changed(state, &app.id).await;
+    state.engine.whispers_changed(&app.id).await;
     if activate {
         // Just validated against the catalog: no need to load and check again.
         apply_status(state, &app.id, &id, Status::Active).await?;
@@ -137,7 +137,7 @@ pub async fn set_status(
 async fn apply_status(state: &AppState, app_id: &str, id: &str, status: Status) -> Result<(), AppError> {
     match state.store.set_whisper_status(app_id, id, status.as_str(), state.now()).await.map_err(internal)? {
         StatusChange::Done => {
-            state.live.whispers_changed(state, app_id).await;
+            state.engine.whispers_changed(app_id).await;
             Ok(())
         }
         StatusChange::NotFound => Err(AppError::NotFound),
@@ -160,10 +160,10 @@ pub async fn duplicate(state: &AppState, actor: &TeammateRow, app_id: &str, id: 
 
 pub async fn delete(state: &AppState, actor: &TeammateRow, app_id: &str, id: &str) -> Result<(), AppError> {
     let app = app_of(state, actor, app_id).await?;
-    if !state.store.delete_whisper(&app.id, id).await.map_err(internal)? {
+    if !state.store.delete_whisper(&app.id, id, state.now()).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
-    state.live.whispers_changed(state, &app.id).await;
+    state.engine.whispers_changed(&app.id).await;
     Ok(())
 }
 
@@ -194,8 +194,8 @@ pub async fn audience_preview(
         .iter()
         .map(|u| {
             let values = personal_values(u, &types);
-            let name =
-                [u.given_name.as_deref(), u.surname.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let name = crate::domain::messages::display_name(u.given_name.as_deref(), u.surname.as_deref())
+                .unwrap_or_default();
             SampleUser {
                 id: u.id.clone(),
                 name: if name.is_empty() { u.user_id.clone().unwrap_or_else(|| u.id.clone()) } else { name },

@@ -178,6 +178,13 @@ pub struct RowProps<'a> {
     pub types: &'a HashMap<String, PropType>,
 }
 
+impl RowProps<'_> {
+    /// The user's values for personalised text (`domain::users::personal_values`).
+    pub fn personal_values(&self) -> Vec<(String, String)> {
+        crate::domain::users::personal_values(self, self.row.properties.0.keys())
+    }
+}
+
 impl UserProps for RowProps<'_> {
     fn builtin(&self, b: &Builtin) -> Option<Value> {
         let u = self.row;

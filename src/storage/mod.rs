@@ -15,7 +15,7 @@ pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent,
-    PendingUpdate, Properties, Tracked, UserWriteError,
+    PendingMessage, PendingUpdate, PostedMessage, Properties, Tracked, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp};
@@ -60,6 +60,15 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A new row id: 24 lowercase hex characters (96 random bits).
+pub fn new_id() -> String {
+    let mut b = [0u8; 12];
+    // The OS random source failing is unrecoverable for a server that must
+    // issue unguessable ids.
+    getrandom::getrandom(&mut b).expect("the operating system's random source is unavailable");
+    hex::encode(b)
+}
 
 /// Maps unique violations (reported alike by both drivers) to `Duplicate`.
 pub(crate) fn classify(e: sqlx::Error) -> StoreError {

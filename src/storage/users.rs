@@ -11,6 +11,13 @@ use super::{
 
 pub type Properties = Map<String, Json>;
 
+/// The id of the user `$2` names in app `$1`: murmur's `_id` first, else
+/// their `userId`. A `userId` can never take over another user's `_id`
+/// (and a new `userId` equal to an existing `_id` is refused).
+pub(crate) const USER_BY_REF: &str =
+    "(SELECT x.id FROM app_users x WHERE x.app_id = $1 AND (x.id = $2 OR x.user_id = $2) \
+     ORDER BY CASE WHEN x.id = $2 THEN 0 ELSE 1 END LIMIT 1)";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppUserRow {
     pub id: String,
@@ -207,6 +214,16 @@ impl Store {
         );
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if let Some(user_id) = &u.user_id {
+                let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
+                    .bind(&u.app_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if taken.is_some() {
+                    return Err(UserWriteError::Duplicate);
+                }
+            }
             register_types!(tx, &u.app_id, types, u.now);
             let row: AppUserRow = sqlx::query_as(&sql)
                 .bind(&u.id)
@@ -248,17 +265,21 @@ impl Store {
             max_properties,
             now,
         };
-        self.update_app_users_batch(std::slice::from_ref(&job)).await?.pop().unwrap_or(Err(UserWriteError::NotFound))
+        let mut out = self.update_app_users_batch(std::slice::from_ref(&job), vec![None]).await?;
+        out.pop().unwrap_or(Err(UserWriteError::NotFound)).map(|(row, _)| row)
     }
 
     /// Applies several users' changes in one transaction (one durable
     /// commit), each inside its own savepoint: a refused change (unknown
     /// user, type conflict, too many properties) is rolled back alone and
-    /// reported in its place, the others are kept.
+    /// reported in its place, the others are kept. Each update's plan (if
+    /// any) is run on the updated row and its deliveries inserted in the
+    /// same savepoint; returned are the deliveries created.
     pub async fn update_app_users_batch(
         &self,
         batch: &[PendingUpdate],
-    ) -> StoreResult<Vec<Result<AppUserRow, UserWriteError>>> {
+        plans: Vec<Option<DeliveryPlan>>,
+    ) -> StoreResult<Vec<Result<(AppUserRow, Vec<DeliveryRow>), UserWriteError>>> {
         let (merge, count) = match self {
             Store::Sqlite(_) => (
                 "jsonb_patch(properties, $15)",
@@ -281,15 +302,15 @@ impl Store {
                properties = {merge}, \
                last_seen_at = COALESCE($17, last_seen_at), \
                updated_at = $16 \
-             WHERE app_id = $1 AND (user_id = $2 OR id = $2) RETURNING {}",
+             WHERE id = {USER_BY_REF} RETURNING {}",
             self.user_columns()
         );
         let mut results = Vec::with_capacity(batch.len());
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for job in batch {
+            for (job, plan) in batch.iter().zip(plans) {
                 let mut sp = sqlx::Acquire::begin(&mut tx).await?;
-                let outcome: Result<AppUserRow, UserWriteError> = async {
+                let outcome: Result<(AppUserRow, Vec<DeliveryRow>), UserWriteError> = async {
                     let c = &job.changes;
                     let (version_set, version, version_key) = match &c.app_version {
                         None => (false, None, None),
@@ -324,7 +345,10 @@ impl Store {
                     if n > job.max_properties {
                         return Err(UserWriteError::TooManyProperties);
                     }
-                    Ok(row)
+                    let planned = plan.map(|p| p(&row)).unwrap_or_default();
+                    let created = insert_deliveries!(sp, planned);
+                    let delivered = planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
+                    Ok((row, delivered))
                 }
                 .await;
                 match outcome {
@@ -345,16 +369,13 @@ impl Store {
 
     /// The user `user_ref` (userId or murmur id) of `app_id`.
     pub async fn app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<Option<AppUserRow>> {
-        let sql = format!(
-            "SELECT {} FROM app_users u WHERE u.app_id = $1 AND (u.user_id = $2 OR u.id = $2)",
-            self.user_columns()
-        );
+        let sql = format!("SELECT {} FROM app_users u WHERE u.id = {USER_BY_REF}", self.user_columns());
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).bind(user_ref).fetch_optional(pool).await?))
     }
 
     /// Deletes a user with their events and messages. False if none.
     pub async fn delete_app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<bool> {
-        let n = with_pool!(self, pool => sqlx::query("DELETE FROM app_users WHERE app_id = $1 AND (user_id = $2 OR id = $2)")
+        let n = with_pool!(self, pool => sqlx::query(&format!("DELETE FROM app_users WHERE id = {USER_BY_REF}"))
             .bind(app_id)
             .bind(user_ref)
             .execute(pool)
@@ -490,6 +511,87 @@ impl Store {
     }
 }
 
+/// One message waiting for a group commit.
+#[derive(Debug, Clone)]
+pub struct PendingMessage {
+    pub app_id: String,
+    pub user_ref: String,
+    pub message: MessageRow,
+    /// Take the author's name from the user's row (a user's own message).
+    pub name_from_user: bool,
+}
+
+/// A stored message, its user, and whether it was the user's first own message.
+#[derive(Debug, Clone)]
+pub struct PostedMessage {
+    pub user: AppUserRow,
+    pub message: MessageRow,
+    pub first: bool,
+    pub delivered: Vec<DeliveryRow>,
+}
+
+impl Store {
+    /// Stores messages in one transaction. Per message: `None` if its user
+    /// does not exist (nothing written), else the stored message; a user's
+    /// first own message (`appUser`, none before it) runs its plan on the
+    /// user's row and inserts the deliveries in the same transaction.
+    pub async fn insert_messages_batch(
+        &self,
+        batch: &[PendingMessage],
+        plans: Vec<Option<DeliveryPlan>>,
+    ) -> StoreResult<Vec<Option<PostedMessage>>> {
+        let select = format!("SELECT {} FROM app_users u WHERE u.id = {USER_BY_REF}", self.user_columns());
+        let mut out = Vec::with_capacity(batch.len());
+        with_pool!(self, pool => {
+            let mut tx = match self {
+                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Store::Postgres(_) => pool.begin().await?,
+            };
+            for (job, plan) in batch.iter().zip(plans) {
+                let user: Option<AppUserRow> =
+                    sqlx::query_as(&select).bind(&job.app_id).bind(&job.user_ref).fetch_optional(&mut *tx).await?;
+                let Some(user) = user else {
+                    out.push(None);
+                    continue;
+                };
+                let mut m = job.message.clone();
+                if job.name_from_user {
+                    m.name = crate::domain::messages::display_name(user.given_name.as_deref(), user.surname.as_deref());
+                }
+                let first = m.role == "appUser"
+                    && sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM messages WHERE app_user_id = $1 AND role = 'appUser'",
+                    )
+                    .bind(&user.id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                        == 0;
+                sqlx::query(
+                    "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&m.id)
+                .bind(&job.app_id)
+                .bind(&user.id)
+                .bind(&m.role)
+                .bind(&m.name)
+                .bind(&m.text)
+                .bind(m.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let planned = match (first, plan) {
+                    (true, Some(plan)) => plan(&user),
+                    _ => vec![],
+                };
+                let created = insert_deliveries!(tx, planned);
+                let delivered = planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
+                out.push(Some(PostedMessage { user, message: m, first, delivered }));
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
+    }
+}
+
 /// One tracked event waiting for a group commit.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
@@ -501,9 +603,12 @@ pub struct PendingEvent {
     pub properties: Option<String>,
 }
 
-/// The deliveries a tracked event should attempt, decided from its user's
-/// row inside the event's transaction (so that one commit stores both).
-pub type DeliveryPlan = Box<dyn FnOnce(&AppUserRow) -> Vec<NewDelivery> + Send>;
+/// The deliveries a write should attempt, decided from its user's row
+/// inside the write's transaction (so that one commit stores both). Made
+/// by the delivery engine's planner; pure (no I/O, no locks), so storage
+/// runs it without knowing what it decides. Shared, so a failed batch can
+/// be retried write by write with the same plans.
+pub type DeliveryPlan = std::sync::Arc<dyn Fn(&AppUserRow) -> Vec<NewDelivery> + Send + Sync>;
 
 /// What happened to one tracked event of a batch.
 #[derive(Debug, Clone, Default)]
@@ -551,8 +656,8 @@ impl Store {
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
                          SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.id = \
-                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref \
-                            UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref LIMIT 1)"
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref \
+                            UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref LIMIT 1)"
                     );
                     let mut q = sqlx::query(&sql);
                     for e in chunk {
@@ -605,7 +710,7 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let sql = format!(
                     "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
-                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) LIMIT 1) u ON TRUE"
+                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1) u ON TRUE"
                 );
                 for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
                     let ord: i64 = sqlx::Row::try_get(&row, "ord")?;

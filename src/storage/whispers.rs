@@ -88,7 +88,7 @@ impl Store {
         Ok(with_pool!(self, pool => sqlx::query(
             "UPDATE whispers SET name = $3, definition = $4, trigger_kind = $5, trigger_event = $6, updated_at = $7, \
              revision = CASE WHEN status = 'draft' THEN revision ELSE revision + 1 END \
-             WHERE app_id = $1 AND id = $2",
+             WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(app_id)
         .bind(id)
@@ -104,7 +104,8 @@ impl Store {
     }
 
     pub async fn whisper(&self, app_id: &str, id: &str) -> StoreResult<Option<WhisperRow>> {
-        let sql = format!("SELECT {WHISPER_COLUMNS} FROM whispers WHERE app_id = $1 AND id = $2");
+        let sql =
+            format!("SELECT {WHISPER_COLUMNS} FROM whispers WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL");
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).bind(id).fetch_optional(pool).await?))
     }
 
@@ -119,7 +120,7 @@ impl Store {
                       COUNT(clicked_at) AS clicked, COUNT(replied_at) AS replied \
                FROM deliveries WHERE app_id = $1 GROUP BY whisper_id \
              ) s ON s.whisper_id = w.id \
-             WHERE w.app_id = $1 ORDER BY w.updated_at DESC, w.id",
+             WHERE w.app_id = $1 AND w.deleted_at IS NULL ORDER BY w.updated_at DESC, w.id",
         )
         .bind(app_id)
         .fetch_all(pool)
@@ -137,7 +138,7 @@ impl Store {
     ) -> StoreResult<StatusChange> {
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query("UPDATE whispers SET status = $3, updated_at = $4 WHERE app_id = $1 AND id = $2")
+            let n = sqlx::query("UPDATE whispers SET status = $3, updated_at = $4 WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL")
                 .bind(app_id)
                 .bind(id)
                 .bind(status)
@@ -167,10 +168,17 @@ impl Store {
         }))
     }
 
-    pub async fn delete_whisper(&self, app_id: &str, id: &str) -> StoreResult<bool> {
-        Ok(with_pool!(self, pool => sqlx::query("DELETE FROM whispers WHERE app_id = $1 AND id = $2")
+    /// Deletes a whisper from the dashboard: it stops at once (its pending
+    /// cards are never shown) but its row stays, hidden, so that what users
+    /// already received stays in their conversations and counts.
+    pub async fn delete_whisper(&self, app_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => sqlx::query(
+            "UPDATE whispers SET status = 'paused', deleted_at = $3, updated_at = $3 \
+             WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
             .bind(app_id)
             .bind(id)
+            .bind(now)
             .execute(pool)
             .await?
             .rows_affected())

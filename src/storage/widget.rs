@@ -109,14 +109,16 @@ impl NewDelivery {
 }
 
 /// What the widget reports about a card.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reaction {
     Seen,
     Clicked,
     Replied,
 }
 
-const DELIVERY_COLUMNS: &str = "id, app_user_id, whisper_id, state, rendered, sent_at, seen_at, created_at";
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.app_user_id, d.whisper_id, d.state, d.rendered, d.sent_at, d.seen_at, d.created_at";
 
 impl Store {
     pub async fn widget_app(&self, app_id: &str) -> StoreResult<Option<WidgetApp>> {
@@ -183,6 +185,14 @@ impl Store {
         let select = format!("SELECT {} FROM app_users WHERE app_id = $1 AND user_id = $2", self.user_columns());
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Err(super::StoreError::Duplicate);
+            }
             sqlx::query(insert).bind(new_id).bind(app_id).bind(user_id).bind(now).execute(&mut *tx).await?;
             let row: AppUserRow = sqlx::query_as(&select).bind(app_id).bind(user_id).fetch_one(&mut *tx).await?;
             if let Some(device) = device_id {
@@ -241,55 +251,78 @@ impl Store {
     /// Marks deliveries as sent (pushed to an open widget); idempotent.
     pub async fn mark_sent(&self, ids: &[String], now: i64) -> StoreResult<()> {
         with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             for id in ids {
                 sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
                     .bind(id)
                     .bind(now)
-                    .execute(pool)
+                    .execute(&mut *tx)
                     .await?;
             }
+            tx.commit().await?;
         });
         Ok(())
     }
 
-    /// Records what the user did with a card of theirs. Each step implies
-    /// the ones before it (a click was seen, and sent); times are kept
-    /// from the first report. False if the delivery is not this user's.
-    pub async fn react(&self, app_user_id: &str, delivery_id: &str, r: Reaction, now: i64) -> StoreResult<bool> {
-        let (state, rank) = match r {
-            Reaction::Seen => ("seen", 1),
-            Reaction::Clicked => ("clicked", 2),
-            Reaction::Replied => ("replied", 3),
+    /// Records what users did with cards of theirs, in one transaction:
+    /// `(app_user_id, delivery_id, reaction, at)`. Each step implies the
+    /// ones before it (a click was seen, and sent); times are kept from the
+    /// first report. Per report, false if the delivery is not that user's.
+    pub async fn react_batch(&self, batch: &[(String, String, Reaction, i64)]) -> StoreResult<Vec<bool>> {
+        let sql = |rank: i64| {
+            format!(
+                "UPDATE deliveries SET \
+                   sent_at = COALESCE(sent_at, $3), \
+                   seen_at = COALESCE(seen_at, $3), \
+                   clicked_at = {}, \
+                   replied_at = {}, \
+                   state = CASE WHEN state IN ('pending', 'sent') OR (state = 'seen' AND $4 >= 2) \
+                                OR (state = 'clicked' AND $4 >= 3) THEN $5 ELSE state END \
+                 WHERE id = $1 AND app_user_id = $2",
+                if rank >= 2 { "COALESCE(clicked_at, $3)" } else { "clicked_at" },
+                if rank >= 3 { "COALESCE(replied_at, $3)" } else { "replied_at" },
+            )
         };
-        let sql = format!(
-            "UPDATE deliveries SET \
-               sent_at = COALESCE(sent_at, $3), \
-               seen_at = COALESCE(seen_at, $3), \
-               clicked_at = {}, \
-               replied_at = {}, \
-               state = CASE WHEN state IN ('pending', 'sent') OR (state = 'seen' AND $4 >= 2) \
-                            OR (state = 'clicked' AND $4 >= 3) THEN $5 ELSE state END \
-             WHERE id = $1 AND app_user_id = $2",
-            if rank >= 2 { "COALESCE(clicked_at, $3)" } else { "clicked_at" },
-            if rank >= 3 { "COALESCE(replied_at, $3)" } else { "replied_at" },
-        );
-        Ok(with_pool!(self, pool => sqlx::query(&sql)
-            .bind(delivery_id)
-            .bind(app_user_id)
-            .bind(now)
-            .bind(rank as i64)
-            .bind(state)
-            .execute(pool)
-            .await?
-            .rows_affected())
-            == 1)
+        let sqls = [sql(1), sql(2), sql(3)];
+        let mut out = Vec::with_capacity(batch.len());
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (user, delivery, r, now) in batch {
+                let (state, rank) = match r {
+                    Reaction::Seen => ("seen", 1i64),
+                    Reaction::Clicked => ("clicked", 2),
+                    Reaction::Replied => ("replied", 3),
+                };
+                let n = sqlx::query(&sqls[rank as usize - 1])
+                    .bind(delivery)
+                    .bind(user)
+                    .bind(now)
+                    .bind(rank)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                out.push(n == 1);
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
     }
 
-    /// A user's deliveries, oldest first, the last `limit`.
+    /// One report: a batch of one.
+    pub async fn react(&self, app_user_id: &str, delivery_id: &str, r: Reaction, now: i64) -> StoreResult<bool> {
+        let one = (app_user_id.to_string(), delivery_id.to_string(), r, now);
+        Ok(self.react_batch(std::slice::from_ref(&one)).await?[0])
+    }
+
+    /// A user's deliveries the widget may show, oldest first, the last
+    /// `limit`: every one already sent, and the pending ones of whispers
+    /// still active (a paused whisper's pending cards wait for its resume).
     pub async fn user_deliveries(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_user_id = $1 AND state NOT IN ('cancelled', 'failed') \
-             ORDER BY created_at DESC, id DESC LIMIT $2"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.app_user_id = $1 AND d.state NOT IN ('cancelled', 'failed') \
+               AND (d.sent_at IS NOT NULL OR EXISTS (SELECT 1 FROM whispers w WHERE w.id = d.whisper_id AND w.status = 'active')) \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
         );
         let mut rows: Vec<DeliveryRow> =
             with_pool!(self, pool => sqlx::query_as(&sql).bind(app_user_id).bind(limit).fetch_all(pool).await?);
@@ -298,7 +331,7 @@ impl Store {
     }
 
     pub async fn delivery(&self, id: &str) -> StoreResult<Option<DeliveryRow>> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = $1");
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
     }
 

@@ -1,11 +1,9 @@
 //! The end-user widget: its static files (loader, messenger frame), the
-//! WebSocket each open widget holds, and real-time delivery.
+//! WebSocket each open widget holds (delivery itself is `crate::engine`).
 //!
 //! The widget is plain JavaScript, not Leptos: see ARCHITECTURE.md ("Why
 //! the widget is not WASM"). Its files are compiled into the binary.
 
-pub mod hub;
-pub mod live;
 pub mod socket;
 
 use std::sync::LazyLock;
@@ -18,12 +16,12 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use super::state::AppState;
+use crate::server::AppState;
 
-pub const LOADER_JS: &str = include_str!("../../../widget/loader.js");
-pub const MESSENGER_JS: &str = include_str!("../../../widget/messenger.js");
-pub const MESSENGER_CSS: &str = include_str!("../../../widget/messenger.css");
-const FRAME_HTML: &str = include_str!("../../../widget/frame.html");
+pub const LOADER_JS: &str = include_str!("../../widget/loader.js");
+pub const MESSENGER_JS: &str = include_str!("../../widget/messenger.js");
+pub const MESSENGER_CSS: &str = include_str!("../../widget/messenger.css");
+const FRAME_HTML: &str = include_str!("../../widget/frame.html");
 
 /// A short content hash, so the frame can reference its script and style
 /// with long-lived caching and still pick up a new release.

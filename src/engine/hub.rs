@@ -1,4 +1,5 @@
-//! Who is connected to this server instance: each open widget registers
+//! The in-app channel: who is connected to this server instance. Each open
+//! widget registers
 //! under its app user, with a small bounded inbox of frames to send. A push
 //! is serialised once and shared by every connection of the user.
 //!
@@ -72,10 +73,75 @@ struct Conn {
     inbox: Arc<Inbox>,
 }
 
-#[derive(Default)]
+/// How many groups the open widgets' heartbeats are spread over.
+const BEAT_PHASES: usize = 25;
+
 pub struct Hub {
     users: Mutex<HashMap<String, Vec<Conn>>>,
     next: AtomicU64,
+    closing: tokio::sync::watch::Sender<bool>,
+    /// The heartbeat, in `BEAT_PHASES` channels: each ticks once per
+    /// period, one after the other, so the open widgets' pings are spread
+    /// over the period instead of all waking at once (which stalled every
+    /// card in flight: BENCHMARKS.md). A channel's value turns true when the
+    /// server starts stopping (so an open widget waits on one channel for
+    /// both).
+    heartbeat: Vec<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            users: Mutex::default(),
+            next: AtomicU64::new(0),
+            closing: tokio::sync::watch::Sender::new(false),
+            heartbeat: (0..BEAT_PHASES).map(|_| tokio::sync::watch::Sender::new(false)).collect(),
+        }
+    }
+}
+
+impl Hub {
+    /// The server is stopping: every open widget connection closes.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+        for beat in &self.heartbeat {
+            beat.send_replace(true);
+        }
+    }
+
+    /// Changes every `period` while the server runs: each open widget
+    /// pings its client on it and checks it heard from it lately. Its value
+    /// is true once the server is stopping. `conn` picks the phase
+    /// (connection ids are sequential).
+    pub fn heartbeat(&self, conn: u64) -> tokio::sync::watch::Receiver<bool> {
+        self.heartbeat[(conn % BEAT_PHASES as u64) as usize].subscribe()
+    }
+
+    /// Starts the shared heartbeat: one timer for every connection, ticking
+    /// each phase in turn, so every widget hears it once per `period`.
+    pub fn start_heartbeat(self: &Arc<Self>, period: std::time::Duration) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut phase = 0;
+            let mut tick = tokio::time::interval(period / BEAT_PHASES as u32);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                if *hub.closing.borrow() {
+                    return;
+                }
+                hub.heartbeat[phase].send_modify(|_| ());
+                phase = (phase + 1) % BEAT_PHASES;
+            }
+        });
+    }
+
+    /// Resolves when the server starts stopping.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
 }
 
 impl Hub {

@@ -16,24 +16,95 @@ use axum::{
     response::{IntoResponse, Response},
     Extension, Json,
 };
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
-use super::live::{card_json, message_json};
 use crate::{
-    api::appusers::{pending_update, write_error},
     domain::{
+        messages::{MessageText, Role},
         properties::Version,
-        users::{check_event_name, check_event_properties, UserPatch},
-        whisper::Trigger,
+        users::{Event, UserPatch},
     },
-    server::{apps::identity_secret_context, crypto::new_id, jwt::Jwt, state::AppState},
-    storage::{AppUserRow, MessageRow, PendingEvent, Reaction},
+    engine::{
+        actions::{NewMessage, UpdateFrom},
+        card_frame,
+        hub::{Frame, Inbox},
+        message_json, ActionError,
+    },
+    server::{apps::identity_secret_context, jwt::Jwt, state::AppState},
+    storage::{new_id, Reaction},
 };
+
+/// A frame from the widget: JSON with `t` naming the kind. The protocol is
+/// defined here once; `widget/messenger.js` lists the kinds it sends and
+/// receives in a comment that a test checks against `ClientFrame::KINDS`
+/// and `SERVER_KINDS`. Fields whose type the server checks itself (to give
+/// a clear message) are kept as JSON values.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ClientFrame {
+    Hello(Hello),
+    Track {
+        name: Option<Value>,
+        props: Option<Value>,
+    },
+    Update {
+        user: Option<Value>,
+    },
+    Seen {
+        id: String,
+    },
+    Clicked {
+        id: String,
+    },
+    Reply {
+        #[serde(default)]
+        text: Value,
+        card: Option<String>,
+    },
+    Ping,
+}
+
+impl ClientFrame {
+    /// Every kind a widget may send.
+    pub const KINDS: &'static [&'static str] = &["hello", "track", "update", "seen", "clicked", "reply", "ping"];
+
+    /// Reads one frame; the error says what was wrong in words.
+    pub fn parse(text: &str) -> Result<ClientFrame, String> {
+        let v: Value = serde_json::from_str(text).map_err(|_| "Each frame must be a JSON object.".to_string())?;
+        let kind = v.get("t").and_then(Value::as_str).unwrap_or_default().to_string();
+        if !v.is_object() {
+            return Err("Each frame must be a JSON object.".into());
+        }
+        if !Self::KINDS.contains(&kind.as_str()) {
+            return Err(format!("Unknown frame type {kind:?}."));
+        }
+        serde_json::from_value(v).map_err(|e| format!("A {kind} frame is malformed: {e}."))
+    }
+}
+
+/// The first frame: who the widget is and where it resumes.
+#[derive(Debug, Default, Deserialize)]
+pub struct Hello {
+    #[serde(default)]
+    pub app: String,
+    pub device: Option<String>,
+    #[serde(rename = "userId")]
+    pub user_id: Option<Value>,
+    pub jwt: Option<String>,
+    pub user: Option<Value>,
+    #[serde(rename = "appVersion")]
+    pub app_version: Option<Value>,
+    pub platform: Option<Value>,
+    pub since: Option<Value>,
+}
+
+/// Every kind the server sends: `welcome`, `card`, `message`, `pong`, `error`.
+pub const SERVER_KINDS: &[&str] = &["welcome", "card", "message", "pong", "error"];
 
 /// Largest frame a widget may send (a reply of 4096 characters fits).
 pub const MAX_FRAME: usize = 32 * 1024;
-pub const MAX_REPLY_CHARS: usize = 4096;
 /// The server pings this often; a widget silent for three periods is gone.
 pub const HEARTBEAT: Duration = Duration::from_secs(25);
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
@@ -89,6 +160,20 @@ impl Refusal {
     }
 }
 
+impl From<ActionError> for Refusal {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Invalid(i) => Refusal::invalid(i.message),
+            ActionError::TypeConflict { name, existing } => Refusal::invalid(format!(
+                "Property {name:?} is a {existing} property in this app; send a {existing} value."
+            )),
+            ActionError::TooManyProperties | ActionError::Duplicate => Refusal::invalid(format!("{e}.")),
+            ActionError::NoUser => Refusal::fatal("invalid_user", "This user no longer exists."),
+            ActionError::Failed(e) => Refusal::internal(e),
+        }
+    }
+}
+
 /// Who is on the other end, once `hello` has been accepted: the app and
 /// the user (murmur's id), all an open widget keeps.
 struct Session {
@@ -96,11 +181,11 @@ struct Session {
     id: String,
 }
 
-/// An accepted hello: the session, and what only the welcome shows.
+/// An accepted hello: the session and the launch's profile patch (written,
+/// with app-launch whispers, once the connection has joined the hub).
 struct Started {
     session: Session,
-    user_id: Option<String>,
-    given_name: Option<String>,
+    launch: UserPatch,
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> bool {
@@ -111,15 +196,11 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))).await;
 }
 
-fn text_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
 /// A widget that said hello and was welcomed.
 struct Open {
     session: Session,
     conn: u64,
-    inbox: Arc<super::hub::Inbox>,
+    inbox: Arc<Inbox>,
 }
 
 /// One widget's connection. Its task lives as long as the widget is open,
@@ -133,7 +214,7 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket) {
     let Some(open) = Box::pin(open(&state, &mut socket)).await else { return };
     // One shared heartbeat for all connections (no timer per connection),
     // which also says when the server stops.
-    let mut heartbeat = state.live.heartbeat(open.conn);
+    let mut heartbeat = state.engine.hub.heartbeat(open.conn);
     let mut heard = Instant::now();
     let mut bucket = (BURST, Instant::now());
     let mut step = if *heartbeat.borrow() { Some(Step::Closing) } else { None };
@@ -153,26 +234,35 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket) {
             break;
         }
     }
-    state.live.hub.leave(&open.session.id, open.conn);
+    state.engine.hub.leave(&open.session.id, open.conn);
 }
 
 /// The hello, the welcome and the app launch. `None`: the connection ends.
 async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
     // A shutdown that starts later, even during the hello, reaches the loop
     // through the heartbeat channel's value.
-    if *state.live.closing().borrow() {
+    if *state.engine.hub.closing().borrow() {
         close(socket, 1012, "restarting").await;
         return None;
     }
-    // The hello, within a few seconds.
+    // The hello, within a few seconds of the upgrade (pings do not extend it).
+    let deadline = Instant::now() + HELLO_WITHIN;
     let hello = loop {
-        match timeout(HELLO_WITHIN, socket.recv()).await {
-            Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).unwrap_or(Value::Null),
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => break ClientFrame::parse(&t),
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
             _ => return None,
         }
     };
-    let started = match start(state, &hello).await {
+    let mut since = None;
+    let started = match hello {
+        Ok(ClientFrame::Hello(hello)) => {
+            since = hello.since.as_ref().and_then(Value::as_i64);
+            start(state, hello).await
+        }
+        Ok(_) | Err(_) => Err(Refusal::fatal("hello_expected", "The first frame must be a hello.")),
+    };
+    let started = match started {
         Ok(s) => s,
         Err(r) => {
             let _ = send(socket, r.frame()).await;
@@ -180,21 +270,33 @@ async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
             return None;
         }
     };
-    let (conn, inbox) = state.live.hub.join(&started.session.id);
-    let welcomed = match welcome(state, &started, &hello).await {
-        Ok(frame) => send(socket, frame).await,
-        Err(r) => {
+    let (conn, inbox) = state.engine.hub.join(&started.session.id);
+    let session = &started.session;
+    // The launch: lastSeenAt, appVersion, platform and the page's profile,
+    // with the app-launch whispers planned on the updated row. Their cards
+    // are queued for this connection already (it joined the hub), so the
+    // welcome leaves them out; they follow it.
+    let launched =
+        state.engine.update_and_deliver(&session.app_id, &session.id, &started.launch, UpdateFrom::Launch).await;
+    let welcomed = match launched {
+        Ok((user, new_cards)) => match welcome(state, &started, &user, &new_cards, since).await {
+            Ok(frame) => send(socket, frame).await,
+            Err(r) => {
+                let _ = send(socket, r.frame()).await;
+                false
+            }
+        },
+        Err(e) => {
+            let r = Refusal::from(e);
             let _ = send(socket, r.frame()).await;
+            close(socket, 4400, r.code).await;
             false
         }
     };
     let session = started.session;
     if !welcomed {
-        state.live.hub.leave(&session.id, conn);
+        state.engine.hub.leave(&session.id, conn);
         return None;
-    }
-    if let Err(e) = state.live.fire(state, &session.app_id, &session.id, &Trigger::AppLaunch).await {
-        tracing::error!(error = %e, "app-launch whispers failed");
     }
     Some(Open { session, conn, inbox })
 }
@@ -203,7 +305,7 @@ async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
 /// waiting state stays small.
 enum Step {
     Frame(Option<Result<Message, axum::Error>>),
-    Out(Option<super::hub::Frame>),
+    Out(Option<Frame>),
     Closing,
     Beat,
 }
@@ -265,28 +367,49 @@ fn check_device(device: &str) -> bool {
 }
 
 /// Accepts or refuses a `hello`: the app, the device, the identity (a JWT
-/// signed with the app's identity secret when the app requires it), then
-/// counts an app launch.
-async fn start(state: &AppState, hello: &Value) -> Result<Started, Refusal> {
-    if text_field(hello, "t") != Some("hello") {
-        return Err(Refusal::fatal("hello_expected", "The first frame must be a hello."));
-    }
-    let app_id = text_field(hello, "app").unwrap_or_default();
-    let app = match state.store.widget_app(app_id).await.map_err(Refusal::internal)? {
+/// signed with the app's identity secret when the app requires it), and
+/// the launch's profile patch (checked now, written once welcomed).
+async fn start(state: &AppState, hello: Hello) -> Result<Started, Refusal> {
+    let app = match state.store.widget_app(&hello.app).await.map_err(Refusal::internal)? {
         Some(a) => a,
         None => return Err(Refusal::fatal("unknown_app", "No such app.")),
     };
-    let device = text_field(hello, "device").filter(|d| check_device(d));
-    let user_id = match hello.get("userId") {
+    let device = hello.device.as_deref().filter(|d| check_device(d));
+    let user_id = match &hello.user_id {
         None | Some(Value::Null) => None,
-        Some(Value::String(u)) if !u.trim().is_empty() && u.chars().count() <= 128 => Some(u.as_str()),
-        Some(_) => return Err(Refusal::fatal("invalid_user", "userId must be a string of 1 to 128 characters.")),
+        Some(Value::String(u)) if crate::domain::users::check_user_ref(u).is_ok() && !u.trim().is_empty() => {
+            Some(u.as_str())
+        }
+        Some(_) => {
+            return Err(Refusal::fatal(
+                "invalid_user",
+                "userId must be a string of 1 to 128 characters, without control characters.",
+            ))
+        }
     };
-    let jwt = text_field(hello, "jwt");
+    // The launch: appVersion, platform, plus any profile the page passed.
+    let mut body = match hello.user {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return Err(Refusal::fatal("invalid_user", "user must be an object.")),
+    };
+    body.remove("userId");
+    body.remove("signedUpAt");
+    if let Some(Value::String(v)) = &hello.app_version {
+        if Version::parse(v).is_some() {
+            body.insert("appVersion".into(), json!(v));
+        }
+    }
+    let platform = match &hello.platform {
+        Some(Value::String(p)) if !crate::domain::text::has_control(p, false) => p.chars().take(32).collect(),
+        _ => "web".to_string(),
+    };
+    body.insert("platform".into(), json!(platform));
+    let launch = UserPatch::from_json(&body).map_err(|e| Refusal::fatal("invalid_user", e.message))?;
     let now = state.now();
     let user = match user_id {
         Some(user_id) => {
-            match jwt {
+            match hello.jwt.as_deref() {
                 Some(token) => {
                     let secret = state
                         .secrets
@@ -302,33 +425,20 @@ async fn start(state: &AppState, hello: &Value) -> Result<Started, Refusal> {
                 }
                 None => {}
             }
-            state.store.identified_user(&app.id, user_id, device, &new_id(), now).await.map_err(Refusal::internal)?
+            match state.store.identified_user(&app.id, user_id, device, &new_id(), now).await {
+                Ok(u) => u,
+                Err(crate::storage::StoreError::Duplicate) => {
+                    return Err(Refusal::fatal("invalid_user", "This userId is taken by another user's id."))
+                }
+                Err(e) => return Err(Refusal::internal(e)),
+            }
         }
         None => {
             let device = device.ok_or_else(|| Refusal::fatal("invalid_device", "A device id is required."))?;
             state.store.device_user(&app.id, device, &new_id(), now).await.map_err(Refusal::internal)?
         }
     };
-    // The launch: lastSeenAt, appVersion, platform, plus any profile the page passed.
-    let mut body = match hello.get("user") {
-        Some(Value::Object(m)) => m.clone(),
-        None | Some(Value::Null) => Map::new(),
-        Some(_) => return Err(Refusal::fatal("invalid_user", "user must be an object.")),
-    };
-    body.remove("userId");
-    body.remove("signedUpAt");
-    if let Some(v) = hello.get("appVersion").and_then(Value::as_str) {
-        if Version::parse(v).is_some() {
-            body.insert("appVersion".into(), json!(v));
-        }
-    }
-    let platform = text_field(hello, "platform").unwrap_or("web");
-    body.insert("platform".into(), json!(platform.chars().take(32).collect::<String>()));
-    let user = update_user(state, &app.id, &user.id, &body, Some(now)).await.map_err(|mut r| {
-        r.fatal = true;
-        r
-    })?;
-    Ok(Started { session: Session { app_id: app.id, id: user.id }, user_id: user.user_id, given_name: user.given_name })
+    Ok(Started { session: Session { app_id: app.id, id: user.id }, launch })
 }
 
 fn verify_identity(token: &str, secret: &[u8], user_id: &str, now: i64) -> Result<(), Refusal> {
@@ -346,113 +456,111 @@ fn verify_identity(token: &str, secret: &[u8], user_id: &str, now: i64) -> Resul
     jwt.check_expiry(now, true).map_err(bad)
 }
 
-/// Applies a profile patch from the widget (the same rules as the REST API).
-async fn update_user(
-    state: &AppState,
-    app_id: &str,
-    app_user_id: &str,
-    body: &Map<String, Value>,
-    seen: Option<i64>,
-) -> Result<AppUserRow, Refusal> {
-    let patch = UserPatch::from_json(body).map_err(|e| Refusal::invalid(e.message))?;
-    let mut job = pending_update(app_id, app_user_id, &patch, state.now());
-    // The page cannot move a user's sign-up date; the widget's start is a sighting.
-    job.changes.signed_up_at = None;
-    job.changes.last_seen_at = seen;
-    state.ingest.update(job).await.map_err(|e| Refusal::invalid(write_error(e, app_user_id).description))
-}
-
 /// The conversation and cards for a (re)starting widget. `since` (the
 /// newest message time the widget has) limits the messages resent.
-async fn welcome(state: &AppState, started: &Started, hello: &Value) -> Result<String, Refusal> {
+async fn welcome(
+    state: &AppState,
+    started: &Started,
+    user: &crate::storage::AppUserRow,
+    just_made: &[crate::storage::DeliveryRow],
+    since: Option<i64>,
+) -> Result<String, Refusal> {
     let s = &started.session;
-    let messages = match hello.get("since").and_then(Value::as_i64) {
-        Some(since) => state.store.messages_since(&s.id, since - RESUME_SLACK_MS, 500).await,
+    let messages = match since {
+        Some(since) => state.store.messages_since(&s.id, since.saturating_sub(RESUME_SLACK_MS), 500).await,
         None => state.store.user_messages(&s.id, 100).await,
     }
     .map_err(Refusal::internal)?;
-    let deliveries = state.store.user_deliveries(&s.id, 50).await.map_err(Refusal::internal)?;
-    let pending: Vec<String> = deliveries.iter().filter(|d| d.sent_at.is_none()).map(|d| d.id.clone()).collect();
-    if !pending.is_empty() {
-        state.store.mark_sent(&pending, state.now()).await.map_err(Refusal::internal)?;
-    }
-    let cards: Vec<Value> = deliveries.iter().map(card_json).collect();
-    Ok(json!({
+    let mut cards = state.engine.cards_for_start(&s.id).await?;
+    cards.retain(|c| !just_made.iter().any(|d| d.id == c.id));
+    let head = json!({
         "t": "welcome",
-        "user": { "id": s.id, "userId": started.user_id, "givenName": started.given_name },
+        "user": { "id": s.id, "userId": user.user_id, "givenName": user.given_name },
         "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
-        "cards": cards,
     })
-    .to_string())
+    .to_string();
+    // The cards are spliced in as stored (serialised once, when planned).
+    let cards: Vec<String> = cards.iter().map(card_frame).collect();
+    Ok(format!(r#"{},"cards":[{}]}}"#, &head[..head.len() - 1], cards.join(",")))
 }
 
 /// One frame after the hello. `Ok(Some(frame))` is an answer to send back.
 async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<String>, Refusal> {
-    let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text) else {
-        return Err(Refusal::invalid("Each frame must be a JSON object."));
-    };
-    let field = |k: &str| msg.get(k).and_then(Value::as_str);
-    match field("t").unwrap_or_default() {
-        "ping" => Ok(Some(r#"{"t":"pong"}"#.to_string())),
-        "track" => {
-            let name = field("name").ok_or_else(|| Refusal::invalid("track needs a name."))?;
-            check_event_name(name).map_err(|e| Refusal::invalid(e.message))?;
-            let properties = check_event_properties(msg.get("props")).map_err(|e| Refusal::invalid(e.message))?;
-            let event = PendingEvent {
-                app_id: s.app_id.clone(),
-                user_ref: s.id.clone(),
-                name: name.to_string(),
-                at: state.now(),
-                properties,
-            };
-            state.live.track(state, event, true).await.map_err(Refusal::internal)?;
+    match ClientFrame::parse(text).map_err(Refusal::invalid)? {
+        ClientFrame::Ping => Ok(Some(r#"{"t":"pong"}"#.to_string())),
+        ClientFrame::Hello(_) => Err(Refusal::invalid("This widget already said hello.")),
+        ClientFrame::Track { name, props } => {
+            let name = name.ok_or_else(|| Refusal::invalid("track needs a name."))?;
+            let event = Event::parse(Some(&name), props.as_ref()).map_err(|e| Refusal::invalid(e.message))?;
+            state.engine.track(&s.app_id, &s.id, event, true).await?;
             Ok(None)
         }
-        "update" => {
-            let Some(Value::Object(body)) = msg.get("user") else {
+        ClientFrame::Update { user } => {
+            let Some(Value::Object(mut body)) = user else {
                 return Err(Refusal::invalid("update needs a user object."));
             };
-            let mut body = body.clone();
             body.remove("userId");
-            update_user(state, &s.app_id, &s.id, &body, None).await?;
+            let patch = UserPatch::from_json(&body).map_err(|e| Refusal::invalid(e.message))?;
+            state.engine.update_user(&s.app_id, &s.id, &patch, UpdateFrom::Widget).await?;
             Ok(None)
         }
-        kind @ ("seen" | "clicked") => {
-            let id = field("id").ok_or_else(|| Refusal::invalid("Which card? Send its id."))?;
-            let r = if kind == "seen" { Reaction::Seen } else { Reaction::Clicked };
-            state.store.react(&s.id, id, r, state.now()).await.map_err(Refusal::internal)?;
+        ClientFrame::Seen { id } => {
+            state.engine.react(&s.id, &id, Reaction::Seen).await?;
             Ok(None)
         }
-        "reply" => {
-            let text = field("text").unwrap_or_default();
-            if text.trim().is_empty() || text.chars().count() > MAX_REPLY_CHARS {
-                return Err(Refusal::invalid(format!("A reply is 1 to {MAX_REPLY_CHARS} characters.")));
-            }
-            // The current name (the page may have updated it since the hello).
-            let user = state.store.app_user(&s.app_id, &s.id).await.map_err(Refusal::internal)?;
-            let name =
-                [user.as_ref().and_then(|u| u.given_name.as_deref()), user.as_ref().and_then(|u| u.surname.as_deref())]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-            let m = MessageRow {
-                id: new_id(),
-                role: "appUser".into(),
-                name: (!name.is_empty()).then_some(name),
-                text: text.to_string(),
-                created_at: state.now(),
-            };
-            state.store.insert_message(&s.app_id, &s.id, &m).await.map_err(Refusal::internal)?;
-            if let Some(card) = field("card") {
-                state.store.react(&s.id, card, Reaction::Replied, state.now()).await.map_err(Refusal::internal)?;
-            }
-            state.live.publish_message(state, &s.id, &m).await;
-            if state.store.user_message_count(&s.id).await.map_err(Refusal::internal)? == 1 {
-                state.live.fire(state, &s.app_id, &s.id, &Trigger::FirstMessage).await.map_err(Refusal::internal)?;
-            }
+        ClientFrame::Clicked { id } => {
+            state.engine.react(&s.id, &id, Reaction::Clicked).await?;
             Ok(None)
         }
-        other => Err(Refusal::invalid(format!("Unknown frame type {other:?}."))),
+        ClientFrame::Reply { text, card } => {
+            let text =
+                MessageText::parse(text.as_str().unwrap_or_default()).map_err(|e| Refusal::invalid(e.message))?;
+            let m = NewMessage { role: Role::AppUser, text, name: None, name_from_user: true, replying_to: card };
+            state.engine.post_message(&s.app_id, &s.id, m).await?;
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds `messenger.js` declares in its protocol comment.
+    fn declared(prefix: &str) -> Vec<String> {
+        let line = crate::widget::MESSENGER_JS
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("messenger.js lists no {prefix:?}"));
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_widget_speaks_the_protocol_defined_here() {
+        assert_eq!(declared("// sends:"), ClientFrame::KINDS);
+        assert_eq!(declared("// receives:"), SERVER_KINDS);
+        // And every kind it sends is one the JS really sends.
+        for kind in ClientFrame::KINDS {
+            assert!(crate::widget::MESSENGER_JS.contains(&format!("t: \"{kind}\"")), "messenger.js never sends {kind}");
+        }
+        for kind in SERVER_KINDS.iter().filter(|k| **k != "pong") {
+            assert!(
+                crate::widget::MESSENGER_JS.contains(&format!("f.t === \"{kind}\"")),
+                "messenger.js ignores {kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn frames_parse_into_the_enum() {
+        assert!(matches!(ClientFrame::parse(r#"{"t":"ping"}"#), Ok(ClientFrame::Ping)));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"t":"seen","id":"d1"}"#),
+            Ok(ClientFrame::Seen { id }) if id == "d1"
+        ));
+        assert!(matches!(ClientFrame::parse(r#"{"t":"hello","app":"a"}"#), Ok(ClientFrame::Hello(h)) if h.app == "a"));
+        assert_eq!(ClientFrame::parse(r#"{"t":"dance"}"#).unwrap_err(), "Unknown frame type \"dance\".");
+        assert!(ClientFrame::parse("[1]").is_err());
+        assert!(ClientFrame::parse(r#"{"t":"seen"}"#).unwrap_err().contains("malformed"));
     }
 }

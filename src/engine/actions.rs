@@ -1,0 +1,286 @@
+//! The one write service for what end users do, used alike by the REST API
+//! (`api::appusers`) and the widget socket (`widget::socket`): track an
+//! event, update a profile (or launch the app), post a message, report a
+//! card seen / clicked / replied. Each takes validated domain values,
+//! stores the fact and the deliveries it triggers in one transaction
+//! (through the writer), publishes them after commit, and returns one typed
+//! error.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::{writer::React, Engine};
+use crate::{
+    domain::{
+        messages::{MessageText, Role},
+        properties::{Value, Version, MAX_CUSTOM_PROPERTIES},
+        users::{check_user_ref, Event, UserPatch},
+        whisper::Trigger,
+        Invalid,
+    },
+    storage::{
+        new_id, AppUserChanges, AppUserRow, DeliveryRow, MessageRow, PendingEvent, PendingMessage, PendingUpdate,
+        Properties, Reaction, StoreError, UserWriteError,
+    },
+};
+
+/// Why an end user's action was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// Bad input: which field, and what to do.
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("no such user")]
+    NoUser,
+    #[error("property {name:?} is a {existing} property in this app")]
+    TypeConflict { name: String, existing: String },
+    #[error("a user can have at most {MAX_CUSTOM_PROPERTIES} custom properties")]
+    TooManyProperties,
+    #[error("a user with this userId exists")]
+    Duplicate,
+    /// The database failed (logged where it happened).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<Invalid> for ActionError {
+    fn from(e: Invalid) -> Self {
+        ActionError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate => ActionError::Duplicate,
+            e => ActionError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<super::writer::WriteFailed> for ActionError {
+    fn from(e: super::writer::WriteFailed) -> Self {
+        ActionError::Failed(e.0.to_string())
+    }
+}
+
+impl From<UserWriteError> for ActionError {
+    fn from(e: UserWriteError) -> Self {
+        match e {
+            UserWriteError::TypeConflict { name, existing } => ActionError::TypeConflict { name, existing },
+            UserWriteError::TooManyProperties => ActionError::TooManyProperties,
+            UserWriteError::NotFound => ActionError::NoUser,
+            UserWriteError::Duplicate => ActionError::Duplicate,
+            UserWriteError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Who sends a profile update, which decides what it may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateFrom {
+    /// The customer's backend: anything, including `signedUpAt`.
+    Api,
+    /// The page, through the widget: not the sign-up date.
+    Widget,
+    /// The widget's start: a widget update that is also a sighting (last
+    /// seen now) and fires app-launch whispers.
+    Launch,
+}
+
+/// Splits a patch's custom properties into the JSON to store (dates as
+/// milliseconds, nulls as removals) and the types to register.
+pub fn stored_properties(patch: &UserPatch) -> (Properties, Vec<(String, &'static str)>) {
+    let mut props = Map::new();
+    let mut types = Vec::new();
+    for (name, value) in &patch.properties {
+        let stored = match value {
+            None => Json::Null,
+            Some(Value::Date(ms)) => json!(ms),
+            Some(v) => v.to_json(),
+        };
+        if let Some(v) = value {
+            types.push((name.clone(), v.ty().as_str()));
+        }
+        props.insert(name.clone(), stored);
+    }
+    (props, types)
+}
+
+/// The app version a patch sets: (display text, sort key), or a clear.
+pub fn version_change(patch: &UserPatch) -> Option<Option<(String, String)>> {
+    patch
+        .app_version
+        .as_ref()
+        .map(|v| v.as_ref().and_then(|s| Version::parse(s).map(|parsed| (s.clone(), parsed.sort_key()))))
+}
+
+fn pending_update(app_id: &str, user_ref: &str, patch: &UserPatch, now: i64) -> PendingUpdate {
+    let (properties, types) = stored_properties(patch);
+    let changes = AppUserChanges {
+        given_name: patch.given_name.clone(),
+        surname: patch.surname.clone(),
+        email: patch.email.clone(),
+        signed_up_at: patch.signed_up_at,
+        app_version: version_change(patch),
+        platform: patch.platform.clone(),
+        properties,
+        last_seen_at: None,
+    };
+    PendingUpdate {
+        app_id: app_id.to_string(),
+        user_ref: user_ref.to_string(),
+        changes,
+        types,
+        max_properties: MAX_CUSTOM_PROPERTIES as i64,
+        now,
+    }
+}
+
+/// A message as an end user or the team posts it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: Role,
+    pub text: MessageText,
+    /// The author's name as given.
+    pub name: Option<String>,
+    /// Take the author's name from the user's row instead (a widget reply:
+    /// the page may have renamed the user since the widget started).
+    pub name_from_user: bool,
+    /// The card this message answers (a widget reply to a whisper).
+    pub replying_to: Option<String>,
+}
+
+impl Engine {
+    /// A user of the app tracked an event: stores it with the deliveries of
+    /// the whispers it fires. `from_widget`: a widget's track (`user_ref` is
+    /// murmur's id of a connected user; its batch may wait the commit
+    /// window). Returns the event's time.
+    pub async fn track(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        event: Event,
+        from_widget: bool,
+    ) -> Result<i64, ActionError> {
+        check_user_ref(user_ref)?;
+        let at = self.now();
+        let online = from_widget && self.hub.is_online(user_ref);
+        let plan = self.planner.plan(&self.store, app_id, Trigger::Event(event.name.clone()), at, online).await;
+        let pending = PendingEvent {
+            app_id: app_id.to_string(),
+            user_ref: user_ref.to_string(),
+            name: event.name,
+            at,
+            properties: event.properties,
+        };
+        let tracked = self.writer.track(pending, plan, from_widget).await?;
+        if !tracked.found {
+            return Err(ActionError::NoUser);
+        }
+        self.publish_deliveries(&tracked.delivered).await;
+        Ok(at)
+    }
+
+    /// Applies a profile patch. A launch also records the sighting and fires
+    /// app-launch whispers, planned on the updated row in the same transaction.
+    pub async fn update_user(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        patch: &UserPatch,
+        from: UpdateFrom,
+    ) -> Result<AppUserRow, ActionError> {
+        Ok(self.update_and_deliver(app_id, user_ref, patch, from).await?.0)
+    }
+
+    /// As `update_user`, also returning the deliveries it made (pushed
+    /// already): a starting widget leaves them out of its welcome.
+    pub async fn update_and_deliver(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        patch: &UserPatch,
+        from: UpdateFrom,
+    ) -> Result<(AppUserRow, Vec<DeliveryRow>), ActionError> {
+        check_user_ref(user_ref)?;
+        if patch.user_id.as_deref().is_some_and(|id| id != user_ref) && from == UpdateFrom::Api {
+            return Err(Invalid::new("userId", "userId cannot be changed.").into());
+        }
+        let now = self.now();
+        let mut job = pending_update(app_id, user_ref, patch, now);
+        let mut plan = None;
+        if from != UpdateFrom::Api {
+            job.changes.signed_up_at = None;
+        }
+        if from == UpdateFrom::Launch {
+            job.changes.last_seen_at = Some(now);
+            let online = self.hub.is_online(user_ref);
+            plan = self.planner.plan(&self.store, app_id, Trigger::AppLaunch, now, online).await;
+        }
+        let (row, delivered) = self.writer.update(job, plan).await?;
+        self.publish_deliveries(&delivered).await;
+        Ok((row, delivered))
+    }
+
+    /// Posts a message into the user's conversation. A user's first own
+    /// message fires first-message whispers in the same transaction (so two
+    /// first messages at once fire them once). Returns the user and the
+    /// stored message.
+    pub async fn post_message(
+        &self,
+        app_id: &str,
+        user_ref: &str,
+        m: NewMessage,
+    ) -> Result<(AppUserRow, MessageRow), ActionError> {
+        check_user_ref(user_ref)?;
+        let now = self.now();
+        let plan = match m.role {
+            Role::AppUser => {
+                let online = self.hub.is_online(user_ref);
+                self.planner.plan(&self.store, app_id, Trigger::FirstMessage, now, online).await
+            }
+            Role::AppMaker => None,
+        };
+        let pending = PendingMessage {
+            app_id: app_id.to_string(),
+            user_ref: user_ref.to_string(),
+            name_from_user: m.name_from_user,
+            message: MessageRow {
+                id: new_id(),
+                role: m.role.as_str().to_string(),
+                name: m.name,
+                text: m.text.into_string(),
+                created_at: now,
+            },
+        };
+        let posted = self.writer.message(pending, plan).await?.ok_or(ActionError::NoUser)?;
+        if let Some(card) = m.replying_to {
+            self.react(&posted.user.id, &card, Reaction::Replied).await?;
+        }
+        // Live to the user's open widgets; an offline user gets it when their widget next starts.
+        self.publish_message(&posted.user.id, &posted.message).await;
+        self.publish_deliveries(&posted.delivered).await;
+        Ok((posted.user, posted.message))
+    }
+
+    /// A widget reports what its user did with a card. False: the card is
+    /// not this user's (nothing changes).
+    pub async fn react(&self, app_user_id: &str, delivery_id: &str, reaction: Reaction) -> Result<bool, ActionError> {
+        let r = React {
+            app_user_id: app_user_id.to_string(),
+            delivery_id: delivery_id.to_string(),
+            reaction,
+            now: self.now(),
+        };
+        Ok(self.writer.react(r).await?)
+    }
+
+    /// The cards a starting widget shows (see `Store::user_deliveries`),
+    /// recorded as sent.
+    pub async fn cards_for_start(&self, app_user_id: &str) -> Result<Vec<DeliveryRow>, ActionError> {
+        let deliveries = self.store.user_deliveries(app_user_id, 50).await?;
+        let pending: Vec<String> = deliveries.iter().filter(|d| d.sent_at.is_none()).map(|d| d.id.clone()).collect();
+        self.writer.mark_sent(pending, self.now()).await?;
+        Ok(deliveries)
+    }
+}

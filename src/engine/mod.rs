@@ -1,0 +1,236 @@
+//! The delivery engine: *who* (audience) → *what* (rendered card) → a
+//! durable delivery row → *how* (channels). Every trigger goes through it:
+//!
+//! - `actions`: the one write service for what end users do (track an
+//!   event, update their profile or launch the app, post a message, report
+//!   a card seen / clicked / replied), used alike by the REST API and the
+//!   widget socket; each takes validated domain values and returns one
+//!   typed error (`ActionError`).
+//! - `planner`: which active whispers a trigger fires for a user, and the
+//!   cards, personalised. A plan runs inside the transaction that stores
+//!   the fact that caused it, so one commit stores both.
+//! - `writer`: group commit of every write on this path (one writer on
+//!   SQLite).
+//! - publishing (here): after commit, stored rows are pushed to the in-app
+//!   channel (`hub`, the open widgets on this instance) and announced to the
+//!   other instances (PostgreSQL NOTIFY), which push them to theirs.
+//!
+//! Explicit dependencies: the store, the clock, the writer, the hub. The
+//! engine never sees the HTTP layer's state.
+
+pub mod actions;
+pub mod hub;
+pub mod planner;
+pub mod writer;
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+pub use actions::ActionError;
+use hub::{Frame, Hub};
+use planner::Planner;
+use writer::Writer;
+
+use crate::{
+    clock::Clock,
+    storage::{new_id, DeliveryRow, MessageRow, Store},
+};
+
+pub struct Engine {
+    pub store: Store,
+    clock: Arc<dyn Clock>,
+    pub writer: Writer,
+    planner: Planner,
+    /// The in-app channel: open widgets on this instance.
+    pub hub: Arc<Hub>,
+    /// Tells this instance's notices from the others'.
+    instance: String,
+}
+
+/// What happened that a widget on another instance should hear about.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "k")]
+enum Notice {
+    #[serde(rename = "d")]
+    Delivery { from: String, user: String, id: String },
+    #[serde(rename = "m")]
+    Message { from: String, user: String, id: String },
+    #[serde(rename = "w")]
+    Whispers { from: String, app: String },
+}
+
+/// The widget frame for a delivered card. The card is spliced in as stored
+/// (serialised once, when it was planned).
+pub fn card_frame(d: &DeliveryRow) -> String {
+    let card = if d.rendered.starts_with('{') { d.rendered.as_str() } else { "{}" };
+    format!(
+        r#"{{"t":"card","id":{},"at":{},"seen":{},"card":{card}}}"#,
+        serde_json::Value::String(d.id.clone()),
+        d.created_at,
+        d.seen_at.is_some()
+    )
+}
+
+/// A message as the widget shows it.
+pub fn message_json(m: &MessageRow) -> serde_json::Value {
+    serde_json::json!({ "id": m.id, "role": m.role, "name": m.name, "text": m.text, "at": m.created_at })
+}
+
+fn message_frame(m: &MessageRow) -> String {
+    serde_json::json!({ "t": "message", "message": message_json(m) }).to_string()
+}
+
+impl Engine {
+    /// Starts the writers. `group_commit` false: one transaction per write
+    /// (the benchmark's baseline); `window`: how long a widget's event
+    /// batch waits for company.
+    pub fn start(store: Store, clock: Arc<dyn Clock>, group_commit: bool, window: Duration) -> Arc<Engine> {
+        Arc::new(Engine {
+            writer: Writer::start(store.clone(), group_commit, window),
+            store,
+            clock,
+            planner: Planner::default(),
+            hub: Arc::new(Hub::default()),
+            instance: new_id(),
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// An app's whispers changed: forget them here and on every other instance.
+    pub async fn whispers_changed(&self, app_id: &str) {
+        self.planner.forget(app_id);
+        self.notify(&Notice::Whispers { from: self.instance.clone(), app: app_id.to_string() }).await;
+    }
+
+    /// Pushes new deliveries to the user's widgets here and elsewhere.
+    pub async fn publish_deliveries(&self, delivered: &[DeliveryRow]) {
+        for d in delivered {
+            if let Err(e) = self.push_delivery_here(d).await {
+                tracing::error!(error = %e, "pushing a card failed");
+            }
+            let notice =
+                Notice::Delivery { from: self.instance.clone(), user: d.app_user_id.clone(), id: d.id.clone() };
+            self.notify(&notice).await;
+        }
+    }
+
+    async fn push_delivery_here(&self, d: &DeliveryRow) -> Result<(), writer::WriteFailed> {
+        let frame: Frame = Arc::from(card_frame(d));
+        if self.hub.push(&d.app_user_id, frame) > 0 && d.sent_at.is_none() {
+            self.writer.mark_sent(vec![d.id.clone()], self.now()).await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes a stored message to the user's widgets here and elsewhere.
+    pub async fn publish_message(&self, app_user_id: &str, m: &MessageRow) {
+        self.hub.push(app_user_id, Arc::from(message_frame(m)));
+        let notice = Notice::Message { from: self.instance.clone(), user: app_user_id.to_string(), id: m.id.clone() };
+        self.notify(&notice).await;
+    }
+
+    async fn notify(&self, notice: &Notice) {
+        let payload = serde_json::to_string(notice).unwrap_or_default();
+        if let Err(e) = self.store.notify(&payload).await {
+            tracing::error!(error = %e, "could not notify the other instances");
+        }
+    }
+
+    /// Handles another instance's notice.
+    async fn on_notice(&self, payload: &str) -> Result<(), String> {
+        let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
+            tracing::warn!("ignoring a malformed notification");
+            return Ok(());
+        };
+        match notice {
+            Notice::Delivery { from, .. } | Notice::Message { from, .. } | Notice::Whispers { from, .. }
+                if from == self.instance => {}
+            Notice::Whispers { app, .. } => self.planner.forget(&app),
+            Notice::Delivery { user, id, .. } => {
+                if self.hub.is_online(&user) {
+                    if let Some(d) = self.store.delivery(&id).await.map_err(|e| e.to_string())? {
+                        self.push_delivery_here(&d).await.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Notice::Message { user, id, .. } => {
+                if self.hub.is_online(&user) {
+                    if let Some((owner, m)) = self.store.message(&id).await.map_err(|e| e.to_string())? {
+                        self.hub.push(&owner, Arc::from(message_frame(&m)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, listens for the other instances' notices for as long
+    /// as the server runs (reconnecting after a lost connection).
+    pub fn listen(self: &Arc<Self>) {
+        let Store::Postgres(pool) = self.store.clone() else { return };
+        let engine = self.clone();
+        let mut closing = self.hub.closing();
+        tokio::spawn(async move {
+            while !*closing.borrow() {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for notifications; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen("murmur").await {
+                    tracing::error!(error = %e, "cannot LISTEN; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                loop {
+                    let next = tokio::select! {
+                        n = listener.recv() => n,
+                        _ = closing.changed() => return,
+                    };
+                    match next {
+                        Ok(n) => {
+                            if let Err(e) = engine.on_notice(n.payload()).await {
+                                tracing::error!(error = %e, "a notification could not be handled");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the notification connection; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_frame_is_json_with_the_stored_card_inside() {
+        let d = DeliveryRow {
+            id: "d\"1".into(),
+            app_user_id: "u".into(),
+            whisper_id: "w".into(),
+            state: "sent".into(),
+            rendered: r#"{"sender":{"name":"A","initials":"A"},"html":"<p>hi</p>","buttons":[]}"#.into(),
+            sent_at: Some(1),
+            seen_at: None,
+            created_at: 5,
+        };
+        let v: serde_json::Value = serde_json::from_str(&card_frame(&d)).unwrap();
+        assert_eq!(v["t"], "card");
+        assert_eq!(v["id"], "d\"1");
+        assert_eq!(v["seen"], false);
+        assert_eq!(v["card"]["html"], "<p>hi</p>");
+    }
+}

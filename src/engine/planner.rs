@@ -1,0 +1,213 @@
+//! The planner: *who* and *what*. For a trigger and a user's row it decides
+//! which active whispers the user gets (audience evaluated in memory) and
+//! renders each card with the user's values. It is pure given the app's
+//! active whispers (cached here), so the writer can run a plan inside the
+//! transaction that stores the fact that caused it: one commit stores both.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{
+        conditions::{matches_all, Checked},
+        properties::PropType,
+        teammate::initials,
+        template::{self, Segment},
+        whisper::{lookup, ButtonAction, Trigger},
+    },
+    storage::{audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, Store, StoreResult},
+};
+
+/// How long an app's active whispers are trusted without reloading. Edits
+/// on any instance drop the cached copy at once; this only bounds a missed
+/// notification.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A whisper's card exactly as the widget shows it (and as stored in the
+/// delivery row): the text is already personalised and sanitised HTML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub sender: CardSender,
+    pub html: String,
+    pub buttons: Vec<CardButton>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardSender {
+    pub name: String,
+    pub initials: String,
+}
+
+/// What a card's button does, spelled once for the stored card and the widget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonKind {
+    Link,
+    Reply,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardButton {
+    pub label: String,
+    pub kind: ButtonKind,
+    pub value: String,
+}
+
+/// An active whisper, ready to evaluate.
+struct LiveWhisper {
+    id: String,
+    revision: i64,
+    trigger: Trigger,
+    all_users: bool,
+    conditions: Vec<Checked>,
+    text: Vec<Segment>,
+    sender: CardSender,
+    buttons: Vec<CardButton>,
+}
+
+/// One app's active whispers and property types, as loaded at `loaded`.
+pub struct AppWhispers {
+    loaded: Instant,
+    whispers: Vec<LiveWhisper>,
+    types: HashMap<String, PropType>,
+}
+
+impl AppWhispers {
+    pub fn fires(&self, trigger: &Trigger) -> bool {
+        self.whispers.iter().any(|w| w.trigger == *trigger)
+    }
+
+    /// The deliveries `trigger` makes for `user`: one per active whisper
+    /// with that trigger whose audience the user is in, personalised.
+    /// `sent`: the user has a widget open here (stored as sent, pushed next).
+    pub fn plan(&self, trigger: &Trigger, user: &AppUserRow, now: i64, sent: bool) -> Vec<NewDelivery> {
+        let props = RowProps { row: user, types: &self.types };
+        let mut values = None;
+        let mut out = vec![];
+        for w in self.whispers.iter().filter(|w| w.trigger == *trigger) {
+            if !w.all_users && !matches_all(&w.conditions, &props, now) {
+                continue;
+            }
+            let values = values.get_or_insert_with(|| props.personal_values());
+            let card = Card {
+                sender: w.sender.clone(),
+                html: template::render_html(&w.text, |n| lookup(values, n)),
+                buttons: w.buttons.clone(),
+            };
+            out.push(NewDelivery {
+                id: new_id(),
+                app_id: user.app_id.clone(),
+                whisper_id: w.id.clone(),
+                app_user_id: user.id.clone(),
+                revision: w.revision,
+                // Serialised once: stored as is and spliced into the widget's frame.
+                rendered: serde_json::to_string(&card).unwrap_or_default(),
+                now,
+                sent,
+            });
+        }
+        out
+    }
+}
+
+/// The active whispers of every app this instance has seen lately.
+#[derive(Default)]
+pub struct Planner {
+    cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
+}
+
+impl Planner {
+    /// Forget an app's cached whispers (they changed).
+    pub fn forget(&self, app_id: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(app_id);
+        }
+    }
+
+    /// The app's active whispers, from the cache or the store.
+    pub async fn whispers(&self, store: &Store, app_id: &str) -> StoreResult<Arc<AppWhispers>> {
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned()) {
+            if hit.loaded.elapsed() < CACHE_TTL {
+                return Ok(hit);
+            }
+        }
+        let loaded = Instant::now();
+        let rows = store.active_whispers(app_id).await?;
+        let types = store.property_types(app_id).await?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut whispers = Vec::with_capacity(rows.len());
+        for row in rows {
+            let d = row.definition.0;
+            let conditions: Result<Vec<Checked>, _> =
+                d.conditions.iter().map(|c| c.check(|n| types.get(n).copied())).collect();
+            let (Ok(conditions), Ok(text)) = (conditions, template::parse(&d.text)) else {
+                tracing::warn!(whisper = %row.id, "an active whisper no longer checks; skipping it");
+                continue;
+            };
+            let sender_name = match names.get(&d.sender_id) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = match store.teammate_by_id(&d.sender_id).await? {
+                        Some(t) => t.name,
+                        None => "The team".to_string(),
+                    };
+                    names.insert(d.sender_id.clone(), n.clone());
+                    n
+                }
+            };
+            whispers.push(LiveWhisper {
+                id: row.id,
+                revision: row.revision,
+                trigger: d.trigger,
+                all_users: d.all_users,
+                conditions,
+                text,
+                sender: CardSender { initials: initials(&sender_name), name: sender_name },
+                buttons: d
+                    .buttons
+                    .into_iter()
+                    .map(|b| match b.action {
+                        ButtonAction::Link(url) => CardButton { label: b.label, kind: ButtonKind::Link, value: url },
+                        ButtonAction::Reply(text) => {
+                            CardButton { label: b.label, kind: ButtonKind::Reply, value: text }
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        let fresh = Arc::new(AppWhispers { loaded, whispers, types });
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(app_id.to_string(), fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// The plan for `trigger` in `app_id`, to run on the user's row inside
+    /// the write that causes it; `None` when no active whisper has that
+    /// trigger (or the whispers could not be loaded: the fact is still
+    /// stored, it fires nothing, and the failure is logged).
+    pub async fn plan(
+        &self,
+        store: &Store,
+        app_id: &str,
+        trigger: Trigger,
+        now: i64,
+        sent: bool,
+    ) -> Option<DeliveryPlan> {
+        match self.whispers(store, app_id).await {
+            Ok(live) if live.fires(&trigger) => {
+                Some(Arc::new(move |user: &AppUserRow| live.plan(&trigger, user, now, sent)) as DeliveryPlan)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the active whispers failed");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The writer: every write on the delivery path (tracked events, user
+//! updates and app launches, messages, delivery states, and the deliveries
+//! each of them causes) is handed to it as a job. It takes everything
+//! queued, writes each kind in one transaction, commits (one fsync on
+//! SQLite with synchronous=FULL), then answers every waiting request: a
+//! request is answered only once its write is durable, and a busy server
+//! commits once per batch instead of once per request.
+//!
+//! SQLite: one writer task for every kind, so writes never wait for each
+//! other's lock (no busy-timeout sleeps). PostgreSQL: a few writers share
+//! the queue (its commits overlap), and user updates go straight to the
+//! database (measured faster there: BENCHMARKS.md).
+//!
+//! One bad row never fails the rest of its batch: a batch that fails as a
+//! whole is retried job by job, so only the job at fault gets the error.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::storage::{
+    AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
+    Reaction, Store, StoreError, Tracked, UserWriteError,
+};
+
+/// Largest batch per transaction.
+const MAX_BATCH: usize = 2048;
+
+/// A write that failed in the database (its message; the cause is logged).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteFailed(pub Arc<str>);
+
+impl From<&StoreError> for WriteFailed {
+    fn from(e: &StoreError) -> Self {
+        WriteFailed(Arc::from(e.to_string()))
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, WriteFailed>>;
+
+/// One delivery-state report from a widget.
+#[derive(Debug, Clone)]
+pub struct React {
+    pub app_user_id: String,
+    pub delivery_id: String,
+    pub reaction: Reaction,
+    pub now: i64,
+}
+
+enum Job {
+    /// An event, the deliveries it triggers, and whether its batch may wait
+    /// the commit window for company (see `Writer::track`).
+    Event(PendingEvent, Option<DeliveryPlan>, bool, Reply<Tracked>),
+    Update(PendingUpdate, Option<DeliveryPlan>, oneshot::Sender<UpdateResult>),
+    Message(PendingMessage, Option<DeliveryPlan>, Reply<Option<PostedMessage>>),
+    React(React, Reply<bool>),
+    Sent(Vec<String>, i64, Reply<()>),
+    Delivery(NewDelivery, Reply<bool>),
+}
+
+pub type UpdateResult = Result<(AppUserRow, Vec<DeliveryRow>), UserWriteError>;
+
+#[derive(Clone)]
+pub struct Writer {
+    store: Store,
+    queue: mpsc::Sender<Job>,
+    /// Writes go through the writers (false: one transaction per request,
+    /// the benchmark's baseline).
+    batch: bool,
+    /// Updates go through the writers. Never on PostgreSQL: it already
+    /// flushes concurrent commits together, and a single update writer
+    /// measured slower there than transactions on parallel connections.
+    batch_updates: bool,
+}
+
+fn stopped() -> WriteFailed {
+    WriteFailed(Arc::from("the writer stopped"))
+}
+
+/// A writer task: takes everything queued (up to `MAX_BATCH`), writes it,
+/// repeats. With a `window`, a batch whose first job may wait (a widget's
+/// event) waits that long for more to join it.
+fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<Duration>) {
+    tokio::spawn(async move {
+        loop {
+            let batch = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { return };
+                if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
+                    tokio::time::sleep(window).await;
+                }
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            write(&store, batch).await;
+        }
+    });
+}
+
+impl Writer {
+    /// Starts the writers; with `group_commit` false every write is its own
+    /// transaction. A batch whose first event is patient waits `window` for
+    /// more (none if zero).
+    pub fn start(store: Store, group_commit: bool, window: Duration) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        let writers = match store {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 4,
+        };
+        let rx = Arc::new(Mutex::new(rx));
+        let window = (!window.is_zero()).then_some(window);
+        if group_commit {
+            for _ in 0..writers {
+                spawn_writer(store.clone(), rx.clone(), window);
+            }
+        }
+        let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
+        Writer { store, queue: tx, batch: group_commit, batch_updates }
+    }
+
+    async fn send<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, WriteFailed> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(job(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Stores an event and the deliveries its plan makes, in one
+    /// transaction. `found` false: no such user (nothing written).
+    /// `patient`: the batch may wait the commit window for more events (a
+    /// widget's track; an API request is not patient, as a client that
+    /// waits for each answer would only be slowed down: BENCHMARKS.md).
+    pub async fn track(
+        &self,
+        event: PendingEvent,
+        plan: Option<DeliveryPlan>,
+        patient: bool,
+    ) -> Result<Tracked, WriteFailed> {
+        if !self.batch {
+            let mut one = self
+                .store
+                .track_batch(std::slice::from_ref(&event), vec![plan])
+                .await
+                .map_err(|e| WriteFailed::from(&e))?;
+            return Ok(one.pop().unwrap_or_default());
+        }
+        self.send(|r| Job::Event(event, plan, patient, r)).await
+    }
+
+    /// Applies a user update, and stores the deliveries its plan makes on
+    /// the updated row, in one transaction.
+    pub async fn update(&self, update: PendingUpdate, plan: Option<DeliveryPlan>) -> UpdateResult {
+        let failed = |e: WriteFailed| UserWriteError::Store(StoreError::Db(sqlx::Error::Protocol(e.0.to_string())));
+        if !self.batch_updates {
+            let mut one = self.store.update_app_users_batch(std::slice::from_ref(&update), vec![plan]).await?;
+            return one.pop().unwrap_or(Err(UserWriteError::NotFound));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job::Update(update, plan, reply)).await.map_err(|_| failed(stopped()))?;
+        answer.await.map_err(|_| failed(stopped()))?
+    }
+
+    /// Stores a message (and, for a user's first, the deliveries its plan
+    /// makes). `None`: no such user.
+    pub async fn message(
+        &self,
+        m: PendingMessage,
+        plan: Option<DeliveryPlan>,
+    ) -> Result<Option<PostedMessage>, WriteFailed> {
+        if !self.batch || matches!(self.store, Store::Postgres(_)) {
+            let mut one = self
+                .store
+                .insert_messages_batch(std::slice::from_ref(&m), vec![plan])
+                .await
+                .map_err(|e| WriteFailed::from(&e))?;
+            return Ok(one.pop().flatten());
+        }
+        self.send(|r| Job::Message(m, plan, r)).await
+    }
+
+    /// Records a widget's report on a card; false if the card is not the user's.
+    pub async fn react(&self, r: React) -> Result<bool, WriteFailed> {
+        if !self.batch || matches!(self.store, Store::Postgres(_)) {
+            let mut one =
+                self.store.react_batch(std::slice::from_ref(&r_tuple(&r))).await.map_err(|e| WriteFailed::from(&e))?;
+            return Ok(one.pop().unwrap_or(false));
+        }
+        self.send(|reply| Job::React(r, reply)).await
+    }
+
+    /// Marks deliveries as sent (pushed to an open widget).
+    pub async fn mark_sent(&self, ids: Vec<String>, now: i64) -> Result<(), WriteFailed> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if !self.batch || matches!(self.store, Store::Postgres(_)) {
+            return self.store.mark_sent(&ids, now).await.map_err(|e| WriteFailed::from(&e));
+        }
+        self.send(|r| Job::Sent(ids, now, r)).await
+    }
+
+    /// Stores one delivery: true if created (false: the user had it already).
+    pub async fn deliver(&self, d: NewDelivery) -> Result<bool, WriteFailed> {
+        if !self.batch {
+            return self.store.insert_delivery(&d).await.map_err(|e| WriteFailed::from(&e));
+        }
+        self.send(|r| Job::Delivery(d, r)).await
+    }
+}
+
+fn r_tuple(r: &React) -> (String, String, Reaction, i64) {
+    (r.app_user_id.clone(), r.delivery_id.clone(), r.reaction, r.now)
+}
+
+/// Answers every job of a kind with its result, or, if the batch failed as
+/// a whole, retries each job alone so that only the one at fault fails.
+macro_rules! answer_or_retry {
+    ($what:literal, $result:expr, $jobs:ident, $replies:ident, |$one:ident| $retry:expr) => {
+        match $result {
+            Ok(results) => {
+                for (reply, r) in $replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) if $jobs.len() == 1 => {
+                tracing::error!(error = %e, concat!("a ", $what, " write failed"));
+                for reply in $replies {
+                    let _ = reply.send(Err(WriteFailed::from(&e)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, n = $jobs.len(), concat!("a ", $what, " batch failed; retrying one by one"));
+                for ($one, reply) in $jobs.into_iter().zip($replies) {
+                    let r = match $retry.await {
+                        Ok(mut v) => Ok(v.pop().expect("one result per job")),
+                        Err(e) => {
+                            tracing::error!(error = %e, concat!("a ", $what, " write failed"));
+                            Err(WriteFailed::from(&e))
+                        }
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    };
+}
+
+/// Writes one drained batch: each kind in its own transaction, then
+/// answers each request.
+async fn write(store: &Store, batch: Vec<Job>) {
+    let (mut events, mut event_plans, mut event_replies) = (vec![], vec![], vec![]);
+    let (mut updates, mut update_plans, mut update_replies) = (vec![], vec![], vec![]);
+    let (mut messages, mut message_plans, mut message_replies) = (vec![], vec![], vec![]);
+    let (mut reacts, mut react_replies) = (vec![], vec![]);
+    let (mut sent, mut sent_replies) = (vec![], vec![]);
+    let (mut deliveries, mut delivery_replies) = (vec![], vec![]);
+    for job in batch {
+        match job {
+            Job::Event(e, plan, _, r) => {
+                events.push(e);
+                event_plans.push(plan);
+                event_replies.push(r);
+            }
+            Job::Update(u, plan, r) => {
+                updates.push(u);
+                update_plans.push(plan);
+                update_replies.push(r);
+            }
+            Job::Message(m, plan, r) => {
+                messages.push(m);
+                message_plans.push(plan);
+                message_replies.push(r);
+            }
+            Job::React(x, r) => {
+                reacts.push(r_tuple(&x));
+                react_replies.push(r);
+            }
+            Job::Sent(ids, now, r) => {
+                sent.push((ids, now));
+                sent_replies.push(r);
+            }
+            Job::Delivery(d, r) => {
+                deliveries.push(d);
+                delivery_replies.push(r);
+            }
+        }
+    }
+    if !events.is_empty() {
+        let result = store.track_batch(&events, event_plans.clone()).await;
+        let jobs: Vec<_> = events.into_iter().zip(event_plans).collect();
+        answer_or_retry!("event", result, jobs, event_replies, |e| store
+            .track_batch(std::slice::from_ref(&e.0), vec![e.1]));
+    }
+    if !updates.is_empty() {
+        match store.update_app_users_batch(&updates, update_plans.clone()).await {
+            Ok(results) => {
+                for (reply, r) in update_replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, n = updates.len(), "an update batch failed; retrying one by one");
+                for ((u, plan), reply) in updates.into_iter().zip(update_plans).zip(update_replies) {
+                    let r = match store.update_app_users_batch(std::slice::from_ref(&u), vec![plan]).await {
+                        Ok(mut v) => v.pop().unwrap_or(Err(UserWriteError::NotFound)),
+                        Err(e) => Err(UserWriteError::Store(e)),
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+    if !messages.is_empty() {
+        let result = store.insert_messages_batch(&messages, message_plans.clone()).await;
+        let jobs: Vec<_> = messages.into_iter().zip(message_plans).collect();
+        answer_or_retry!("message", result, jobs, message_replies, |m| store
+            .insert_messages_batch(std::slice::from_ref(&m.0), vec![m.1]));
+    }
+    if !reacts.is_empty() {
+        let result = store.react_batch(&reacts).await;
+        answer_or_retry!("delivery state", result, reacts, react_replies, |r| store
+            .react_batch(std::slice::from_ref(&r)));
+    }
+    if !sent.is_empty() {
+        let all: Vec<String> = sent.iter().flat_map(|(ids, _)| ids.iter().cloned()).collect();
+        let now = sent.iter().map(|(_, now)| *now).max().unwrap_or_default();
+        let result = store.mark_sent(&all, now).await;
+        for reply in sent_replies {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(WriteFailed::from));
+        }
+    }
+    if !deliveries.is_empty() {
+        let result = store.insert_deliveries_batch(&deliveries).await;
+        answer_or_retry!("delivery", result, deliveries, delivery_replies, |d| store
+            .insert_deliveries_batch(std::slice::from_ref(&d)));
+    }
+}
