@@ -285,6 +285,16 @@ impl Ord for Version {
     }
 }
 
+/// A property value as the dashboard shows it (and personalisation uses it).
+pub fn value_text(v: Value) -> String {
+    match v {
+        Value::Text(s) => s,
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Date(ms) => format_iso8601(ms),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,15 +347,5 @@ mod tests {
         assert!(Version::parse("").is_none());
         assert!(v("2.10").sort_key() > v("2.9").sort_key());
         assert_eq!(v("1.0").sort_key(), v("1").sort_key());
-    }
-}
-
-/// A property value as the dashboard shows it (and personalisation uses it).
-pub fn value_text(v: Value) -> String {
-    match v {
-        Value::Text(s) => s,
-        Value::Number(n) => n.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Date(ms) => format_iso8601(ms),
     }
 }

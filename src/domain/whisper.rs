@@ -266,6 +266,13 @@ pub fn from_template(key: Option<&str>, sender_id: &str) -> WhisperDraft {
     }
 }
 
+/// A property's text for personalisation, by its name or a built-in's alias
+/// (`firstName` finds `givenName`).
+pub fn lookup(values: &[(String, String)], name: &str) -> Option<String> {
+    let canonical = super::properties::builtin(name).map(|b| b.name).unwrap_or(name);
+    values.iter().find(|(n, _)| n == canonical).map(|(_, v)| v.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,11 +335,4 @@ mod tests {
         d.conditions = vec![cond("plan", Operator::Is, "gold"), cond("email", Operator::IsSet, "")];
         assert_eq!(d.audience_summary(), "plan is gold and email is set");
     }
-}
-
-/// A property's text for personalisation, by its name or a built-in's alias
-/// (`firstName` finds `givenName`).
-pub fn lookup(values: &[(String, String)], name: &str) -> Option<String> {
-    let canonical = super::properties::builtin(name).map(|b| b.name).unwrap_or(name);
-    values.iter().find(|(n, _)| n == canonical).map(|(_, v)| v.clone())
 }

@@ -105,19 +105,6 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     result
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_session_cookie_among_others() {
-        let headers = ["a=1; murmur_session=tok; b=2"];
-        assert_eq!(session_token_from(headers.into_iter()).as_deref(), Some("tok"));
-        assert_eq!(session_token_from(["murmur_session="].into_iter()), None);
-        assert_eq!(session_token_from(["x=murmur_session"].into_iter()), None);
-    }
-}
-
 /// The shared state and the signed-in teammate, or `Unauthenticated`.
 pub async fn signed_in() -> Result<(AppState, crate::storage::TeammateRow), AppError> {
     let state = state()?;
@@ -138,4 +125,17 @@ where
         Err(e) => Err(e),
     };
     respond(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let headers = ["a=1; murmur_session=tok; b=2"];
+        assert_eq!(session_token_from(headers.into_iter()).as_deref(), Some("tok"));
+        assert_eq!(session_token_from(["murmur_session="].into_iter()), None);
+        assert_eq!(session_token_from(["x=murmur_session"].into_iter()), None);
+    }
 }
