@@ -276,6 +276,20 @@ async fn delivery_flow(backend: Backend) {
     tab2.quiet(50).await;
     assert_eq!(stats(&app, &shop, &wid).await, [1, 0, 0, 0]);
 
+    // Another user cannot report on u1's card: while it is still unseen,
+    // u3's seen, clicked and a reply naming it leave it unseen.
+    let (mut other, _) = Widget::start(&app, shop.hello("u3", "device-cccc-1")).await;
+    other.send(json!({"t": "seen", "id": id})).await;
+    other.send(json!({"t": "clicked", "id": id})).await;
+    other.send(json!({"t": "reply", "text": "hijack", "card": id})).await;
+    assert_eq!(other.next().await["t"], "message");
+    other.sync().await;
+    assert_eq!(stats(&app, &shop, &wid).await, [1, 0, 0, 0], "u3's reports changed u1's card");
+    let (peek, welcome) = Widget::start(&app, shop.hello("u1", "device-aaaa-3")).await;
+    let cards = welcome["cards"].as_array().unwrap();
+    assert_eq!((cards.len(), cards[0]["id"].as_str(), cards[0]["seen"].as_bool()), (1, Some(id.as_str()), Some(false)));
+    drop(peek);
+
     // seen → clicked → replied, as the widget reports them.
     tab1.send(json!({"t": "seen", "id": id})).await;
     tab1.sync().await;
@@ -287,13 +301,6 @@ async fn delivery_flow(backend: Backend) {
     assert_eq!(echo["message"]["text"], "Is <b>shipping</b> free?");
     assert_eq!(tab2.next().await["message"]["id"], echo["message"]["id"]);
     assert_eq!(stats(&app, &shop, &wid).await, [1, 1, 1, 1]);
-    // Another user cannot report on u1's card.
-    let (mut other, _) = Widget::start(&app, shop.hello("u3", "device-cccc-1")).await;
-    other.send(json!({"t": "clicked", "id": id})).await;
-    other.send(json!({"t": "reply", "text": "hijack", "card": id})).await;
-    assert_eq!(other.next().await["t"], "message");
-    let row = app.state.store.delivery(&id).await.unwrap().unwrap();
-    assert_eq!(row.app_user_id, u1.id);
 
     // The reply is in the conversation, through the REST API.
     let msgs = rest(&app, &shop, "GET", "/v1.1/appusers/u1/messages", Value::Null).await.json();

@@ -263,6 +263,30 @@ impl Engine {
         Ok((posted.user, posted.message))
     }
 
+    /// The user of a starting widget: identified by `user_id` (merging the
+    /// device's anonymous user into them) or the device's anonymous user,
+    /// created on first sight.
+    pub async fn widget_user(
+        &self,
+        app_id: &str,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+    ) -> Result<AppUserRow, ActionError> {
+        let job = crate::storage::WidgetUser {
+            app_id: app_id.to_string(),
+            user_id: user_id.map(str::to_string),
+            device_id: device_id.map(str::to_string),
+            new_id: new_id(),
+            now: self.now(),
+        };
+        self.writer.widget_user(job).await.map_err(|e| match e {
+            super::writer::UserFailed::Taken => {
+                ActionError::Invalid(Invalid::new("userId", "This userId is taken by another user's id."))
+            }
+            super::writer::UserFailed::Write(w) => w.into(),
+        })
+    }
+
     /// A widget reports what its user did with a card. False: the card is
     /// not this user's (nothing changes).
     pub async fn react(&self, app_user_id: &str, delivery_id: &str, reaction: Reaction) -> Result<bool, ActionError> {

@@ -85,15 +85,20 @@ impl Engine {
     /// Starts the writers. `group_commit` false: one transaction per write
     /// (the benchmark's baseline); `window`: how long a widget's event
     /// batch waits for company.
-    pub fn start(store: Store, clock: Arc<dyn Clock>, group_commit: bool, window: Duration) -> Arc<Engine> {
-        Arc::new(Engine {
-            writer: Writer::start(store.clone(), group_commit, window),
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        group_commit: bool,
+        window: Duration,
+    ) -> Result<Arc<Engine>, crate::storage::StoreError> {
+        Ok(Arc::new(Engine {
+            writer: Writer::start(store.clone(), group_commit, window).await?,
             store,
             clock,
             planner: Planner::default(),
             hub: Arc::new(Hub::default()),
             instance: new_id(),
-        })
+        }))
     }
 
     pub fn now(&self) -> i64 {

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
-    Reaction, Store, StoreError, Tracked, UserWriteError,
+    Reaction, Store, StoreError, Tracked, UserWriteError, WidgetUser,
 };
 
 /// Largest batch per transaction.
@@ -57,6 +57,26 @@ enum Job {
     React(React, Reply<bool>),
     Sent(Vec<String>, i64, Reply<()>),
     Delivery(NewDelivery, Reply<bool>),
+    User(WidgetUser, oneshot::Sender<Result<AppUserRow, UserFailed>>),
+}
+
+/// Why a starting widget's user could not be found or created.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UserFailed {
+    /// The userId is another user's murmur id.
+    #[error("this userId is another user's id")]
+    Taken,
+    #[error(transparent)]
+    Write(#[from] WriteFailed),
+}
+
+impl From<StoreError> for UserFailed {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate => UserFailed::Taken,
+            e => UserFailed::Write(WriteFailed::from(&e)),
+        }
+    }
 }
 
 pub type UpdateResult = Result<(AppUserRow, Vec<DeliveryRow>), UserWriteError>;
@@ -108,7 +128,8 @@ impl Writer {
     /// Starts the writers; with `group_commit` false every write is its own
     /// transaction. A batch whose first event is patient waits `window` for
     /// more (none if zero).
-    pub fn start(store: Store, group_commit: bool, window: Duration) -> Writer {
+    pub async fn start(store: Store, group_commit: bool, window: Duration) -> Result<Writer, StoreError> {
+        let store = store.for_writer().await?;
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let writers = match store {
             Store::Sqlite(_) => 1,
@@ -122,7 +143,7 @@ impl Writer {
             }
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
-        Writer { store, queue: tx, batch: group_commit, batch_updates }
+        Ok(Writer { store, queue: tx, batch: group_commit, batch_updates })
     }
 
     async fn send<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, WriteFailed> {
@@ -205,6 +226,18 @@ impl Writer {
         self.send(|r| Job::Sent(ids, now, r)).await
     }
 
+    /// Finds or creates a starting widget's user (batched: a storm of
+    /// reconnecting widgets commits once per batch, not once per user).
+    pub async fn widget_user(&self, u: WidgetUser) -> Result<AppUserRow, UserFailed> {
+        if !self.batch {
+            let mut one = self.store.widget_users_batch(std::slice::from_ref(&u)).await?;
+            return Ok(one.pop().expect("one result per job")?);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job::User(u, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Stores one delivery: true if created (false: the user had it already).
     pub async fn deliver(&self, d: NewDelivery) -> Result<bool, WriteFailed> {
         if !self.batch {
@@ -260,6 +293,7 @@ async fn write(store: &Store, batch: Vec<Job>) {
     let (mut reacts, mut react_replies) = (vec![], vec![]);
     let (mut sent, mut sent_replies) = (vec![], vec![]);
     let (mut deliveries, mut delivery_replies) = (vec![], vec![]);
+    let (mut users, mut user_replies) = (vec![], vec![]);
     for job in batch {
         match job {
             Job::Event(e, plan, _, r) => {
@@ -288,6 +322,30 @@ async fn write(store: &Store, batch: Vec<Job>) {
             Job::Delivery(d, r) => {
                 deliveries.push(d);
                 delivery_replies.push(r);
+            }
+            Job::User(u, r) => {
+                users.push(u);
+                user_replies.push(r);
+            }
+        }
+    }
+    // Users first: a widget waits for its user before anything else.
+    if !users.is_empty() {
+        match store.widget_users_batch(&users).await {
+            Ok(results) => {
+                for (reply, r) in user_replies.into_iter().zip(results) {
+                    let _ = reply.send(r.map_err(UserFailed::from));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, n = users.len(), "a widget user batch failed; retrying one by one");
+                for (u, reply) in users.into_iter().zip(user_replies) {
+                    let r = match store.widget_users_batch(std::slice::from_ref(&u)).await {
+                        Ok(mut v) => v.pop().expect("one result per job").map_err(UserFailed::from),
+                        Err(e) => Err(UserFailed::from(e)),
+                    };
+                    let _ = reply.send(r);
+                }
             }
         }
     }

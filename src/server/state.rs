@@ -45,8 +45,11 @@ impl AppState {
         let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
+        let engine = Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window)
+            .await
+            .map_err(|e| format!("cannot open the database: {e}"))?;
         Ok(AppState {
-            engine: Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window),
+            engine,
             store,
             clock,
             secrets: Arc::new(secrets),

@@ -18,7 +18,7 @@ pub use users::{
     PendingMessage, PendingUpdate, PostedMessage, Properties, Tracked, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
-pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp};
+pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp, WidgetUser};
 
 use std::{str::FromStr, time::Duration};
 
@@ -132,6 +132,30 @@ impl Store {
                     .await?;
                 Ok(Store::Postgres(pool))
             }
+        }
+    }
+
+    /// The store the delivery path's writer uses. SQLite: a pool of one
+    /// connection held for the server's life, so every hot-path write goes
+    /// through the same connection (warm page cache, cached prepared
+    /// statements, never waiting for another writer's lock). PostgreSQL:
+    /// the shared pool.
+    pub async fn for_writer(&self) -> StoreResult<Store> {
+        match self {
+            Store::Sqlite(pool) => {
+                let opts = (*pool.connect_options()).clone();
+                let held = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store::Sqlite(held))
+            }
+            Store::Postgres(_) => Ok(self.clone()),
         }
     }
 

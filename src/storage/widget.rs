@@ -48,6 +48,18 @@ pub(crate) fn insert_deliveries_sql(rows: usize) -> String {
     )
 }
 
+/// A starting widget's user to find or create (see `Store::widget_users_batch`).
+#[derive(Debug, Clone)]
+pub struct WidgetUser {
+    pub app_id: String,
+    /// An identified user; `None`: the device's anonymous user.
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The id a new user gets.
+    pub new_id: String,
+    pub now: i64,
+}
+
 /// An app as the widget sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WidgetApp {
@@ -147,17 +159,14 @@ impl Store {
 
     /// The anonymous user of a widget's device, created on first sight.
     pub async fn device_user(&self, app_id: &str, device_id: &str, new_id: &str, now: i64) -> StoreResult<AppUserRow> {
-        let insert = "INSERT INTO app_users (id, app_id, device_id, signed_up_at, properties, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, '{}', $4, $4) ON CONFLICT (app_id, device_id) DO NOTHING";
-        let select = format!("SELECT {} FROM app_users WHERE app_id = $1 AND device_id = $2", self.user_columns());
-        Ok(with_pool!(self, pool => {
-            let insert = match self {
-                Store::Sqlite(_) => insert.replace("'{}'", "jsonb('{}')"),
-                Store::Postgres(_) => insert.to_string(),
-            };
-            sqlx::query(&insert).bind(new_id).bind(app_id).bind(device_id).bind(now).execute(pool).await?;
-            sqlx::query_as(&select).bind(app_id).bind(device_id).fetch_one(pool).await?
-        }))
+        let job = WidgetUser {
+            app_id: app_id.into(),
+            user_id: None,
+            device_id: Some(device_id.into()),
+            new_id: new_id.into(),
+            now,
+        };
+        self.widget_users_batch(std::slice::from_ref(&job)).await?.pop().expect("one result per job")
     }
 
     /// The user known by `user_id`, created on first sight; the anonymous
@@ -172,60 +181,102 @@ impl Store {
         new_id: &str,
         now: i64,
     ) -> StoreResult<AppUserRow> {
-        let insert = match self {
-            Store::Sqlite(_) => {
-                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, jsonb('{}'), $4, $4) ON CONFLICT (app_id, user_id) DO NOTHING"
-            }
-            Store::Postgres(_) => {
-                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, '{}', $4, $4) ON CONFLICT (app_id, user_id) DO NOTHING"
-            }
+        let job = WidgetUser {
+            app_id: app_id.into(),
+            user_id: Some(user_id.into()),
+            device_id: device_id.map(str::to_string),
+            new_id: new_id.into(),
+            now,
         };
-        let select = format!("SELECT {} FROM app_users WHERE app_id = $1 AND user_id = $2", self.user_columns());
-        Ok(with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
-                .bind(app_id)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if taken.is_some() {
-                return Err(super::StoreError::Duplicate);
-            }
-            sqlx::query(insert).bind(new_id).bind(app_id).bind(user_id).bind(now).execute(&mut *tx).await?;
-            let row: AppUserRow = sqlx::query_as(&select).bind(app_id).bind(user_id).fetch_one(&mut *tx).await?;
-            if let Some(device) = device_id {
-                let anon: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM app_users WHERE app_id = $1 AND device_id = $2 AND user_id IS NULL AND id <> $3",
-                )
-                .bind(app_id)
-                .bind(device)
-                .bind(&row.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(anon) = anon {
-                    for table in ["messages", "events"] {
-                        sqlx::query(&format!("UPDATE {table} SET app_user_id = $1 WHERE app_user_id = $2"))
-                            .bind(&row.id)
-                            .bind(&anon)
-                            .execute(&mut *tx)
-                            .await?;
+        self.widget_users_batch(std::slice::from_ref(&job)).await?.pop().expect("one result per job")
+    }
+
+    /// Finds or creates the users of starting widgets, in one transaction
+    /// (one commit for a storm of reconnecting widgets), each in its own
+    /// savepoint: an identified user (`user_id`, merging the device's
+    /// anonymous user into them) or a device's anonymous user. A `user_id`
+    /// equal to another user's murmur id is refused (`Duplicate`).
+    pub async fn widget_users_batch(&self, batch: &[WidgetUser]) -> StoreResult<Vec<StoreResult<AppUserRow>>> {
+        let empty = match self {
+            Store::Sqlite(_) => "jsonb('{}')",
+            Store::Postgres(_) => "'{}'",
+        };
+        let insert_identified = format!(
+            "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, {empty}, $4, $4) ON CONFLICT (app_id, user_id) DO NOTHING"
+        );
+        let insert_device = format!(
+            "INSERT INTO app_users (id, app_id, device_id, signed_up_at, properties, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, {empty}, $4, $4) ON CONFLICT (app_id, device_id) DO NOTHING"
+        );
+        let by_user_id = format!("SELECT {} FROM app_users WHERE app_id = $1 AND user_id = $2", self.user_columns());
+        let by_device = format!("SELECT {} FROM app_users WHERE app_id = $1 AND device_id = $2", self.user_columns());
+        let mut out = Vec::with_capacity(batch.len());
+        with_pool!(self, pool => {
+            let mut tx = match self {
+                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Store::Postgres(_) => pool.begin().await?,
+            };
+            for job in batch {
+                let mut sp = sqlx::Acquire::begin(&mut tx).await?;
+                let result: StoreResult<AppUserRow> = async {
+                    let Some(user_id) = &job.user_id else {
+                        let device = job.device_id.as_deref().unwrap_or_default();
+                        sqlx::query(&insert_device).bind(&job.new_id).bind(&job.app_id).bind(device).bind(job.now)
+                            .execute(&mut *sp).await?;
+                        return Ok(sqlx::query_as(&by_device).bind(&job.app_id).bind(device).fetch_one(&mut *sp).await?);
+                    };
+                    let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
+                        .bind(&job.app_id)
+                        .bind(user_id)
+                        .fetch_optional(&mut *sp)
+                        .await?;
+                    if taken.is_some() {
+                        return Err(super::StoreError::Duplicate);
                     }
-                    sqlx::query(
-                        "UPDATE deliveries SET app_user_id = $1 WHERE app_user_id = $2 \
-                         AND whisper_id NOT IN (SELECT whisper_id FROM deliveries WHERE app_user_id = $1)",
+                    sqlx::query(&insert_identified).bind(&job.new_id).bind(&job.app_id).bind(user_id).bind(job.now)
+                        .execute(&mut *sp).await?;
+                    let row: AppUserRow = sqlx::query_as(&by_user_id).bind(&job.app_id).bind(user_id).fetch_one(&mut *sp).await?;
+                    let Some(device) = &job.device_id else { return Ok(row) };
+                    let anon: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM app_users WHERE app_id = $1 AND device_id = $2 AND user_id IS NULL AND id <> $3",
                     )
+                    .bind(&job.app_id)
+                    .bind(device)
                     .bind(&row.id)
-                    .bind(&anon)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *sp)
                     .await?;
-                    sqlx::query("DELETE FROM app_users WHERE id = $1").bind(&anon).execute(&mut *tx).await?;
+                    if let Some(anon) = anon {
+                        for table in ["messages", "events"] {
+                            sqlx::query(&format!("UPDATE {table} SET app_user_id = $1 WHERE app_user_id = $2"))
+                                .bind(&row.id)
+                                .bind(&anon)
+                                .execute(&mut *sp)
+                                .await?;
+                        }
+                        sqlx::query(
+                            "UPDATE deliveries SET app_user_id = $1 WHERE app_user_id = $2 \
+                             AND whisper_id NOT IN (SELECT whisper_id FROM deliveries WHERE app_user_id = $1)",
+                        )
+                        .bind(&row.id)
+                        .bind(&anon)
+                        .execute(&mut *sp)
+                        .await?;
+                        sqlx::query("DELETE FROM app_users WHERE id = $1").bind(&anon).execute(&mut *sp).await?;
+                    }
+                    Ok(row)
                 }
+                .await;
+                if result.is_ok() {
+                    sp.commit().await?;
+                } else {
+                    sp.rollback().await?;
+                }
+                out.push(result);
             }
             tx.commit().await?;
-            row
-        }))
+        });
+        Ok(out)
     }
 
     /// Records a delivery unless the user already has one for this whisper

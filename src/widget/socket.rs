@@ -33,7 +33,7 @@ use crate::{
         message_json, ActionError,
     },
     server::{apps::identity_secret_context, jwt::Jwt, state::AppState},
-    storage::{new_id, Reaction},
+    storage::Reaction,
 };
 
 /// A frame from the widget: JSON with `t` naming the kind. The protocol is
@@ -425,17 +425,14 @@ async fn start(state: &AppState, hello: Hello) -> Result<Started, Refusal> {
                 }
                 None => {}
             }
-            match state.store.identified_user(&app.id, user_id, device, &new_id(), now).await {
-                Ok(u) => u,
-                Err(crate::storage::StoreError::Duplicate) => {
-                    return Err(Refusal::fatal("invalid_user", "This userId is taken by another user's id."))
-                }
-                Err(e) => return Err(Refusal::internal(e)),
-            }
+            state.engine.widget_user(&app.id, Some(user_id), device).await.map_err(|e| match e {
+                ActionError::Invalid(i) => Refusal::fatal("invalid_user", i.message),
+                e => Refusal::from(e),
+            })?
         }
         None => {
             let device = device.ok_or_else(|| Refusal::fatal("invalid_device", "A device id is required."))?;
-            state.store.device_user(&app.id, device, &new_id(), now).await.map_err(Refusal::internal)?
+            state.engine.widget_user(&app.id, None, Some(device)).await?
         }
     };
     Ok(Started { session: Session { app_id: app.id, id: user.id }, launch })
