@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for ApiApp {
             }
             _ => return Err(unauthorized()),
         };
-        let key = state.keys.get(state, &key_id).await?.ok_or_else(unauthorized)?;
+        let key = state.keys.get(&state.store, &state.secrets, state.now(), &key_id).await?.ok_or_else(unauthorized)?;
         if key.revoked {
             return Err(ApiError::unauthorized("This API key has been revoked."));
         }

@@ -17,13 +17,7 @@ use crate::{
     storage::{ApiKeyRow, AppRow, TeammateRow},
 };
 
-/// The associated data binding a sealed secret to its record.
-pub fn identity_secret_context(app_id: &str) -> String {
-    format!("app:{app_id}:identity")
-}
-pub fn api_key_context(key_id: &str) -> String {
-    format!("api_key:{key_id}")
-}
+pub use super::crypto::{api_key_context, identity_secret_context};
 
 pub fn summary(a: &AppRow) -> AppSummary {
     AppSummary { id: a.id.clone(), name: a.name.clone() }

@@ -3,7 +3,6 @@
 
 use super::{
     crypto::{hash_password, new_id, new_secret, sha256_hex, verify_password},
-    request::SESSION_TTL_MS,
     state::AppState,
 };
 use crate::{
@@ -12,6 +11,9 @@ use crate::{
     models::TeammateView,
     storage::{StoreError, TeammateRow},
 };
+
+/// How long a sign-in lasts.
+pub const SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Logs an internal failure and hides it from the client.
 pub fn internal(e: impl std::fmt::Display) -> AppError {

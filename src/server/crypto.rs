@@ -103,6 +103,14 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 pub use crate::storage::new_id;
 
+/// The associated data binding a sealed secret to its record.
+pub fn identity_secret_context(app_id: &str) -> String {
+    format!("app:{app_id}:identity")
+}
+pub fn api_key_context(key_id: &str) -> String {
+    format!("api_key:{key_id}")
+}
+
 /// A 256-bit secret in URL-safe base64 (session tokens, API secrets).
 pub fn new_secret() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())

@@ -5,8 +5,8 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use super::{apps::api_key_context, state::AppState};
-use crate::storage::StoreResult;
+use super::crypto::{api_key_context, SecretBox};
+use crate::storage::{Store, StoreResult};
 
 pub const TTL_MS: i64 = 5_000;
 
@@ -25,15 +25,20 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// The key, from the cache if fresh, else from the database.
-    pub async fn get(&self, state: &AppState, key_id: &str) -> StoreResult<Option<CachedKey>> {
-        let now = state.now();
+    pub async fn get(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        now: i64,
+        key_id: &str,
+    ) -> StoreResult<Option<CachedKey>> {
         if let Some(k) = self.entries.lock().ok().and_then(|m| m.get(key_id).cloned()) {
             if now - k.fetched_at < TTL_MS && now >= k.fetched_at {
                 return Ok(Some(k));
             }
         }
-        let Some(row) = state.store.api_key(key_id).await? else { return Ok(None) };
-        let Ok(secret) = state.secrets.open(&api_key_context(&row.id), &row.secret_enc) else {
+        let Some(row) = store.api_key(key_id).await? else { return Ok(None) };
+        let Ok(secret) = secrets.open(&api_key_context(&row.id), &row.secret_enc) else {
             tracing::error!(key = %row.id, "an API key secret could not be decrypted");
             return Ok(None);
         };

@@ -15,7 +15,7 @@ use super::state::AppState;
 use crate::error::AppError;
 
 pub const SESSION_COOKIE: &str = "murmur_session";
-pub const SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+pub use super::auth::SESSION_TTL_MS;
 
 pub fn state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| {
