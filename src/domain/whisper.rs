@@ -54,6 +54,21 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The kind's name, as stored (`trigger_kind`) and as the editor's
+    /// choices say it: spelled once, by the serde attribute above.
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.get("kind")?.as_str().map(str::to_string)).unwrap_or_default()
+    }
+
+    /// The trigger a kind names; an event trigger takes `event`. An unknown
+    /// kind is an event trigger.
+    pub fn from_kind(kind: &str, event: String) -> Trigger {
+        match serde_json::from_value(serde_json::json!({ "kind": kind })) {
+            Ok(t) => t,
+            Err(_) => Trigger::Event(event),
+        }
+    }
+
     pub fn summary(&self) -> String {
         match self {
             Trigger::Event(e) => format!("on event “{e}”"),
@@ -290,6 +305,15 @@ mod tests {
         let scratch = from_template(None, "t1");
         let fields: Vec<_> = scratch.validate(none).into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "text", "trigger", "conditions"]);
+    }
+
+    #[test]
+    fn trigger_kinds_round_trip() {
+        for t in [Trigger::Event("buy".into()), Trigger::AppLaunch, Trigger::FirstMessage, Trigger::PropertyMatch] {
+            assert_eq!(Trigger::from_kind(&t.kind(), "buy".into()), t);
+        }
+        assert_eq!(Trigger::AppLaunch.kind(), "app_launch");
+        assert_eq!(Trigger::Event(String::new()).kind(), "event");
     }
 
     #[test]

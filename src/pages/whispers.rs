@@ -280,15 +280,6 @@ pub fn WhisperEditorPage() -> impl IntoView {
     }
 }
 
-fn trigger_kind(t: &Trigger) -> &'static str {
-    match t {
-        Trigger::Event(_) => "event",
-        Trigger::AppLaunch => "app_launch",
-        Trigger::FirstMessage => "first_message",
-        Trigger::PropertyMatch => "property_match",
-    }
-}
-
 #[component]
 fn Editor(e: WhisperEditor) -> impl IntoView {
     let app_id = use_app_id();
@@ -300,7 +291,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
     let all_users = RwSignal::new(d.all_users);
     let conditions = RwSignal::new(d.conditions.clone());
     let properties = RwSignal::new(e.properties.clone());
-    let kind = RwSignal::new(trigger_kind(&d.trigger).to_string());
+    let kind = RwSignal::new(d.trigger.kind());
     let event = RwSignal::new(match &d.trigger {
         Trigger::Event(name) => name.clone(),
         _ => String::new(),
@@ -316,12 +307,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
         name: name.get(),
         all_users: all_users.get(),
         conditions: conditions.get(),
-        trigger: match kind.get().as_str() {
-            "app_launch" => Trigger::AppLaunch,
-            "first_message" => Trigger::FirstMessage,
-            "property_match" => Trigger::PropertyMatch,
-            _ => Trigger::Event(event.get()),
-        },
+        trigger: Trigger::from_kind(&kind.get(), event.get()),
         text: text.get(),
         sender_id: sender_id.get(),
         buttons: buttons.get(),
@@ -465,11 +451,11 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                     <div class="field">
                         <label for="w-trigger">"Send it"</label>
                         <select id="w-trigger" on:change=move |ev| kind.set(event_target_value(&ev))>
-                            {[("event", "When the user does an event"), ("app_launch", "On app launch"), ("first_message", "On the user's first message"), ("property_match", "When a user starts matching (no event)")]
-                                .into_iter().map(|(k, label)| view! { <option value=k selected=move || kind.get() == k>{label}</option> }).collect_view()}
+                            {[(Trigger::Event(String::new()), "When the user does an event"), (Trigger::AppLaunch, "On app launch"), (Trigger::FirstMessage, "On the user's first message"), (Trigger::PropertyMatch, "When a user starts matching (no event)")]
+                                .into_iter().map(|(t, label)| { let k = t.kind(); let value = k.clone(); view! { <option value=value selected=move || kind.get() == k>{label}</option> } }).collect_view()}
                         </select>
                     </div>
-                    <Show when=move || kind.get() == "event">
+                    <Show when=move || kind.get() == Trigger::Event(String::new()).kind()>
                         <div class="field">
                             <label for="w-event">"Event name"</label>
                             <input id="w-event" list="w-events" prop:value=move || event.get() on:input=move |ev| event.set(event_target_value(&ev))/>

@@ -5,7 +5,6 @@
 
 mod apps;
 pub mod audience;
-pub mod bench;
 mod teammates;
 mod users;
 mod whispers;

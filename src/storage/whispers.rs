@@ -40,14 +40,14 @@ pub enum StatusChange {
     LimitReached(i64),
 }
 
-fn trigger_columns(d: &WhisperDraft) -> (&'static str, Option<String>) {
+/// The trigger's kind (serde's spelling) and event name, as stored.
+fn trigger_columns(d: &WhisperDraft) -> (String, Option<String>) {
     use crate::domain::whisper::Trigger;
-    match &d.trigger {
-        Trigger::Event(e) => ("event", Some(e.clone())),
-        Trigger::AppLaunch => ("app_launch", None),
-        Trigger::FirstMessage => ("first_message", None),
-        Trigger::PropertyMatch => ("property_match", None),
-    }
+    let event = match &d.trigger {
+        Trigger::Event(e) => Some(e.clone()),
+        _ => None,
+    };
+    (d.trigger.kind(), event)
 }
 
 const WHISPER_COLUMNS: &str = "id, app_id, name, status, definition, revision, created_at, updated_at";

@@ -11,6 +11,8 @@
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
+mod seed;
+
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -29,10 +31,10 @@ use murmur::{
     server::{apps::api_key_context, AppState, Settings, SystemClock},
     storage::{
         audience::{SortKey, UserListQuery},
-        bench::SeedUser,
         ApiKeyRow, AppRow, DbUrl, Store,
     },
 };
+use seed::{Seed, SeedUser};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},

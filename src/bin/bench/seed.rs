@@ -1,8 +1,19 @@
-//! Bulk loading for the benchmark command (`src/bin/bench.rs`): a million
-//! users in large multi-row statements, and the baseline's table of the
-//! same data in typed columns.
+//! Bulk loading for the benchmark command: a million users in large
+//! multi-row statements, and the baseline's table of the same data in typed
+//! columns. Benchmark-only, so it lives here and not in the product's
+//! `Store`: an extension trait over it.
 
-use super::{with_pool, Store, StoreResult};
+use murmur::storage::{Store, StoreResult};
+
+/// Runs the same block against whichever pool the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
 
 /// One seeded user: built-ins and three custom properties.
 #[derive(Debug, Clone)]
@@ -17,10 +28,24 @@ pub struct SeedUser {
     pub vip: bool,
 }
 
-impl Store {
+#[allow(async_fn_in_trait)]
+pub trait Seed {
+    async fn seed_users(&self, app_id: &str, users: &[SeedUser], now: i64) -> StoreResult<()>;
+    async fn create_bench_table(&self) -> StoreResult<()>;
+    async fn bench_typed_count(
+        &self,
+        app_id: &str,
+        signed_before: i64,
+        plan: &str,
+        version_key: &str,
+    ) -> StoreResult<i64>;
+    async fn analyze(&self) -> StoreResult<()>;
+}
+
+impl Seed for Store {
     /// Inserts users into `app_users` and the same rows into the typed
     /// baseline table `bench_users_typed`, in one transaction per call.
-    pub async fn seed_users(&self, app_id: &str, users: &[SeedUser], now: i64) -> StoreResult<()> {
+    async fn seed_users(&self, app_id: &str, users: &[SeedUser], now: i64) -> StoreResult<()> {
         let props: Vec<String> = users
             .iter()
             .map(|u| serde_json::json!({"plan": u.plan, "seats": u.seats, "vip": u.vip}).to_string())
@@ -127,7 +152,7 @@ impl Store {
     }
 
     /// The baseline's table: the seeded users' filter columns, typed.
-    pub async fn create_bench_table(&self) -> StoreResult<()> {
+    async fn create_bench_table(&self) -> StoreResult<()> {
         let key = match self {
             Store::Sqlite(_) => "TEXT",
             Store::Postgres(_) => "TEXT COLLATE \"C\"",
@@ -148,7 +173,7 @@ impl Store {
     }
 
     /// The hand-written baseline: the same three conditions over typed columns.
-    pub async fn bench_typed_count(
+    async fn bench_typed_count(
         &self,
         app_id: &str,
         signed_before: i64,
@@ -165,7 +190,7 @@ impl Store {
     }
 
     /// Refreshes planner statistics after a bulk load.
-    pub async fn analyze(&self) -> StoreResult<()> {
+    async fn analyze(&self) -> StoreResult<()> {
         with_pool!(self, pool => { sqlx::query("ANALYZE").execute(pool).await?; });
         Ok(())
     }
