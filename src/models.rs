@@ -116,8 +116,21 @@ pub struct UserProfile {
     pub custom: Vec<PropertyValue>,
     /// (event name, time in ms, properties as JSON text), newest first.
     pub events: Vec<(String, i64, Option<String>)>,
-    /// The conversation, oldest first (the last 50 messages).
+    /// The conversation, oldest first: the last 50 messages and the last
+    /// 50 whisper cards, in the order they were made.
     pub messages: Vec<MessageView>,
+}
+
+/// A whisper card in a user's conversation, as the team sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardView {
+    /// The whisper's name (it may have been deleted since).
+    pub whisper: String,
+    /// `pending` (not shown to the user yet), `sent`, `seen`, `clicked`, `replied`.
+    pub state: String,
+    pub sender: String,
+    /// The card's body: the sanitised HTML the template engine rendered.
+    pub html: String,
 }
 
 /// One message of a conversation, as the dashboard shows it.
@@ -128,6 +141,9 @@ pub struct MessageView {
     pub name: Option<String>,
     pub text: String,
     pub at: i64,
+    /// A whisper card rather than a message (then `text` is empty).
+    #[serde(default)]
+    pub card: Option<CardView>,
 }
 
 /// What the app's users have: properties (name, type, users who have it)

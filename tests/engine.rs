@@ -376,6 +376,12 @@ async fn first_message_from_rest(backend: Backend) {
     let (_w1, cards) = cards_on_start(&app, &shop, "u1", "device-first-1").await;
     assert_eq!(cards.len(), 1, "u1's first message through REST made no card: {cards:?}");
     assert_eq!(cards[0]["card"]["html"], "<p>Thanks for writing! We answer within a day.</p>");
+    // The team sees the card in u1's conversation, after the message that caused it.
+    let thread = profile(&app, &shop, "u1").await["messages"].clone();
+    assert_eq!(thread.as_array().unwrap().len(), 2, "{thread}");
+    assert_eq!((thread[0]["text"].as_str(), thread[0]["card"].is_null()), (Some("hi"), true), "{thread}");
+    assert_eq!(thread[1]["card"]["whisper"], "Thanks", "{thread}");
+    assert_eq!(thread[1]["card"]["html"], "<p>Thanks for writing! We answer within a day.</p>");
 
     // u2, widget open: two first messages at once make one card, pushed live.
     let (mut w2, welcome) = Widget::start(&app, shop.hello("u2", "device-first-2")).await;
@@ -617,6 +623,10 @@ async fn deleted_whisper_keeps_received_cards(backend: Backend) {
     assert_eq!(cards.len(), 1, "the card u1 received is gone after the whisper was deleted: {welcome}");
     assert_eq!(cards[0]["id"], card["id"]);
     assert_eq!(cards[0]["card"], card["card"], "the card as it was delivered");
+    // And the team still sees it in u1's conversation on the dashboard.
+    let thread = profile(&app, &shop, "u1").await["messages"].clone();
+    assert_eq!(thread.as_array().unwrap().len(), 1, "{thread}");
+    assert_eq!(thread[0]["card"]["html"], card["card"]["html"], "{thread}");
 }
 
 #[tokio::test]

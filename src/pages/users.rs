@@ -436,11 +436,20 @@ pub fn UserProfilePage() -> impl IntoView {
                                     <ol class="conversation">
                                         {p.messages.iter().map(|m| {
                                             let who = if m.from_user { p.name.clone() } else { m.name.clone().unwrap_or_else(|| "The team".into()) };
-                                            view! {
-                                                <li class=if m.from_user { "from-user" } else { "from-team" }>
-                                                    <span class="muted">{who}" · "{format_date(m.at)}</span>
-                                                    <p class="message-text">{m.text.clone()}</p>
-                                                </li>
+                                            match &m.card {
+                                                // The card's body is the template engine's sanitised HTML (as in the widget).
+                                                Some(c) => view! {
+                                                    <li class="from-team whisper-card" data-state=c.state.clone()>
+                                                        <span class="muted">{who}" · whisper “"{c.whisper.clone()}"” · "{format_date(m.at)}" · "{c.state.clone()}</span>
+                                                        <div class="message-text" inner_html=c.html.clone()></div>
+                                                    </li>
+                                                }.into_any(),
+                                                None => view! {
+                                                    <li class=if m.from_user { "from-user" } else { "from-team" }>
+                                                        <span class="muted">{who}" · "{format_date(m.at)}</span>
+                                                        <p class="message-text">{m.text.clone()}</p>
+                                                    </li>
+                                                }.into_any(),
                                             }
                                         }).collect_view()}
                                     </ol>

@@ -144,6 +144,7 @@ pub async fn profile(
     custom.sort_by(|a, b| a.name.cmp(&b.name));
     let events = state.store.user_events(&u.id, 50).await.map_err(internal)?;
     let messages = state.store.user_messages(&u.id, 50).await.map_err(internal)?;
+    let cards = state.store.user_cards(&u.id, 50).await.map_err(internal)?;
     Ok(UserProfile {
         id: u.id.clone(),
         user_id: u.user_id.clone(),
@@ -151,16 +152,41 @@ pub async fn profile(
         builtin,
         custom,
         events: events.into_iter().map(|e| (e.name, e.created_at, e.properties)).collect(),
-        messages: messages
-            .into_iter()
-            .map(|m| crate::models::MessageView {
-                from_user: m.role == "appUser",
-                name: m.name,
-                text: m.text,
-                at: m.created_at,
-            })
-            .collect(),
+        messages: thread(messages, cards),
     })
+}
+
+/// Messages and whisper cards in one thread, in the order they were made.
+fn thread(
+    messages: Vec<crate::storage::MessageRow>,
+    cards: Vec<(crate::storage::DeliveryRow, String)>,
+) -> Vec<crate::models::MessageView> {
+    use crate::models::{CardView, MessageView};
+    let mut out: Vec<MessageView> = messages
+        .into_iter()
+        .map(|m| MessageView {
+            from_user: m.role == "appUser",
+            name: m.name,
+            text: m.text,
+            at: m.created_at,
+            card: None,
+        })
+        .collect();
+    for (d, whisper) in cards {
+        let card: serde_json::Value = serde_json::from_str(&d.rendered).unwrap_or_default();
+        let text = |k: &str| card.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let sender = card.get("sender").and_then(|s| s.get("name")).and_then(|n| n.as_str()).unwrap_or_default();
+        out.push(MessageView {
+            from_user: false,
+            name: Some(sender.to_string()),
+            text: String::new(),
+            at: d.created_at,
+            card: Some(CardView { whisper, state: d.state, sender: sender.to_string(), html: text("html") }),
+        });
+    }
+    // Stable: a card and the reply it caused keep their order at the same millisecond.
+    out.sort_by_key(|m| m.at);
+    out
 }
 
 pub async fn catalog(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<crate::models::Catalog, AppError> {

@@ -381,6 +381,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// A user's whisper cards as the team sees them (pending ones too),
+    /// newest `limit`, oldest first, with each whisper's name.
+    pub async fn user_cards(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<(DeliveryRow, String)>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS}, w.name AS whisper_name FROM deliveries d JOIN whispers w ON w.id = d.whisper_id \
+             WHERE d.app_user_id = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
+        );
+        #[derive(sqlx::FromRow)]
+        struct CardRow {
+            #[sqlx(flatten)]
+            d: DeliveryRow,
+            whisper_name: String,
+        }
+        let rows: Vec<CardRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(app_user_id).bind(limit).fetch_all(pool).await?);
+        Ok(rows.into_iter().rev().map(|r| (r.d, r.whisper_name)).collect())
+    }
+
     pub async fn delivery(&self, id: &str) -> StoreResult<Option<DeliveryRow>> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = $1");
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
