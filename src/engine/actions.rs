@@ -217,7 +217,7 @@ impl Engine {
             let online = self.hub.is_online(user_ref);
             plan = self.planner.plan(&self.store, app_id, Trigger::AppLaunch, now, online).await;
         }
-        let (row, delivered) = self.writer.update(job, plan).await?;
+        let (row, delivered) = self.writer.update(job, plan).await??;
         self.publish_deliveries(&delivered).await;
         Ok((row, delivered))
     }

@@ -176,15 +176,20 @@ impl Writer {
 
     /// Applies a user update, and stores the deliveries its plan makes on
     /// the updated row, in one transaction.
-    pub async fn update(&self, update: PendingUpdate, plan: Option<DeliveryPlan>) -> UpdateResult {
-        let failed = |e: WriteFailed| UserWriteError::Store(StoreError::Db(sqlx::Error::Protocol(e.0.to_string())));
+    /// The outer error: the write itself failed; the inner one: the update
+    /// was refused (unknown user, type conflict, too many properties).
+    pub async fn update(&self, update: PendingUpdate, plan: Option<DeliveryPlan>) -> Result<UpdateResult, WriteFailed> {
         if !self.batch_updates {
-            let mut one = self.store.update_app_users_batch(std::slice::from_ref(&update), vec![plan]).await?;
-            return one.pop().unwrap_or(Err(UserWriteError::NotFound));
+            let mut one = self
+                .store
+                .update_app_users_batch(std::slice::from_ref(&update), vec![plan])
+                .await
+                .map_err(|e| WriteFailed::from(&e))?;
+            return Ok(one.pop().unwrap_or(Err(UserWriteError::NotFound)));
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job::Update(update, plan, reply)).await.map_err(|_| failed(stopped()))?;
-        answer.await.map_err(|_| failed(stopped()))?
+        self.queue.send(Job::Update(update, plan, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
     }
 
     /// Stores a message (and, for a user's first, the deliveries its plan
