@@ -108,6 +108,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     state.engine.listen();
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
+    state.engine.start_scheduler(std::time::Duration::from_secs(5));
     let hub = state.engine.hub.clone();
     let app = router(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -84,7 +84,7 @@ test('the list shows stats and can duplicate, pause and delete', async () => {
   const row = page.getByRole('row', { name: /Rate us/ });
   await expect(row).toContainText('active');
   await expect(row).toContainText('signedUpAt more than 5 days ago');
-  await expect(row).toContainText('on app launch');
+  await expect(row).toContainText('when a user starts matching');
   await expect(row.getByRole('cell', { name: '0', exact: true })).toHaveCount(4);
 
   await page.getByRole('button', { name: 'Duplicate Rate us' }).click();

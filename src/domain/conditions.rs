@@ -314,6 +314,49 @@ pub fn matches_all(conditions: &[Checked], user: &impl UserProps, now_ms: i64) -
     conditions.iter().all(|c| c.matches(user, now_ms))
 }
 
+impl Checked {
+    /// The times at which this condition holds for the user, if their values
+    /// do not change: `(from, until)`, both inclusive, `None` for unbounded;
+    /// `Err(())` when it never holds. Only "N days ago" tests depend on time.
+    fn window(&self, user: &impl UserProps, now_ms: i64) -> Result<(Option<i64>, Option<i64>), ()> {
+        let value = match &self.target {
+            Target::Builtin(b) => user.builtin(b),
+            Target::Custom(name) => user.custom(name),
+        };
+        match (&self.test, value) {
+            (Test::OlderThanDays(d), Some(Value::Date(v))) if self.ty == PropType::Date => {
+                // v < t − d·DAY  ⇔  t ≥ v + d·DAY + 1
+                Ok((Some(v.saturating_add(d * DAY_MS).saturating_add(1)), None))
+            }
+            (Test::NewerThanDays(d), Some(Value::Date(v))) if self.ty == PropType::Date => {
+                // v > t − d·DAY  ⇔  t ≤ v + d·DAY − 1
+                Ok((None, Some(v.saturating_add(d * DAY_MS).saturating_sub(1))))
+            }
+            (Test::ExactlyDays(d), Some(Value::Date(v))) if self.ty == PropType::Date => {
+                // t − (d+1)·DAY < v ≤ t − d·DAY  ⇔  v + d·DAY ≤ t ≤ v + (d+1)·DAY − 1
+                Ok((Some(v.saturating_add(d * DAY_MS)), Some(v.saturating_add((d + 1) * DAY_MS).saturating_sub(1))))
+            }
+            _ if self.matches(user, now_ms) => Ok((None, None)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// When the user next matches every condition, from `now_ms` on, if their
+/// values do not change: `Some(now_ms)` if they match now, `Some(t)` if
+/// time alone makes them match at `t` (a "more than N days ago" condition
+/// becoming true), `None` if time alone never does. Exact to the
+/// millisecond: `matches_all(c, u, t)` holds at the returned `t`.
+pub fn next_match(conditions: &[Checked], user: &impl UserProps, now_ms: i64) -> Option<i64> {
+    let (mut from, mut until) = (now_ms, i64::MAX);
+    for c in conditions {
+        let (lo, hi) = c.window(user, now_ms).ok()?;
+        from = from.max(lo.unwrap_or(i64::MIN));
+        until = until.min(hi.unwrap_or(i64::MAX));
+    }
+    (from <= until).then_some(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +465,50 @@ mod tests {
         for ty in [PropType::Text, PropType::Number, PropType::Date, PropType::Boolean, PropType::Version] {
             assert!(Operator::for_type(ty).contains(&Operator::IsSet));
             assert!(Operator::for_type(ty).contains(&Operator::IsUnknown));
+        }
+    }
+
+    #[test]
+    fn next_match_agrees_with_the_evaluator_hour_by_hour() {
+        use crate::domain::properties::BUILTINS;
+        let signed = BUILTINS.iter().find(|b| b.name == "signedUpAt").unwrap();
+        let seen = BUILTINS.iter().find(|b| b.name == "lastSeenAt").unwrap();
+        let cond = |b: &'static Builtin, test: Test| Checked { target: Target::Builtin(b), ty: PropType::Date, test };
+        let sets = [
+            vec![cond(signed, Test::OlderThanDays(1))],
+            vec![cond(seen, Test::OlderThanDays(7))],
+            vec![cond(signed, Test::OlderThanDays(5)), cond(seen, Test::NewerThanDays(3))],
+            vec![cond(signed, Test::ExactlyDays(2))],
+            vec![cond(signed, Test::NewerThanDays(2))],
+            vec![cond(signed, Test::OlderThanDays(3)), cond(seen, Test::OlderThanDays(1))],
+            vec![],
+        ];
+        let now = 1_000 * DAY_MS;
+        let mut seed = 7u64;
+        let mut rand = move |n: i64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as i64).rem_euclid(n)
+        };
+        for _ in 0..300 {
+            let mut u = U::default();
+            u.builtins.insert("signedUpAt", Value::Date(now - rand(10 * DAY_MS)));
+            if rand(4) > 0 {
+                u.builtins.insert("lastSeenAt", Value::Date(now - rand(10 * DAY_MS)));
+            }
+            for c in &sets {
+                let expected = (0..24 * 40).map(|h| now + h * 3_600_000).find(|&t| matches_all(c, &u, t));
+                let got = next_match(c, &u, now);
+                match (got, expected) {
+                    (Some(t), Some(e)) => {
+                        assert!(matches_all(c, &u, t), "matches at the time it names");
+                        assert!(t <= e && e - t < 3_600_000, "the first hour it matches: {t} vs {e}");
+                    }
+                    (None, None) => {}
+                    // Matching for less than the gap between two sampled hours.
+                    (Some(t), None) => assert!(matches_all(c, &u, t) && !matches_all(c, &u, t + 3_600_000)),
+                    (None, Some(e)) => panic!("missed a match at {e} for {c:?}"),
+                }
+            }
         }
     }
 }

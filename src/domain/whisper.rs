@@ -262,7 +262,7 @@ pub fn from_template(key: Option<&str>, sender_id: &str) -> WhisperDraft {
         Some("rating") => WhisperDraft {
             name: "Ask for app rating".into(),
             conditions: vec![cond("signedUpAt", Operator::MoreThanDaysAgo, "5")],
-            trigger: Trigger::AppLaunch,
+            trigger: Trigger::PropertyMatch,
             text: "Hi {{ firstName || there }}, enjoying the app? A rating would mean a lot to us.".into(),
             buttons: vec![Button {
                 label: "Rate the app".into(),

@@ -208,15 +208,17 @@ impl Engine {
         }
         let now = self.now();
         let mut job = pending_update(app_id, user_ref, patch, now);
-        let mut plan = None;
         if from != UpdateFrom::Api {
             job.changes.signed_up_at = None;
         }
-        if from == UpdateFrom::Launch {
+        let launch = from == UpdateFrom::Launch;
+        if launch {
             job.changes.last_seen_at = Some(now);
-            let online = self.hub.is_online(user_ref);
-            plan = self.planner.plan(&self.store, app_id, Trigger::AppLaunch, now, online).await;
         }
+        // App-launch whispers, and property-match whispers the new values
+        // make the user match (now, or later as time passes: due times).
+        let online = from != UpdateFrom::Api && self.hub.is_online(user_ref);
+        let plan = self.planner.plan_update(&self.store, app_id, now, online, launch).await;
         let (row, delivered) = self.writer.update(job, plan).await??;
         self.publish_deliveries(&delivered).await;
         Ok((row, delivered))

@@ -11,6 +11,8 @@
 //!   the fact that caused it, so one commit stores both.
 //! - `writer`: group commit of every write on this path (one writer on
 //!   SQLite).
+//! - `scheduler`: property-match whispers as time passes (a due-time index
+//!   and ticks that claim what is due).
 //! - publishing (here): after commit, stored rows are pushed to the in-app
 //!   channel (`hub`, the open widgets on this instance) and announced to the
 //!   other instances (PostgreSQL NOTIFY), which push them to theirs.
@@ -21,6 +23,7 @@
 pub mod actions;
 pub mod hub;
 pub mod planner;
+pub mod scheduler;
 pub mod writer;
 
 use std::{sync::Arc, time::Duration};

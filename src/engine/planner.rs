@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
-        conditions::{matches_all, Checked},
+        conditions::{matches_all, next_match, Checked},
         properties::PropType,
         teammate::initials,
         template::{self, Segment},
         whisper::{lookup, ButtonAction, Trigger},
     },
-    storage::{audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, Store, StoreResult},
+    storage::{
+        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, Planned, Store, StoreResult, UpdatePlan,
+    },
 };
 
 /// How long an app's active whispers are trusted without reloading. Edits
@@ -94,24 +96,78 @@ impl AppWhispers {
                 continue;
             }
             let values = values.get_or_insert_with(|| props.personal_values());
-            let card = Card {
-                sender: w.sender.clone(),
-                html: template::render_html(&w.text, |n| lookup(values, n)),
-                buttons: w.buttons.clone(),
-            };
-            out.push(NewDelivery {
-                id: new_id(),
-                app_id: user.app_id.clone(),
-                whisper_id: w.id.clone(),
-                app_user_id: user.id.clone(),
-                revision: w.revision,
-                // Serialised once: stored as is and spliced into the widget's frame.
-                rendered: serde_json::to_string(&card).unwrap_or_default(),
-                now,
-                sent,
-            });
+            out.push(w.deliver(user, values, now, sent));
         }
         out
+    }
+
+    /// For a user whose values were just written (`launch`: by the widget's
+    /// start): the app-launch deliveries, and for every property-match
+    /// whisper either a delivery (the user matches now) or the time time
+    /// alone makes them match (`domain::conditions::next_match`), which
+    /// replaces the user's due times.
+    pub fn plan_update(&self, user: &AppUserRow, now: i64, sent: bool, launch: bool) -> Planned {
+        let mut planned = if launch {
+            Planned { deliveries: self.plan(&Trigger::AppLaunch, user, now, sent), ..Planned::default() }
+        } else {
+            Planned::default()
+        };
+        let props = RowProps { row: user, types: &self.types };
+        let mut values = None;
+        for w in self.whispers.iter().filter(|w| w.trigger == Trigger::PropertyMatch) {
+            planned.replace_due = true;
+            match next_match(&w.conditions, &props, now) {
+                Some(t) if t <= now => {
+                    let values = values.get_or_insert_with(|| props.personal_values());
+                    planned.deliveries.push(w.deliver(user, values, now, sent));
+                }
+                Some(t) => planned.due.push((w.id.clone(), t)),
+                None => {}
+            }
+        }
+        planned
+    }
+
+    /// For a due (whisper, user): the delivery if the user matches now, or
+    /// when they next will; nothing if the whisper is no longer active.
+    pub fn plan_due(&self, whisper_id: &str, user: &AppUserRow, now: i64, sent: bool) -> Planned {
+        let mut planned = Planned::default();
+        let Some(w) = self.whispers.iter().find(|w| w.id == whisper_id && w.trigger == Trigger::PropertyMatch) else {
+            return planned;
+        };
+        let props = RowProps { row: user, types: &self.types };
+        match next_match(&w.conditions, &props, now) {
+            Some(t) if t <= now => planned.deliveries.push(w.deliver(user, &props.personal_values(), now, sent)),
+            Some(t) => planned.due.push((w.id.clone(), t)),
+            None => {}
+        }
+        planned
+    }
+
+    fn has_property_match(&self) -> bool {
+        self.fires(&Trigger::PropertyMatch)
+    }
+}
+
+impl LiveWhisper {
+    /// The card for `user`, personalised with `values`.
+    fn deliver(&self, user: &AppUserRow, values: &[(String, String)], now: i64, sent: bool) -> NewDelivery {
+        let card = Card {
+            sender: self.sender.clone(),
+            html: template::render_html(&self.text, |n| lookup(values, n)),
+            buttons: self.buttons.clone(),
+        };
+        NewDelivery {
+            id: new_id(),
+            app_id: user.app_id.clone(),
+            whisper_id: self.id.clone(),
+            app_user_id: user.id.clone(),
+            revision: self.revision,
+            // Serialised once: stored as is and spliced into the widget's frame.
+            rendered: serde_json::to_string(&card).unwrap_or_default(),
+            now,
+            sent,
+        }
     }
 }
 
@@ -185,6 +241,28 @@ impl Planner {
             c.insert(app_id.to_string(), fresh.clone());
         }
         Ok(fresh)
+    }
+
+    /// The plan for a user update in `app_id` (see `AppWhispers::plan_update`);
+    /// `None` when no active whisper cares.
+    pub async fn plan_update(
+        &self,
+        store: &Store,
+        app_id: &str,
+        now: i64,
+        sent: bool,
+        launch: bool,
+    ) -> Option<UpdatePlan> {
+        match self.whispers(store, app_id).await {
+            Ok(live) if live.has_property_match() || (launch && live.fires(&Trigger::AppLaunch)) => {
+                Some(Arc::new(move |user: &AppUserRow| live.plan_update(user, now, sent, launch)) as UpdatePlan)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the active whispers failed");
+                None
+            }
+        }
     }
 
     /// The plan for `trigger` in `app_id`, to run on the user's row inside

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
-    Reaction, Store, StoreError, Tracked, UserWriteError, WidgetUser,
+    Reaction, Store, StoreError, Tracked, UpdatePlan, UserWriteError, WidgetUser,
 };
 
 /// Largest batch per transaction.
@@ -52,7 +52,7 @@ enum Job {
     /// An event, the deliveries it triggers, and whether its batch may wait
     /// the commit window for company (see `Writer::track`).
     Event(PendingEvent, Option<DeliveryPlan>, bool, Reply<Tracked>),
-    Update(PendingUpdate, Option<DeliveryPlan>, oneshot::Sender<UpdateResult>),
+    Update(PendingUpdate, Option<UpdatePlan>, oneshot::Sender<UpdateResult>),
     Message(PendingMessage, Option<DeliveryPlan>, Reply<Option<PostedMessage>>),
     React(React, Reply<bool>),
     Sent(Vec<String>, i64, Reply<()>),
@@ -146,6 +146,11 @@ impl Writer {
         Ok(Writer { store, queue: tx, batch: group_commit, batch_updates })
     }
 
+    /// The store the writer writes with (SQLite: its held connection).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     async fn send<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, WriteFailed> {
         let (reply, answer) = oneshot::channel();
         self.queue.send(job(reply)).await.map_err(|_| stopped())?;
@@ -178,7 +183,7 @@ impl Writer {
     /// the updated row, in one transaction.
     /// The outer error: the write itself failed; the inner one: the update
     /// was refused (unknown user, type conflict, too many properties).
-    pub async fn update(&self, update: PendingUpdate, plan: Option<DeliveryPlan>) -> Result<UpdateResult, WriteFailed> {
+    pub async fn update(&self, update: PendingUpdate, plan: Option<UpdatePlan>) -> Result<UpdateResult, WriteFailed> {
         if !self.batch_updates {
             let mut one = self
                 .store

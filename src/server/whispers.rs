@@ -105,7 +105,8 @@ pub async fn save(
             id
         }
     };
-    state.engine.whispers_changed(&app.id).await;
+    // An active whisper edited: users are checked against its new audience.
+    state.engine.whisper_changed(&app.id, &id).await.map_err(internal)?;
     if activate {
         // Just validated against the catalog: no need to load and check again.
         apply_status(state, &app.id, &id, Status::Active).await?;
@@ -137,7 +138,7 @@ pub async fn set_status(
 async fn apply_status(state: &AppState, app_id: &str, id: &str, status: Status) -> Result<(), AppError> {
     match state.store.set_whisper_status(app_id, id, status.as_str(), state.now()).await.map_err(internal)? {
         StatusChange::Done => {
-            state.engine.whispers_changed(app_id).await;
+            state.engine.whisper_changed(app_id, id).await.map_err(internal)?;
             Ok(())
         }
         StatusChange::NotFound => Err(AppError::NotFound),

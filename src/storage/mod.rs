@@ -14,7 +14,7 @@ pub use apps::{ApiKeyRow, AppRow};
 pub use teammates::{TeammateRow, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent,
-    PendingMessage, PendingUpdate, PostedMessage, Properties, Tracked, UserWriteError,
+    PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Tracked, UpdatePlan, UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp, WidgetUser};

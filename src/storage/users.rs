@@ -5,7 +5,7 @@ use sqlx::types::Json as SqlJson;
 
 use super::{
     classify,
-    widget::{insert_deliveries, DeliveryRow, NewDelivery},
+    widget::{insert_deliveries, set_due, DeliveryRow, NewDelivery},
     with_pool, Store, StoreError, StoreResult,
 };
 
@@ -240,6 +240,18 @@ impl Store {
                 .bind(u.now)
                 .fetch_one(&mut *tx)
                 .await?;
+            // A new user is due now for every active property-match whisper:
+            // the scheduler's next tick checks them (time may make them match later).
+            sqlx::query(
+                "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) \
+                 SELECT id, $2, app_id, $3 FROM whispers WHERE app_id = $1 AND status = 'active' \
+                   AND trigger_kind = 'property_match' AND deleted_at IS NULL",
+            )
+            .bind(&u.app_id)
+            .bind(&row.id)
+            .bind(u.now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             row
         }))
@@ -278,7 +290,7 @@ impl Store {
     pub async fn update_app_users_batch(
         &self,
         batch: &[PendingUpdate],
-        plans: Vec<Option<DeliveryPlan>>,
+        plans: Vec<Option<UpdatePlan>>,
     ) -> StoreResult<Vec<Result<(AppUserRow, Vec<DeliveryRow>), UserWriteError>>> {
         let (merge, count) = match self {
             Store::Sqlite(_) => (
@@ -346,8 +358,10 @@ impl Store {
                         return Err(UserWriteError::TooManyProperties);
                     }
                     let planned = plan.map(|p| p(&row)).unwrap_or_default();
-                    let created = insert_deliveries!(sp, planned);
-                    let delivered = planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
+                    let created = insert_deliveries!(sp, planned.deliveries);
+                    set_due!(sp, &row.app_id, &row.id, planned);
+                    let delivered =
+                        planned.deliveries.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
                     Ok((row, delivered))
                 }
                 .await;
@@ -609,6 +623,20 @@ pub struct PendingEvent {
 /// runs it without knowing what it decides. Shared, so a failed batch can
 /// be retried write by write with the same plans.
 pub type DeliveryPlan = std::sync::Arc<dyn Fn(&AppUserRow) -> Vec<NewDelivery> + Send + Sync>;
+
+/// What a plan decides for a user whose values may have changed: the
+/// deliveries to make now, and when the user is next due for each
+/// property-match whisper (`due`: whisper id and time). `replace_due`: these
+/// are all of the user's due times (the old ones are dropped first).
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    pub deliveries: Vec<NewDelivery>,
+    pub due: Vec<(String, i64)>,
+    pub replace_due: bool,
+}
+
+/// A plan for a user update (profile change, app launch, a due check).
+pub type UpdatePlan = std::sync::Arc<dyn Fn(&AppUserRow) -> Planned + Send + Sync>;
 
 /// What happened to one tracked event of a batch.
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,7 @@
 //! anonymous and identified users (and merging the one into the other),
 //! deliveries of whispers and the conversation since a point in time.
 
-use super::{with_pool, AppUserRow, MessageRow, Store, StoreResult};
+use super::{with_pool, AppUserRow, MessageRow, Planned, Store, StoreResult};
 
 /// Inserts deliveries (`&[NewDelivery]`) inside the open transaction `$tx`,
 /// `ON CONFLICT DO NOTHING`; evaluates to the set of ids actually created.
@@ -31,6 +31,34 @@ macro_rules! insert_deliveries {
     }};
 }
 pub(crate) use insert_deliveries;
+
+/// Records a plan's due times for one user inside the open transaction
+/// `$tx` (see `Planned`): drops the user's old ones first when the plan
+/// covers them all.
+macro_rules! set_due {
+    ($tx:ident, $app_id:expr, $user_id:expr, $planned:expr) => {{
+        let planned: &$crate::storage::Planned = &$planned;
+        if planned.replace_due {
+            sqlx::query("DELETE FROM whisper_due WHERE app_user_id = $1").bind($user_id).execute(&mut *$tx).await?;
+        }
+        for chunk in planned.due.chunks(200) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, $1, $2, ${})", 3 + 2 * i, 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) VALUES {values} \
+                 ON CONFLICT (whisper_id, app_user_id) DO UPDATE SET due_at = excluded.due_at"
+            );
+            let mut q = sqlx::query(&sql).bind($user_id).bind($app_id);
+            for (whisper, at) in chunk {
+                q = q.bind(whisper).bind(*at);
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use set_due;
 
 /// The multi-row insert of `rows` deliveries (nine parameters each).
 pub(crate) fn insert_deliveries_sql(rows: usize) -> String {
@@ -447,6 +475,98 @@ impl Store {
         .bind(app_id)
         .fetch_all(pool)
         .await?))
+    }
+
+    /// Makes every user of the app due now for the whisper (if it is an
+    /// active property-match whisper), but those who received it already:
+    /// the scheduler's next ticks check each of them once and keep the
+    /// ones that will match later at their time. One statement: durable
+    /// at once, so a crash loses none of them.
+    pub async fn schedule_everyone(&self, app_id: &str, whisper_id: &str, now: i64) -> StoreResult<u64> {
+        Ok(with_pool!(self, pool => sqlx::query(
+            "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) \
+             SELECT w.id, u.id, u.app_id, $3 FROM whispers w JOIN app_users u ON u.app_id = w.app_id \
+             WHERE w.app_id = $1 AND w.id = $2 AND w.status = 'active' AND w.deleted_at IS NULL \
+               AND w.trigger_kind = 'property_match' \
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.whisper_id = w.id AND d.app_user_id = u.id) \
+             ON CONFLICT (whisper_id, app_user_id) DO UPDATE SET due_at = excluded.due_at",
+        )
+        .bind(app_id)
+        .bind(whisper_id)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+
+    /// The apps with due rows at `now` (the scheduler loads their whispers
+    /// before it claims rows).
+    pub async fn due_apps(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT DISTINCT app_id FROM (SELECT app_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2) d",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// One scheduler tick: claims up to `limit` due rows (on PostgreSQL
+    /// with `FOR UPDATE SKIP LOCKED`, so instances share the work and never
+    /// take the same row), asks `plan` what each (whisper, user) gets now
+    /// and when it is next due, stores the deliveries and the new due
+    /// times, and drops the claimed rows — all in one transaction: a crash
+    /// loses nothing (the rows stay due) and the unique delivery row makes
+    /// a retry deliver nothing twice. Returns the claimed count and the new
+    /// deliveries.
+    pub async fn run_due(
+        &self,
+        now: i64,
+        limit: i64,
+        plan: &(dyn Fn(&str, &AppUserRow) -> Planned + Sync),
+    ) -> StoreResult<(usize, Vec<DeliveryRow>)> {
+        let claim = match self {
+            Store::Sqlite(_) => {
+                "SELECT whisper_id, app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2"
+            }
+            Store::Postgres(_) => {
+                "SELECT whisper_id, app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED"
+            }
+        };
+        let select = format!("SELECT {} FROM app_users WHERE id = $1", self.user_columns());
+        let mut delivered = vec![];
+        let claimed = with_pool!(self, pool => {
+            let mut tx = match self {
+                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Store::Postgres(_) => pool.begin().await?,
+            };
+            let rows: Vec<(String, String)> = sqlx::query_as(claim).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+            for (whisper, user) in &rows {
+                sqlx::query("DELETE FROM whisper_due WHERE whisper_id = $1 AND app_user_id = $2")
+                    .bind(whisper)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                let row: Option<AppUserRow> = sqlx::query_as(&select).bind(user).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { continue };
+                let planned = plan(whisper, &row);
+                let created = insert_deliveries!(tx, planned.deliveries);
+                set_due!(tx, &row.app_id, &row.id, planned);
+                delivered.extend(planned.deliveries.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row));
+            }
+            tx.commit().await?;
+            rows.len()
+        });
+        Ok((claimed, delivered))
+    }
+
+    /// How many rows are due at `now` (for tests and the dashboard).
+    pub async fn due_count(&self, now: i64) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM whisper_due WHERE due_at <= $1")
+            .bind(now)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Tells every server instance listening (PostgreSQL) on `murmur`.

@@ -1,0 +1,78 @@
+//! Property-match whispers as time passes. Every (whisper, user) that time
+//! alone will make match has a due time in `whisper_due` (written with the
+//! user's values, by the writer, and for everyone when a whisper is
+//! activated); a tick claims the rows that are due, checks each user
+//! against the whisper now, delivers or reschedules, in one transaction. A
+//! tick's cost follows the rows due, not the number of users.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use super::{ActionError, Engine};
+use crate::storage::{AppUserRow, Planned};
+
+/// Due rows claimed per transaction.
+const BATCH: i64 = 500;
+
+impl Engine {
+    /// Checks every (whisper, user) due by now, in batches, until none is
+    /// left; returns how many deliveries it made. Safe to run on several
+    /// instances at once (PostgreSQL: rows are claimed with SKIP LOCKED) and
+    /// to interrupt (an unfinished batch is rolled back and stays due).
+    pub async fn run_due(&self) -> Result<usize, ActionError> {
+        let store = self.writer.store();
+        let mut made = 0;
+        loop {
+            let now = self.now();
+            let apps = store.due_apps(now, BATCH).await?;
+            if apps.is_empty() {
+                return Ok(made);
+            }
+            let mut whispers = HashMap::new();
+            for app in apps {
+                let live = self.planner.whispers(&self.store, &app).await?;
+                whispers.insert(app, live);
+            }
+            let plan = |whisper: &str, user: &AppUserRow| match whispers.get(&user.app_id) {
+                Some(live) => live.plan_due(whisper, user, now, false),
+                // Its app appeared after the whispers were loaded: check it next round.
+                None => Planned { due: vec![(whisper.to_string(), now)], ..Planned::default() },
+            };
+            let (claimed, delivered) = store.run_due(now, BATCH, &plan).await?;
+            self.publish_deliveries(&delivered).await;
+            made += delivered.len();
+            if (claimed as i64) < BATCH {
+                return Ok(made);
+            }
+        }
+    }
+
+    /// Runs `run_due` every `period` for as long as the server runs.
+    pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
+        let engine = Arc::downgrade(self);
+        let mut closing = self.hub.closing();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = closing.changed() => return,
+                }
+                let Some(engine) = engine.upgrade() else { return };
+                if let Err(e) = engine.run_due().await {
+                    tracing::error!(error = %e, "the scheduler's tick failed");
+                }
+            }
+        });
+    }
+
+    /// A whisper was saved or its status changed: forget the app's cached
+    /// whispers everywhere, and if it is an active property-match whisper,
+    /// make every user who has not received it due now (the next ticks
+    /// deliver to those who match and reschedule the others).
+    pub async fn whisper_changed(&self, app_id: &str, whisper_id: &str) -> Result<(), ActionError> {
+        self.whispers_changed(app_id).await;
+        self.writer.store().schedule_everyone(app_id, whisper_id, self.now()).await?;
+        Ok(())
+    }
+}
