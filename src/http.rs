@@ -2,9 +2,16 @@
 //! API, the widget, the Leptos pages and server functions, static files,
 //! and the cross-site guard in front of all of it.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{process::ExitCode, sync::Arc};
 
-use axum::{extract::State, http::StatusCode, middleware, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    middleware,
+    response::IntoResponse,
+    routing::get,
+    Json, Router,
+};
 use leptos::config::get_configuration;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -74,18 +81,22 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The database and the server key before the port: a configuration
+    // error is reported as itself even when the port is taken (say, by a
+    // murmur already running there).
     let addr = leptos_options.site_addr;
-    let listener = match TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("murmur: cannot listen on {addr}: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let state = match AppState::open(&settings, leptos_options, Arc::new(SystemClock)).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("murmur: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("murmur: cannot listen on {addr}: {e}");
+            state.store.close().await;
             return ExitCode::from(1);
         }
     };
@@ -100,24 +111,58 @@ pub async fn main() -> ExitCode {
 }
 
 /// Serves the app on `listener` until `shutdown` completes, letting requests
-/// in flight finish.
+/// in flight finish. HTTP/1 with upgrades (the widget's WebSocket), and a
+/// header-read timeout: a client that does not send a request's headers in
+/// time (slowloris), or stays idle that long between requests, is
+/// disconnected. (`axum::serve` has no such timeout, hence hyper's own
+/// connection builder here.)
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Its `accept` retries (and logs) what a server should not stop for.
+    use axum::serve::Listener;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
     state.engine.listen();
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
     state.engine.start_scheduler(std::time::Duration::from_secs(5));
     let hub = state.engine.hub.clone();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(state.config.header_read_timeout);
     let app = router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open widgets are told to reconnect (to another instance, or to this one once back).
-            hub.close_all();
-        })
-        .await
+    // Each connection holds a receiver: `stop` asks them to finish, and the
+    // sender's `closed` says when the last one has.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    // Open widgets are told to reconnect (to another instance, or to this one once back).
+    hub.close_all();
+    drop((listener, stopping));
+    let _ = stop.send(true);
+    stop.closed().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

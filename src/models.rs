@@ -66,6 +66,9 @@ pub struct AppSettings {
     pub keys: Vec<ApiKeyView>,
     pub teammates: Vec<TeammateView>,
     pub can_manage_teammates: bool,
+    /// May create and revoke API keys, roll the identity secret and turn
+    /// identity verification off (the owner).
+    pub can_manage_secrets: bool,
     /// The app's limit on active whispers (None: unlimited).
     pub max_active_whispers: Option<i64>,
     /// The widget requires a signed JWT for identified users.
@@ -194,4 +197,20 @@ pub struct SampleUser {
 pub struct AudiencePreview {
     pub count: i64,
     pub samples: Vec<SampleUser>,
+    /// With dates "N days ago" in the conditions: how many users start
+    /// matching in each of the next 7 days as time passes (else empty).
+    #[serde(default)]
+    pub forecast: Vec<i64>,
+}
+
+/// An app's office hours as the settings page shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeHoursView {
+    pub hours: crate::domain::office_hours::OfficeHours,
+    /// With office hours on: open now?
+    pub open_now: Option<bool>,
+    /// With office hours on and closed: when the team is back.
+    pub back_at: Option<i64>,
+    /// Every time zone name the server knows.
+    pub time_zones: Vec<String>,
 }

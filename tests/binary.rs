@@ -1,6 +1,10 @@
 //! The server binary as an operator meets it: bad configuration is one
 //! clear line and a non-zero exit (never a panic), and SIGTERM stops it
 //! cleanly.
+//!
+//! No test here listens on murmur's default address, 127.0.0.1:3000: a
+//! newcomer runs these while murmur is open there. The tests hold that port
+//! themselves when it is free, so a test that used it would fail here too.
 
 mod support;
 
@@ -9,7 +13,23 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Holds 127.0.0.1:3000 (murmur's default) for the whole run if it is free;
+/// if it is not, something else already holds it, which is the same case.
+fn default_port_taken() {
+    static HELD: std::sync::OnceLock<Option<std::net::TcpListener>> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| std::net::TcpListener::bind("127.0.0.1:3000").ok());
+}
+
+/// A port something else is listening on, held as long as the value lives.
+fn taken_port() -> (std::net::TcpListener, String) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    (taken, addr)
+}
+
+/// The binary, with a clean environment and `vars`.
 fn murmur(vars: &[(&str, &str)]) -> Command {
+    default_port_taken();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_murmur"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     for k in
@@ -24,8 +44,16 @@ fn murmur(vars: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Runs the binary, which must fail with `code` and `message`. Unless `vars`
+/// name a listen address, it is given one that is already taken: a
+/// configuration error must be reported before the port is bound.
 fn fails_clearly(vars: &[(&str, &str)], code: i32, message: &str) {
-    let out = murmur(vars).output().unwrap();
+    let (_taken, addr) = taken_port();
+    let mut vars = vars.to_vec();
+    if !vars.iter().any(|(k, _)| *k == "LEPTOS_SITE_ADDR") {
+        vars.push(("LEPTOS_SITE_ADDR", &addr));
+    }
+    let out = murmur(&vars).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(stderr.contains(message), "expected {message:?} in: {stderr}");
@@ -54,15 +82,21 @@ fn bad_secret_key() {
     let dir = support::temp_dir();
     fails_clearly(
         &[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", "short")],
-        1,
-        "SECRET_KEY must be 64 hexadecimal characters",
+        2,
+        "configuration error: SECRET_KEY must be 64 hexadecimal characters",
     );
 }
 
 #[test]
+fn malformed_key_file() {
+    let dir = support::temp_dir();
+    std::fs::write(dir.join("secret.key"), "not a key").unwrap();
+    fails_clearly(&[("DATA_DIR", dir.to_str().unwrap())], 1, "does not hold 64 hexadecimal characters");
+}
+
+#[test]
 fn port_in_use() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
+    let (_taken, addr) = taken_port();
     let dir = support::temp_dir();
     fails_clearly(
         &[("DATA_DIR", dir.to_str().unwrap()), ("LEPTOS_SITE_ADDR", &addr)],
@@ -83,6 +117,7 @@ fn unreachable_postgres_is_a_clear_error() {
 
 #[test]
 fn sigterm_stops_the_server_gracefully() {
+    // A port free a moment ago (the binary binds it itself).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let dir = support::temp_dir();

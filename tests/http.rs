@@ -427,3 +427,145 @@ async fn sessions_work_across_instances_and_restarts_on_postgres() {
         app.state.store.close().await;
     }
 }
+
+/// Many wrong sign-ins at once on one account: each is counted before its
+/// password is checked, so only the account's free attempts cost a check
+/// (not one each), and the rest are told to wait.
+async fn parallel_wrong_sign_ins_check_at_most_the_allowance(backend: Backend) {
+    use murmur::server::auth::throttle::ACCOUNT;
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    app.setup_owner().await;
+    let checks_before = app.state.passwords.checks();
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (addr, origin) = (app.addr, app.origin());
+        attempts.spawn(async move {
+            let body = support::form_encode(&[
+                ("input[email]", "owner@example.com"),
+                ("input[password]", &format!("guess number {i}")),
+            ]);
+            let headers = [
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "application/json"),
+                ("Origin", origin.as_str()),
+            ];
+            support::raw_request(addr, "POST", "/api/login", &headers, &body).await.status
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = attempts.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    let checks = app.state.passwords.checks() - checks_before;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let waiting = statuses.iter().filter(|s| **s == 429).count();
+    assert!(checks <= ACCOUNT.free as u64, "{checks} password checks for 40 guesses at once");
+    assert_eq!((wrong, waiting), (checks as usize, 40 - checks as usize), "{statuses:?}");
+    // Counted per account and per client address (the socket's peer).
+    let keys = ["account:owner@example.com".to_string(), "address:127.0.0.1".to_string()];
+    let rows = app.state.store.throttle_rows(&keys).await.unwrap();
+    let failures: Vec<_> = rows.iter().map(|r| (r.key.as_str(), r.failures)).collect();
+    assert_eq!(failures, [(keys[0].as_str(), checks as i64), (keys[1].as_str(), checks as i64)]);
+    // The owner gets in once the wait is over, and that clears the count.
+    app.clock.advance_ms(ACCOUNT.cap_secs * 1000);
+    assert_eq!(app.login("owner@example.com", "owner password 1").await.status, 200);
+    assert!(app.state.store.throttle_rows(&keys).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn parallel_wrong_sign_ins_check_at_most_the_allowance_on_sqlite() {
+    parallel_wrong_sign_ins_check_at_most_the_allowance(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn parallel_wrong_sign_ins_check_at_most_the_allowance_on_postgres() {
+    parallel_wrong_sign_ins_check_at_most_the_allowance(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn only_the_owner_creates_and_revokes_keys_and_rolls_the_identity_secret() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let owner = app.setup_owner().await;
+    let created = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await.json();
+    let app_id = created["app"]["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "teammates/add",
+            &[
+                ("input[app_id]", &app_id),
+                ("input[name]", "Tess Mate"),
+                ("input[email]", "tess@example.com"),
+                ("input[password]", "tess password 1"),
+            ],
+            Some(&owner),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tess = app.login("tess@example.com", "tess password 1").await.session_cookie().unwrap();
+    let key = app
+        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(&owner), &[])
+        .await
+        .json();
+    let key_id = key["id"].as_str().unwrap().to_string();
+    let owner_id = app.state.store.owner().await.unwrap().unwrap().id;
+    let (store, app_ref, owner_ref) = (&app.state.store, app_id.as_str(), owner_id.as_str());
+    let identity_secret =
+        move || async move { store.app_of(app_ref, owner_ref).await.unwrap().unwrap().identity_secret_enc };
+    let sealed_before = identity_secret().await;
+
+    // Tess can see the app's settings, but not touch its secrets.
+    let s = app.call("apps/settings", &[("input[app_id]", &app_id)], Some(&tess), &[]).await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    assert_eq!(s.json()["can_manage_secrets"], false);
+    let r =
+        app.call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "mine")], Some(&tess), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r =
+        app.call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&tess), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = app.call("apps/identity-secret/roll", &[("input[app_id]", &app_id)], Some(&tess), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = app
+        .call("apps/identity-enforced", &[("input[app_id]", &app_id), ("input[enforced]", "false")], Some(&tess), &[])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Nothing changed.
+    let keys = app.state.store.api_keys(&app_id).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].revoked_at.is_none());
+    assert_eq!(identity_secret().await, sealed_before);
+
+    // The owner can do all of it.
+    let s = app.call("apps/settings", &[("input[app_id]", &app_id)], Some(&owner), &[]).await;
+    assert_eq!(s.json()["can_manage_secrets"], true);
+    let r =
+        app.call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "two")], Some(&owner), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .call("apps/keys/revoke", &[("input[app_id]", &app_id), ("input[key_id]", &key_id)], Some(&owner), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.call("apps/identity-secret/roll", &[("input[app_id]", &app_id)], Some(&owner), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(identity_secret().await, sealed_before);
+}
+
+/// Slowloris: a client that starts a request and never finishes its
+/// headers is disconnected after the header-read timeout; one that sends
+/// them in time is served.
+#[tokio::test]
+async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_db, app) = sqlite_app(&[("HEADER_READ_TIMEOUT_MS", "300")]).await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: murmur\r\nX-Slow: a").await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the connection was still open 10 s later");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The server itself is fine.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}

@@ -391,3 +391,41 @@ async fn reengage_follows_the_last_visit() {
     engine.run_due().await.unwrap();
     assert_eq!(who(&deliveries(&app.state.store).await), [0, 1, 2]);
 }
+
+/// The editor's live count forecasts how many users will start matching
+/// in each of the next 7 days, as time alone passes.
+async fn forecast(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let shop = shop(&app, &owner).await;
+    for k in 1..=9 {
+        let signed = murmur::domain::properties::format_iso8601(START_MS - k * DAY);
+        let r =
+            rest(&app, &shop, "POST", "/v1.1/appusers", json!({"userId": format!("u{k}"), "signedUpAt": signed})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let conditions = serde_json::to_string(&[cond("signedUpAt", Operator::MoreThanDaysAgo, "5")]).unwrap();
+    let r = app
+        .call(
+            "whispers/audience",
+            &[("input[app_id]", &shop.app_id), ("input[all_users]", "false"), ("input[conditions]", &conditions)],
+            Some(&shop.owner),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["count"], 4, "signed up 6 to 9 days ago: {v}");
+    assert_eq!(v["forecast"], json!([1, 1, 1, 1, 1, 0, 0]), "one more each day, then nobody left: {v}");
+}
+
+#[tokio::test]
+async fn forecast_sqlite() {
+    forecast(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn forecast_postgres() {
+    forecast(Backend::Postgres).await;
+}

@@ -6,7 +6,7 @@ mod support;
 use murmur::storage::{
     audience::{SortKey, UserListQuery},
     ApiKeyRow, AppRow, AppUserChanges, NewAppUser, PendingEvent, PendingUpdate, Store, StoreError, TeammateRow,
-    UserWriteError,
+    ThrottleAllowance, UserWriteError,
 };
 use serde_json::json;
 use support::{Backend, TestDb};
@@ -85,20 +85,64 @@ async fn sessions(s: &Store) {
 }
 
 async fn throttle(s: &Store) {
+    let rule = ThrottleAllowance { free: 2, cap_secs: 5 };
     let keys = vec!["account:a@x.io".to_string(), "address:1.2.3.4".to_string()];
     assert!(s.throttle_rows(&keys).await.unwrap().is_empty());
-    s.throttle_fail("account:a@x.io", 1_000, 0).await.unwrap();
-    s.throttle_fail("account:a@x.io", 2_000, 0).await.unwrap();
-    s.throttle_fail("address:1.2.3.4", 2_000, 0).await.unwrap();
+    assert!(s.throttle_attempt("account:a@x.io", 1_000, 0, rule).await.unwrap());
+    assert!(s.throttle_attempt("account:a@x.io", 2_000, 0, rule).await.unwrap());
+    assert!(s.throttle_attempt("address:1.2.3.4", 2_000, 0, rule).await.unwrap());
     let rows = s.throttle_rows(&keys).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!((rows[0].failures, rows[0].last_failure_at), (2, 2_000));
     assert_eq!(rows[1].failures, 1);
+    // Past the free attempts, each waits its delay (1 s, 2 s, 4 s, then the
+    // 5 s cap), and a refused attempt changes nothing.
+    let mut at = 2_000;
+    for (failures, delay_ms) in [(2, 1_000), (3, 2_000), (4, 4_000), (5, 5_000), (6, 5_000)] {
+        assert_eq!(rule.delay_secs(failures) * 1000, delay_ms);
+        assert!(!s.throttle_attempt("account:a@x.io", at + delay_ms - 1, 0, rule).await.unwrap(), "{failures}");
+        let row = &s.throttle_rows(&keys[..1]).await.unwrap()[0];
+        assert_eq!((row.failures, row.last_failure_at), (failures, at));
+        at += delay_ms;
+        assert!(s.throttle_attempt("account:a@x.io", at, 0, rule).await.unwrap(), "{failures}");
+    }
+    // A taken-back attempt leaves one fewer failure.
+    s.throttle_take_back("account:a@x.io").await.unwrap();
+    assert_eq!(s.throttle_rows(&keys[..1]).await.unwrap()[0].failures, 6);
     // A count older than the forget horizon starts again.
-    s.throttle_fail("account:a@x.io", 10_000, 5_000).await.unwrap();
+    assert!(s.throttle_attempt("account:a@x.io", at + 1, at + 1, rule).await.unwrap());
     assert_eq!(s.throttle_rows(&keys[..1]).await.unwrap()[0].failures, 1);
     s.throttle_clear("account:a@x.io").await.unwrap();
     assert_eq!(s.throttle_rows(&keys).await.unwrap().len(), 1);
+    // The real rules: free attempts, then the account's 60 s cap and the
+    // address's 15 min cap, as the sign-in code computes them.
+    use murmur::server::auth::throttle::{ACCOUNT, ADDRESS};
+    for (key, allowance) in [("account:b@x.io", ACCOUNT), ("address:5.6.7.8", ADDRESS)] {
+        let mut at = 10_000;
+        for failures in 0..allowance.free + 14 {
+            let wait = allowance.delay_secs(failures) * 1000;
+            if wait > 0 {
+                assert!(!s.throttle_attempt(key, at + wait - 1, 0, allowance).await.unwrap(), "{key} {failures}");
+            }
+            at += wait;
+            assert!(s.throttle_attempt(key, at, 0, allowance).await.unwrap(), "{key} {failures}");
+        }
+    }
+}
+
+/// Many attempts at once on one key: exactly the free ones get through.
+async fn throttle_attempts_at_once_pass_only_the_allowance(s: &Store) {
+    let rule = ThrottleAllowance { free: 5, cap_secs: 60 };
+    let attempts = (0..40).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.throttle_attempt("account:busy@x.io", 5_000, 0, rule).await.unwrap() })
+    });
+    let mut passed = 0;
+    for a in attempts.collect::<Vec<_>>() {
+        passed += a.await.unwrap() as usize;
+    }
+    assert_eq!(passed, 5);
+    assert_eq!(s.throttle_rows(&["account:busy@x.io".to_string()]).await.unwrap()[0].failures, 5);
 }
 
 async fn apps_and_membership(s: &Store) {
@@ -465,6 +509,7 @@ conformance!(
     a_failed_membership_leaves_no_teammate,
     sessions,
     throttle,
+    throttle_attempts_at_once_pass_only_the_allowance,
     apps_and_membership,
     api_keys,
     users_properties_and_events,

@@ -628,3 +628,44 @@ async fn two_instances_postgres() {
     u3_b.quiet(200).await;
     assert_eq!(stats(&a, &shop, &wid).await[0], 2);
 }
+
+/// A widget that stops reading: once the socket's buffers are full the
+/// server's sends wait, and after `SEND_WITHIN` the server drops the
+/// connection (its task is freed) instead of waiting forever.
+#[tokio::test]
+async fn a_widget_that_stops_reading_is_dropped() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let shop = shop(&app, &owner, "Shop").await;
+    // A small receive window, so that a few frames fill what the network holds.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("Origin", app.origin().parse().unwrap());
+    let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await.unwrap();
+    let mut w = Widget { ws };
+    w.send(shop.hello("u1", "device-deaf-01")).await;
+    assert_eq!(w.next().await["t"], "welcome");
+
+    // The widget reads nothing more; the team sends it 4 MB of messages.
+    let text = "\u{1F600}".repeat(murmur::domain::messages::MAX_MESSAGE_CHARS);
+    for _ in 0..256 {
+        let body = json!({"role": "appMaker", "text": text});
+        assert_eq!(rest(&app, &shop, "POST", "/v1.1/appusers/u1/messages", body).await.status, 201);
+    }
+    // Once the server has given up on it, the connection is gone: what the
+    // widget sends is refused (reset) rather than buffered for a stuck task.
+    let deadline = tokio::time::Instant::now() + murmur::widget::socket::SEND_WITHIN + Duration::from_secs(20);
+    loop {
+        if w.ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server still holds the connection of a widget that stopped reading"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -292,11 +292,31 @@
     };
   }
 
+  // Office hours: whether the team is around, and when it is back.
+  function presence(office) {
+    var p = $("presence");
+    if (!office) {
+      p.textContent = "";
+      return;
+    }
+    if (office.open) {
+      p.textContent = "We're online";
+      return;
+    }
+    var back = "";
+    if (typeof office.back === "number") {
+      var d = new Date(office.back);
+      back = " — back " + d.toLocaleString([], { weekday: "long", hour: "2-digit", minute: "2-digit" });
+    }
+    p.textContent = "We're away" + back;
+  }
+
   function onFrame(f) {
     if (f.t === "welcome") {
       live = true;
       retry = 0;
       status("");
+      presence(f.office);
       var cards = f.cards || [], msgs = f.messages || [];
       for (var i = 0; i < msgs.length; i++) received(fromMessage(msgs[i]), false);
       for (var j = 0; j < cards.length; j++) received(fromCard(cards[j]), false);

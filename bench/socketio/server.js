@@ -2,9 +2,16 @@
 // widget's push without a database. Each connection joins the room of its
 // user (`?user=<id>` in the handshake); a `track` emits one `card` to every
 // socket in that room. WebSocket transport only, no compression: the same
-// wire work as murmur's /widget/ws.
+// wire work as murmur's /widget/ws. Relay only: the reference for the
+// cost of the push itself (bench/socketio-durable also stores what murmur
+// stores).
 //
-//   node server.js <port>     (or PORT=<port>; listens on 127.0.0.1)
+// Like the widget's other frames: a `seen` is accepted and dropped (there
+// is nothing to mark), a `ping` is answered with `pong`. `GET /gc` runs a
+// full garbage collection (node --expose-gc) before the bench reads this
+// process's RSS.
+//
+//   node --expose-gc server.js <port>     (or PORT=<port>; listens on 127.0.0.1)
 
 "use strict";
 
@@ -17,6 +24,17 @@ const server = http.createServer((req, res) => {
   if (req.url === "/healthz") {
     res.writeHead(200, { "content-type": "text/plain" });
     res.end("ok");
+    return;
+  }
+  if (req.url === "/gc") {
+    if (typeof global.gc === "function") {
+      global.gc();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("collected");
+    } else {
+      res.writeHead(501, { "content-type": "text/plain" });
+      res.end("start node with --expose-gc");
+    }
     return;
   }
   res.writeHead(404);
@@ -60,6 +78,8 @@ io.on("connection", (socket) => {
   socket.on("track", () => {
     io.to(room).emit("card", card(firstName));
   });
+  socket.on("seen", () => {});
+  socket.on("ping", () => socket.emit("pong"));
 });
 
 server.listen(port, "127.0.0.1", () => {

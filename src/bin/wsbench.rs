@@ -1,42 +1,92 @@
 //! ```text
 //! cargo build --release --features ssr --bin murmur --bin wsbench
 //! target/release/wsbench [--connections N] [--rate R] [--seconds S]
-//!     [--target murmur|socketio|both] [--timeout S] [--event-group-commit true|false]
+//!     [--target murmur|socketio|socketio-durable|all] [--database sqlite|postgres]
+//!     [--timeout S] [--event-group-commit true|false] [--ping-every S]
+//!     [--storm-new PERCENT] [--storm-concurrency N] [--svg FILE] [--csv FILE]
+//!     [--pg-admin URL]
+//! bench/widget.sh [RUNS]      (build, then the full comparison RUNS times)
 //! ```
 //!
 //! murmur runs with this program's environment, so murmur's settings can
 //! be varied from outside: `COMMIT_WINDOW_MS=0 target/release/wsbench …`.
 //!
-//! The end-user widget's WebSocket under load, beside a socket.io@4 server
-//! (npm, `bench/socketio`: run `npm ci` there first) doing the same push
-//! without a database, measured the same way in the same run. For each
-//! server, started as a child process on 127.0.0.1, one after the other:
+//! The end-user widget's WebSocket under load, beside two socket.io@4
+//! servers (npm, Node.js) measured the same way in the same run, one server
+//! at a time, each started as a child process on 127.0.0.1:
+//! - `murmur`: `target/release/murmur` (next to this program), seeded
+//!   before it starts with one app (identity verification off) and K active
+//!   whispers for everyone, whisper k on the event `bench-event-k` (a
+//!   whisper reaches a user once, so a user's k-th track uses event k: K is
+//!   the number of tracks per user the run needs). Every track is stored
+//!   (group commit unless `--event-group-commit false`) and every card is a
+//!   unique delivery row, marked sent, then `seen`. On SQLite (a file in a
+//!   temp dir) or, with `--database postgres`, on a fresh PostgreSQL
+//!   database created (and dropped at the end) through `--pg-admin`
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! - `socketio`: `bench/socketio`, relay only: a `track` emits a card of
+//!   the same shape to the user's room, nothing is stored. The reference
+//!   for the cost of the push itself.
+//! - `socketio-durable`: `bench/socketio-durable`, the same plus what
+//!   murmur stores per card, in SQLite (better-sqlite3, WAL,
+//!   `synchronous=FULL`): an event row and a delivery row per track, in
+//!   tables shaped like murmur's, written in one transaction per
+//!   event-loop tick before that tick's cards are emitted; a `seen`
+//!   updates the delivery row. Always SQLite, whatever `--database` says.
+//!
+//! The Node.js servers run with `node --expose-gc`; before their RSS is
+//! read, `GET /gc` makes them collect garbage, so the figure is live
+//! memory, not garbage not yet collected. When a baseline's
+//! `node_modules` is missing, this program runs `npm ci` there first (its
+//! `package-lock.json` pins every version).
+//!
+//! The load client behaves like `widget/messenger.js`: each connection
+//! says hello (murmur) or connects to its user's room (socket.io), sends
+//! `seen` for every card it receives, and pings every `--ping-every`
+//! seconds (default 20, like the widget) from a random phase, counting the
+//! pongs. For each server:
 //! - its RSS idle, then with N widget connections open and welcomed (one
 //!   user each, at most 100 handshakes at a time), settled 3 s: the growth
 //!   per connection (and from the first half of them to all, the marginal
 //!   growth);
-//! - R tracks per second for S seconds (at most N: each user tracks once),
-//!   each answered by a card pushed to that user's widget: the latency from
-//!   sending the track to receiving the card on the same connection;
-//! - the server's CPU time (user + system, all threads) from the first
-//!   track to the last card, per card delivered.
+//! - R tracks per second for S seconds (default 60), spread round-robin
+//!   over the connections, each answered by a card pushed to that user's
+//!   widget: per card, its send time (from the start of the window) and
+//!   the latency from sending the track to receiving the card on the same
+//!   connection;
+//! - CPU over the window (first track to the last card, or to the end of a
+//!   10 s wait for missing ones): the whole machine's busy time from
+//!   `/proc/stat` (user + nice + system + irq + softirq + steal, all CPUs)
+//!   less this program's own CPU time (`/proc/self/stat`) over the same
+//!   window, per card delivered: what serving the cards cost the machine,
+//!   database server (PostgreSQL) and kernel included. Also the server
+//!   process's own CPU time (`/proc/<pid>/stat`), per card;
+//! - a reconnect storm: after the window, every widget drops its
+//!   connection at once and reconnects (at most `--storm-concurrency`
+//!   handshakes in flight, default 500, below the servers' accept
+//!   backlogs); `--storm-new` percent of them (default 20) come back as a
+//!   new user (murmur: a fresh device id and userId, so murmur creates the
+//!   user; socket.io: a new room). The time from the drop until the last
+//!   one is welcomed (murmur) or connected and in its room (socket.io,
+//!   whose CONNECT packet is sent in the same tick as the room is joined).
 //!
-//! murmur gets one app (identity verification off) with one active whisper
-//! for everyone on the event `bench-event`, seeded into a fresh SQLite
-//! database before it starts (`target/release/murmur`, next to this
-//! program); every track is stored (group commit unless
-//! `--event-group-commit false`) and every card is a unique delivery row,
-//! marked sent. The socket.io server
-//! keeps nothing: a `track` emits a card of the same shape to the user's
-//! room.
+//! Output (stdout): a markdown header with the commit, one table row per
+//! server that can be pasted into BENCHMARKS.md, and a detailed table.
+//! A plot of latency against send time (per 100 ms of send time: p50, p99
+//! and max; one panel per server) goes to `--svg`, by default
+//! `bench/results/widget-<target>-<database>.svg`; `--csv` also writes
+//! every card's send time and latency. murmur does not log the sizes of
+//! its write batches, so they are not reported.
 //!
-//! Everything is bounded: an overall timeout (default 600 s) that drops
-//! the servers (killed) and temp dirs, and a watchdog thread that kills
-//! them and exits if even that hangs. When the open-files limit is too
-//! low for N connections it re-executes itself under `ulimit -n` (up to
-//! the hard limit).
+//! Everything is bounded: an overall timeout (default 1,200 s) that drops
+//! the servers (killed), temp dirs and PostgreSQL database, and a watchdog
+//! thread that kills them and exits if even that hangs. When the
+//! open-files limit is too low for N connections it re-executes itself
+//! under `ulimit -n` (up to the hard limit).
 
 use std::{
+    collections::VecDeque,
+    fmt::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -55,7 +105,7 @@ use murmur::{
 use serde_json::{json, Value};
 use tokio::{
     net::TcpStream,
-    sync::{mpsc, oneshot, watch, Notify, Semaphore},
+    sync::{mpsc, watch, Notify, Semaphore},
 };
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, protocol::WebSocketConfig, Message},
@@ -64,19 +114,56 @@ use tokio_tungstenite::{
 
 const APP_ID: &str = "0123456789abcdef01234567";
 const OWNER_ID: &str = "00000000000000000000000a";
-const WHISPER_ID: &str = "00000000000000000000000b";
 const SECRET_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-const EVENT: &str = "bench-event";
-/// Handshakes in flight at once (below the servers' accept backlog, 128 here).
+/// Handshakes in flight at once while the connections are opened (below the
+/// servers' accept backlogs).
 const CONNECTING: usize = 100;
 const SETTLE: Duration = Duration::from_secs(3);
 /// After the last track, how long cards still in flight are waited for.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How long the reconnect storm may take before the stragglers are given up.
+const STORM_LIMIT: Duration = Duration::from_secs(120);
+/// Bins of the latency plot.
+const BIN: Duration = Duration::from_millis(100);
+const DEFAULT_PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Murmur,
     SocketIo,
+    SocketIoDurable,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Murmur => "murmur",
+            Kind::SocketIo => "socketio",
+            Kind::SocketIoDurable => "socketio-durable",
+        }
+    }
+    fn socketio(self) -> bool {
+        matches!(self, Kind::SocketIo | Kind::SocketIoDurable)
+    }
+    /// The baseline's directory under `bench/`.
+    fn node_dir(self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(self.name())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 struct Args {
@@ -84,20 +171,39 @@ struct Args {
     rate: u64,
     seconds: u64,
     targets: Vec<Kind>,
+    target_name: String,
+    /// murmur's database (the durable baseline always uses SQLite).
+    database: Backend,
     timeout: u64,
     /// murmur's EVENT_GROUP_COMMIT (its default, true, unless given).
     group_commit: Option<bool>,
+    ping_every: Duration,
+    /// Percent of the reconnecting widgets that come back as a new user.
+    storm_new: usize,
+    storm_concurrency: usize,
+    svg: PathBuf,
+    csv: Option<PathBuf>,
+    pg_admin: String,
 }
 
 fn args() -> Args {
     let mut a = Args {
         connections: 10_000,
         rate: 1_000,
-        seconds: 10,
-        targets: vec![Kind::Murmur, Kind::SocketIo],
-        timeout: 600,
+        seconds: 60,
+        targets: vec![Kind::Murmur, Kind::SocketIo, Kind::SocketIoDurable],
+        target_name: "all".into(),
+        database: Backend::Sqlite,
+        timeout: 1_200,
         group_commit: None,
+        ping_every: Duration::from_secs(20),
+        storm_new: 20,
+        storm_concurrency: 500,
+        svg: PathBuf::new(),
+        csv: None,
+        pg_admin: std::env::var("WSBENCH_PG_ADMIN").unwrap_or_else(|_| DEFAULT_PG_ADMIN.into()),
     };
+    let mut svg = None;
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -108,24 +214,75 @@ fn args() -> Args {
             "--seconds" => a.seconds = v.parse().expect("--seconds S"),
             "--timeout" => a.timeout = v.parse().expect("--timeout S"),
             "--event-group-commit" => a.group_commit = Some(v.parse().expect("--event-group-commit true|false")),
+            "--ping-every" => a.ping_every = Duration::from_secs_f64(v.parse().expect("--ping-every S")),
+            "--storm-new" => a.storm_new = v.parse().expect("--storm-new PERCENT"),
+            "--storm-concurrency" => a.storm_concurrency = v.parse().expect("--storm-concurrency N"),
+            "--svg" => svg = Some(PathBuf::from(v)),
+            "--csv" => a.csv = Some(PathBuf::from(v)),
+            "--pg-admin" => a.pg_admin = v,
+            "--database" => {
+                a.database = match v.as_str() {
+                    "sqlite" => Backend::Sqlite,
+                    "postgres" => Backend::Postgres,
+                    other => panic!("--database sqlite|postgres, not {other:?}"),
+                }
+            }
             "--target" => {
                 a.targets = match v.as_str() {
                     "murmur" => vec![Kind::Murmur],
                     "socketio" => vec![Kind::SocketIo],
+                    "socketio-durable" => vec![Kind::SocketIoDurable],
                     "both" => vec![Kind::Murmur, Kind::SocketIo],
-                    other => panic!("--target murmur|socketio|both, not {other:?}"),
-                }
+                    "all" => vec![Kind::Murmur, Kind::SocketIo, Kind::SocketIoDurable],
+                    other => panic!("--target murmur|socketio|socketio-durable|all, not {other:?}"),
+                };
+                a.target_name = v;
             }
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     assert!(a.connections > 0 && a.rate > 0 && a.seconds > 0, "counts must be positive");
+    assert!(a.storm_new <= 100 && a.storm_concurrency > 0, "--storm-new 0..=100, --storm-concurrency ≥ 1");
+    assert!(a.ping_every >= Duration::from_millis(100), "--ping-every at least 0.1 s");
+    a.svg = svg.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results").join(format!(
+            "widget-{}-{}.svg",
+            a.target_name,
+            a.database.name()
+        ))
+    });
     a
+}
+
+impl Args {
+    /// Tracks each user sends at most (and murmur's whispers, one per round).
+    fn rounds(&self) -> usize {
+        (self.rate as usize * self.seconds as usize).div_ceil(self.connections)
+    }
 }
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A small per-connection random generator (xorshift64*): phases and ids.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -168,6 +325,8 @@ fn ensure_open_files(need: u64) {
 
 /// Children and temp dirs the watchdog must clean up if all else fails.
 static CLEANUP: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+/// PostgreSQL databases made for murmur: (admin URL, name), dropped at the end.
+static PG_DATABASES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// A server child process and its temp dir (log, database); killed and
 /// removed when dropped, including when a phase times out.
@@ -175,15 +334,19 @@ struct Server {
     child: Child,
     dir: PathBuf,
     addr: SocketAddr,
+    /// A Node.js server: `GET /gc` before its RSS is read.
+    node: bool,
+    /// Its database, if it has one (read at the end to count the rows).
+    db_url: Option<String>,
 }
 
 impl Server {
-    fn start(mut cmd: Command, dir: PathBuf, addr: SocketAddr) -> Server {
+    fn start(mut cmd: Command, dir: PathBuf, addr: SocketAddr, node: bool, db_url: Option<String>) -> Server {
         let log = std::fs::File::create(dir.join("server.log")).expect("server log");
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         CLEANUP.lock().unwrap().push((child.id(), dir.clone()));
-        Server { child, dir, addr }
+        Server { child, dir, addr, node, db_url }
     }
 
     fn pid(&self) -> u32 {
@@ -202,20 +365,30 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("server exited ({status}) before it was ready:\n{}", self.log());
             }
-            if let Ok(mut s) = TcpStream::connect(self.addr).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let req = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
-                let mut answer = Vec::new();
-                if s.write_all(req.as_bytes()).await.is_ok()
-                    && tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut answer)).await.is_ok()
-                    && answer.starts_with(b"HTTP/1.1 200")
-                {
-                    return;
-                }
+            if http_get(self.addr, "/healthz", Duration::from_secs(2))
+                .await
+                .is_some_and(|a| a.starts_with(b"HTTP/1.1 200"))
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("server not ready within 30 s:\n{}", self.log());
+    }
+
+    /// Resident memory (VmRSS, RssAnon) in KiB; a Node.js server collects
+    /// its garbage first.
+    async fn rss(&self) -> (u64, u64) {
+        if self.node {
+            match http_get(self.addr, "/gc", Duration::from_secs(30)).await {
+                Some(a) if a.starts_with(b"HTTP/1.1 200") => {}
+                other => panic!(
+                    "GET /gc failed ({:?}): is node started with --expose-gc?",
+                    other.map(|a| String::from_utf8_lossy(&a).into_owned())
+                ),
+            }
+        }
+        rss_kib(self.pid())
     }
 }
 
@@ -236,6 +409,17 @@ impl Drop for Server {
     }
 }
 
+/// One HTTP/1.1 GET on a fresh connection: the whole answer, or `None`.
+async fn http_get(addr: SocketAddr, path: &str, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, s.read_to_end(&mut answer)).await.ok()?.ok()?;
+    Some(answer)
+}
+
 /// If the run overshoots its own timeout by a minute, kill what it started and exit.
 fn watchdog(after: Duration) {
     std::thread::spawn(move || {
@@ -244,6 +428,11 @@ fn watchdog(after: Duration) {
         for (pid, dir) in CLEANUP.lock().map(|c| c.clone()).unwrap_or_default() {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             let _ = std::fs::remove_dir_all(dir);
+        }
+        for (admin, name) in PG_DATABASES.lock().map(|c| c.clone()).unwrap_or_default() {
+            let _ = Command::new("timeout")
+                .args(["30", "psql", &admin, "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .status();
         }
         std::process::exit(3);
     });
@@ -254,7 +443,7 @@ fn free_addr() -> SocketAddr {
 }
 
 fn temp_dir(kind: Kind) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("murmur-wsbench-{}-{kind:?}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("murmur-wsbench-{}-{}", std::process::id(), kind.name()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -283,6 +472,18 @@ fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
     (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / ticks_per_second
 }
 
+/// The whole machine's busy CPU time, in seconds, all CPUs: user + nice +
+/// system + irq + softirq + steal from `/proc/stat` (guest time is already
+/// inside user; idle and iowait are not busy).
+fn machine_busy_seconds(ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).unwrap_or_default();
+    let f: Vec<u64> = line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    (at(0) + at(1) + at(2) + at(5) + at(6) + at(7)) as f64 / ticks_per_second
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -293,13 +494,77 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-// ---------------------------------------------------------------------------
-// The two servers
+/// The CPU clocks read at the start and the end of a window.
+#[derive(Clone, Copy)]
+struct Clocks {
+    server: f64,
+    machine: f64,
+    client: f64,
+    at: Instant,
+}
 
-/// One app without identity verification, its owner, and one active
-/// whisper for everyone on `bench-event`.
-async fn seed_murmur(db: &Path) {
-    let store = Store::connect(&DbUrl::parse(&format!("sqlite://{}", db.display())).unwrap()).await.unwrap();
+impl Clocks {
+    fn read(pid: u32, ticks: f64) -> Clocks {
+        Clocks {
+            server: cpu_seconds(pid, ticks),
+            machine: machine_busy_seconds(ticks),
+            client: cpu_seconds(std::process::id(), ticks),
+            at: Instant::now(),
+        }
+    }
+    fn since(&self, before: &Clocks) -> Cpu {
+        Cpu {
+            server: self.server - before.server,
+            machine: self.machine - before.machine,
+            client: self.client - before.client,
+            wall: self.at - before.at,
+        }
+    }
+}
+
+/// CPU seconds used over a window.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: f64,
+    machine: f64,
+    client: f64,
+    wall: Duration,
+}
+
+impl Cpu {
+    /// The machine's busy time less the load client's.
+    fn machine_less_client(&self) -> f64 {
+        (self.machine - self.client).max(0.0)
+    }
+}
+
+fn command_output(cmd: &str, args: &[&str], dir: &Path) -> String {
+    Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// The servers
+
+fn whisper_id(round: usize) -> String {
+    format!("{:024x}", 0xb0000 + round)
+}
+
+fn event_name(round: usize) -> String {
+    format!("bench-event-{round}")
+}
+
+/// One app without identity verification, its owner, and `rounds` active
+/// whispers for everyone, whisper k on the event `bench-event-k`.
+async fn seed_murmur(url: &str, rounds: usize) {
+    let store = Store::connect(&DbUrl::parse(url).unwrap()).await.unwrap();
     store.migrate().await.unwrap();
     let now = now_ms();
     let owner = TeammateRow {
@@ -315,25 +580,61 @@ async fn seed_murmur(db: &Path) {
     let app = AppRow { id: APP_ID.into(), name: "bench".into(), identity_secret_enc: vec![0], created_at: now };
     store.insert_app(&app, &[OWNER_ID]).await.unwrap();
     store.set_identity_enforced(APP_ID, false).await.unwrap();
-    let mut d = from_template(None, OWNER_ID);
-    d.name = "Bench card".into();
-    d.all_users = true;
-    d.conditions = vec![];
-    d.trigger = Trigger::Event(EVENT.into());
-    d.text = "Hi {{ firstName || there }}, your **cart** is waiting.".into();
-    d.buttons = vec![
-        Button { label: "Checkout".into(), action: ButtonAction::Link("https://shop.example/checkout".into()) },
-        Button { label: "I have a question".into(), action: ButtonAction::Reply("I have a question".into()) },
-    ];
-    let errs = d.validate(|_| None);
-    assert!(errs.is_empty(), "bench whisper does not validate: {errs:?}");
-    store.insert_whisper(WHISPER_ID, APP_ID, "active", &d, now).await.unwrap();
+    for round in 0..rounds {
+        let mut d = from_template(None, OWNER_ID);
+        d.name = format!("Bench card {round}");
+        d.all_users = true;
+        d.conditions = vec![];
+        d.trigger = Trigger::Event(event_name(round));
+        d.text = "Hi {{ firstName || there }}, your **cart** is waiting.".into();
+        d.buttons = vec![
+            Button { label: "Checkout".into(), action: ButtonAction::Link("https://shop.example/checkout".into()) },
+            Button { label: "I have a question".into(), action: ButtonAction::Reply("I have a question".into()) },
+        ];
+        let errs = d.validate(|_| None);
+        assert!(errs.is_empty(), "bench whisper does not validate: {errs:?}");
+        store.insert_whisper(&whisper_id(round), APP_ID, "active", &d, now).await.unwrap();
+    }
     store.close().await;
 }
 
-async fn start_murmur(dir: PathBuf, group_commit: Option<bool>) -> Server {
-    let db = dir.join("murmur.db");
-    seed_murmur(&db).await;
+/// A fresh PostgreSQL database for murmur: its URL (dropped by `drop_pg_databases`).
+async fn create_pg_database(admin: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("murmur_wsbench_{}", std::process::id());
+    let mut c = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL for --database postgres at {admin}: {e}"));
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+    let _ = c.close().await;
+    PG_DATABASES.lock().unwrap().push((admin.to_string(), name.clone()));
+    let base = admin.rsplit_once('/').expect("--pg-admin postgres://…/db").0;
+    format!("{base}/{name}")
+}
+
+async fn drop_pg_databases() {
+    use sqlx::Connection;
+    let dbs: Vec<(String, String)> = std::mem::take(&mut *PG_DATABASES.lock().unwrap());
+    for (admin, name) in dbs {
+        let dropped = async {
+            let mut c = sqlx::PgConnection::connect(&admin).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await?;
+            c.close().await
+        };
+        match tokio::time::timeout(Duration::from_secs(30), dropped).await {
+            Ok(Ok(())) => {}
+            other => eprintln!("wsbench: could not drop the database {name}: {:?}", other.map(|r| r.err())),
+        }
+    }
+}
+
+async fn start_murmur(dir: PathBuf, a: &Args) -> Server {
+    let url = match a.database {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("murmur.db").display()),
+        Backend::Postgres => create_pg_database(&a.pg_admin).await,
+    };
+    seed_murmur(&url, a.rounds()).await;
     let exe = std::env::current_exe().unwrap().with_file_name("murmur");
     assert!(
         exe.exists(),
@@ -343,41 +644,95 @@ async fn start_murmur(dir: PathBuf, group_commit: Option<bool>) -> Server {
     let addr = free_addr();
     let mut cmd = Command::new(exe);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("DATABASE_URL", &url)
         .env("DATA_DIR", &dir)
         .env("SECRET_KEY", SECRET_KEY)
         .env("LEPTOS_SITE_ADDR", addr.to_string())
         .env("LEPTOS_OUTPUT_NAME", "murmur")
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn");
-    if let Some(g) = group_commit {
+    if let Some(g) = a.group_commit {
         cmd.env("EVENT_GROUP_COMMIT", g.to_string());
     }
-    let mut s = Server::start(cmd, dir, addr);
+    let mut s = Server::start(cmd, dir, addr, false, Some(url));
     s.ready().await;
     s
 }
 
-fn socketio_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/socketio")
-}
-
-fn socketio_version() -> String {
-    let pkg = std::fs::read_to_string(socketio_dir().join("node_modules/socket.io/package.json")).unwrap_or_default();
+fn node_package_version(kind: Kind, package: &str) -> String {
+    let pkg = std::fs::read_to_string(kind.node_dir().join("node_modules").join(package).join("package.json"))
+        .unwrap_or_default();
     serde_json::from_str::<Value>(&pkg).ok().and_then(|v| v["version"].as_str().map(String::from)).unwrap_or_default()
 }
 
-async fn start_socketio(dir: PathBuf) -> Server {
-    assert!(
-        socketio_dir().join("node_modules/socket.io").exists(),
-        "socket.io is not installed: cd bench/socketio && npm ci"
-    );
+/// Runs `npm ci` in the baseline's directory when its packages are missing
+/// (at most 15 minutes: better-sqlite3 may compile from source).
+fn ensure_node_modules(kind: Kind) {
+    let dir = kind.node_dir();
+    let marker = match kind {
+        Kind::SocketIoDurable => "node_modules/better-sqlite3/build/Release/better_sqlite3.node",
+        _ => "node_modules/socket.io/package.json",
+    };
+    if dir.join(marker).exists() {
+        return;
+    }
+    eprintln!("{}: {} is missing; running npm ci in {}", kind.name(), marker, dir.display());
+    let status = Command::new("timeout")
+        .args(["900", "npm", "ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run npm ci in {}: {e}", dir.display()));
+    assert!(status.success() && dir.join(marker).exists(), "npm ci in {} failed ({status})", dir.display());
+}
+
+async fn start_node(kind: Kind, dir: PathBuf) -> Server {
+    ensure_node_modules(kind);
     let addr = free_addr();
     let mut cmd = Command::new("node");
-    cmd.current_dir(socketio_dir()).arg("server.js").arg(addr.port().to_string());
-    let mut s = Server::start(cmd, dir, addr);
+    cmd.current_dir(kind.node_dir()).arg("--expose-gc").arg("server.js").arg(addr.port().to_string());
+    let mut db_url = None;
+    if kind == Kind::SocketIoDurable {
+        let db = dir.join("durable.db");
+        cmd.arg(&db);
+        db_url = Some(format!("sqlite://{}", db.display()));
+    }
+    let mut s = Server::start(cmd, dir, addr, true, db_url);
     s.ready().await;
     s
+}
+
+/// What the server stored, read from its database at the end: events,
+/// deliveries, deliveries seen, and (murmur) users.
+async fn stored_rows(url: &str, users: bool) -> Result<[Option<i64>; 4], String> {
+    use sqlx::Connection;
+    let queries = [
+        Some("SELECT COUNT(*) FROM events"),
+        Some("SELECT COUNT(*) FROM deliveries"),
+        Some("SELECT COUNT(*) FROM deliveries WHERE state = 'seen'"),
+        users.then_some("SELECT COUNT(*) FROM app_users"),
+    ];
+    let mut out = [None; 4];
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro")).await.map_err(|e| e.to_string())?;
+        for (q, o) in queries.iter().zip(&mut out) {
+            if let Some(q) = q {
+                *o = Some(sqlx::query_scalar::<_, i64>(q).fetch_one(&mut c).await.map_err(|e| e.to_string())?);
+            }
+        }
+        let _ = c.close().await;
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+        for (q, o) in queries.iter().zip(&mut out) {
+            if let Some(q) = q {
+                *o = Some(sqlx::query_scalar::<_, i64>(q).fetch_one(&mut c).await.map_err(|e| e.to_string())?);
+            }
+        }
+        let _ = c.close().await;
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -389,25 +744,42 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 #[derive(Default)]
 struct Seen {
     welcomed: bool,
-    latency: Option<Duration>,
-    received: Option<Instant>,
+    /// Per card: when its track was sent, and the latency.
+    cards: Vec<(Instant, Duration)>,
     /// Closed by the server (or failed) before the end of the run.
     lost: bool,
+}
+
+/// The phases a widget follows after it is welcomed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Run,
+    /// Drop the connection and reconnect; the time the storm began.
+    Storm(Instant),
+    Stop,
 }
 
 /// Shared by all connections of one target.
 struct Shared {
     kind: Kind,
     addr: SocketAddr,
+    ping_every: Duration,
+    storm_new: usize,
     cards: AtomicU64,
     errors: AtomicU64,
-    /// Error frames (murmur's answer to a track it could not handle).
+    /// Error frames (murmur's answer to a frame it could not handle).
     refused: AtomicU64,
     first_error: Mutex<Option<String>>,
     card_bytes: AtomicU64,
+    seens: AtomicU64,
+    pings: AtomicU64,
+    pongs: AtomicU64,
+    /// Cards that came with a welcome after the storm, still unseen.
+    welcome_unseen: AtomicU64,
     /// Notified when a card arrives.
     arrived: Notify,
     connecting: Semaphore,
+    storm_connecting: Semaphore,
 }
 
 impl Shared {
@@ -418,22 +790,45 @@ impl Shared {
             *first = Some(what);
         }
     }
-}
 
-fn track_frame(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Murmur => r#"{"t":"track","name":"bench-event"}"#,
-        Kind::SocketIo => r#"42["track",{}]"#,
+    fn track_frame(&self, round: usize) -> String {
+        let name = event_name(round);
+        match self.kind {
+            Kind::Murmur => json!({"t": "track", "name": name}).to_string(),
+            _ => format!(r#"42["track",{}]"#, json!({ "name": name })),
+        }
+    }
+
+    fn seen_frame(&self, id: &str) -> String {
+        match self.kind {
+            Kind::Murmur => json!({"t": "seen", "id": id}).to_string(),
+            _ => format!(r#"42["seen",{}]"#, json!({ "id": id })),
+        }
+    }
+
+    fn ping_frame(&self) -> &'static str {
+        match self.kind {
+            Kind::Murmur => r#"{"t":"ping"}"#,
+            _ => r#"42["ping"]"#,
+        }
+    }
+
+    /// Whether connection `i` comes back from the storm as a new user:
+    /// exactly `storm_new` percent of them, spread evenly.
+    fn new_after_storm(&self, i: usize) -> bool {
+        (i + 1) * self.storm_new / 100 > i * self.storm_new / 100
     }
 }
 
 /// Opens the socket and completes the protocol's handshake: murmur's
-/// hello/welcome, or Engine.IO open + socket.io connect to "/".
-async fn open(shared: &Shared, i: usize) -> Result<Ws, String> {
+/// hello/welcome, or Engine.IO open + socket.io connect to "/". Returns
+/// the socket and the ids of unseen cards that came with the welcome.
+async fn open(shared: &Shared, i: usize, fresh: bool) -> Result<(Ws, Vec<String>), String> {
     let addr = shared.addr;
+    let user = if fresh { format!("bench-storm-{i}") } else { format!("bench-{i}") };
     let url = match shared.kind {
         Kind::Murmur => format!("ws://{addr}/widget/ws"),
-        Kind::SocketIo => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&user=bench-{i}"),
+        _ => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&user={user}"),
     };
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
     req.headers_mut().insert("Origin", format!("http://{addr}").parse().unwrap());
@@ -441,18 +836,27 @@ async fn open(shared: &Shared, i: usize) -> Result<Ws, String> {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    let mut unseen = Vec::new();
     match shared.kind {
         Kind::Murmur => {
-            let hello = json!({"t": "hello", "app": APP_ID, "device": format!("bench-device-{i:08}"),
-                               "userId": format!("bench-{i}")});
+            let device = if fresh { format!("bench-storm-{i:08}") } else { format!("bench-device-{i:08}") };
+            // As messenger.js says it (identity verification is off, so a
+            // userId needs no JWT).
+            let hello = json!({"t": "hello", "app": APP_ID, "device": device, "platform": "web",
+                               "since": null, "userId": user});
             send(&mut ws, hello.to_string()).await?;
             let first = next_text(&mut ws).await?;
             let v: Value = serde_json::from_str(&first).map_err(|e| format!("{e}: {first}"))?;
             if v["t"] != "welcome" {
                 return Err(format!("expected welcome, got {first}"));
             }
+            for c in v["cards"].as_array().into_iter().flatten() {
+                if c["seen"] == false {
+                    unseen.extend(c["id"].as_str().map(String::from));
+                }
+            }
         }
-        Kind::SocketIo => {
+        _ => {
             let open = next_text(&mut ws).await?;
             if !open.starts_with('0') {
                 return Err(format!("expected an Engine.IO open packet, got {open}"));
@@ -464,7 +868,7 @@ async fn open(shared: &Shared, i: usize) -> Result<Ws, String> {
             }
         }
     }
-    Ok(ws)
+    Ok((ws, unseen))
 }
 
 async fn send(ws: &mut Ws, text: String) -> Result<(), String> {
@@ -483,80 +887,133 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
     }
 }
 
-/// One widget: opens, reports ready, sends its one track when told, times
-/// the card, and holds the connection until `stop`.
+/// A handshake with a 30 s bound, counted as an error when it fails.
+async fn open_bounded(shared: &Shared, i: usize, fresh: bool, permits: &Semaphore) -> Option<(Ws, Vec<String>)> {
+    let permit = permits.acquire().await.unwrap();
+    let opened = tokio::time::timeout(Duration::from_secs(30), open(shared, i, fresh)).await;
+    drop(permit);
+    match opened {
+        Ok(Ok(o)) => Some(o),
+        Ok(Err(e)) => {
+            shared.error(e);
+            None
+        }
+        Err(_) => {
+            shared.error("handshake timed out (30 s)".into());
+            None
+        }
+    }
+}
+
+/// What a text frame from the server asks of the widget: the id of a card
+/// to mark seen.
+fn on_text(shared: &Shared, seen: &mut Seen, pending: &mut VecDeque<Instant>, t: &str) -> Option<String> {
+    let (kind, body) = match shared.kind {
+        Kind::Murmur => {
+            let v: Value = serde_json::from_str(t).unwrap_or_default();
+            (v["t"].as_str().unwrap_or_default().to_string(), v)
+        }
+        _ => match t.strip_prefix("42") {
+            Some(event) => {
+                let v: Value = serde_json::from_str(event).unwrap_or_default();
+                (v[0].as_str().unwrap_or_default().to_string(), v[1].clone())
+            }
+            None => return None,
+        },
+    };
+    match kind.as_str() {
+        "card" => {
+            let Some(sent_at) = pending.pop_front() else {
+                shared.error(format!("unexpected card: {t}"));
+                return None;
+            };
+            seen.cards.push((sent_at, sent_at.elapsed()));
+            shared.card_bytes.store(t.len() as u64, Ordering::Relaxed);
+            shared.cards.fetch_add(1, Ordering::Relaxed);
+            shared.arrived.notify_one();
+            if body["seen"] == true {
+                return None;
+            }
+            body["id"].as_str().map(String::from)
+        }
+        "pong" => {
+            shared.pongs.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        "error" => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            shared.error(t.to_string());
+            None
+        }
+        _ => None,
+    }
+}
+
+/// One widget: opens, reports ready, sends a track (of the round given)
+/// whenever told, times each card and answers it with `seen`, pings from a
+/// random phase, drops and reopens its connection in the storm, and holds
+/// the connection until `Stop`.
 async fn widget(
     shared: Arc<Shared>,
     i: usize,
     ready: mpsc::UnboundedSender<(usize, bool)>,
-    track: oneshot::Receiver<()>,
-    mut stop: watch::Receiver<bool>,
+    mut tracks: mpsc::UnboundedReceiver<usize>,
+    mut phase: watch::Receiver<Phase>,
+    storm_report: mpsc::UnboundedSender<Option<Duration>>,
 ) -> Seen {
     let mut seen = Seen::default();
-    let permit = shared.connecting.acquire().await.unwrap();
-    let opened = tokio::time::timeout(Duration::from_secs(30), open(&shared, i)).await;
-    drop(permit);
-    let mut ws = match opened {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            shared.error(e);
-            let _ = ready.send((i, false));
-            return seen;
-        }
-        Err(_) => {
-            shared.error("handshake timed out (30 s)".into());
-            let _ = ready.send((i, false));
-            return seen;
-        }
+    let Some((mut ws, _)) = open_bounded(&shared, i, false, &shared.connecting).await else {
+        let _ = ready.send((i, false));
+        return seen;
     };
     seen.welcomed = true;
     let _ = ready.send((i, true));
-    let mut track = Some(track);
-    let mut sent_at: Option<Instant> = None;
-    loop {
+    drop(ready);
+    let mut storm_report = Some(storm_report);
+    let mut rng = Rng::new(i as u64 + u64::from(std::process::id()) * 1_000_003);
+    // Like messenger.js's 20 s interval, from a random phase.
+    let first = tokio::time::Instant::now() + shared.ping_every.mul_f64(rng.unit());
+    let mut ping = tokio::time::interval_at(first, shared.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: VecDeque<Instant> = VecDeque::new();
+    let mut tracks_open = true;
+    let mut to_mark: Vec<String> = Vec::new();
+    'run: loop {
+        for id in to_mark.drain(..) {
+            if let Err(e) = send(&mut ws, shared.seen_frame(&id)).await {
+                shared.error(format!("send seen: {e}"));
+                seen.lost = true;
+                break 'run;
+            }
+            shared.seens.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::select! {
-            go = async { track.as_mut().unwrap().await }, if track.is_some() => {
-                track = None;
-                if go.is_ok() {
-                    sent_at = Some(Instant::now());
-                    if let Err(e) = ws.send(Message::Text(track_frame(shared.kind).into())).await {
+            round = tracks.recv(), if tracks_open => match round {
+                Some(round) => {
+                    pending.push_back(Instant::now());
+                    if let Err(e) = send(&mut ws, shared.track_frame(round)).await {
                         shared.error(format!("send track: {e}"));
                         seen.lost = true;
                         break;
                     }
                 }
+                None => tracks_open = false,
+            },
+            _ = ping.tick() => {
+                if let Err(e) = send(&mut ws, shared.ping_frame().into()).await {
+                    shared.error(format!("send ping: {e}"));
+                    seen.lost = true;
+                    break;
+                }
+                shared.pings.fetch_add(1, Ordering::Relaxed);
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let card = match shared.kind {
-                        Kind::Murmur => {
-                            let v: Value = serde_json::from_str(&t).unwrap_or_default();
-                            if v["t"] == "error" {
-                                shared.refused.fetch_add(1, Ordering::Relaxed);
-                                shared.error(t.to_string());
-                            }
-                            v["t"] == "card"
-                        }
-                        Kind::SocketIo => {
-                            if &*t == "2" {
-                                // Engine.IO heartbeat.
-                                let _ = ws.send(Message::Text("3".into())).await;
-                            }
-                            t.starts_with(r#"42["card""#)
-                        }
-                    };
-                    if card {
-                        match (sent_at, seen.latency) {
-                            (Some(at), None) => {
-                                seen.received = Some(Instant::now());
-                                seen.latency = Some(at.elapsed());
-                                shared.card_bytes.store(t.len() as u64, Ordering::Relaxed);
-                                shared.cards.fetch_add(1, Ordering::Relaxed);
-                                shared.arrived.notify_one();
-                            }
-                            _ => shared.error(format!("unexpected card: {t}")),
-                        }
+                    if shared.kind.socketio() && &*t == "2" {
+                        // Engine.IO heartbeat.
+                        let _ = send(&mut ws, "3".into()).await;
                     }
+                    to_mark.extend(on_text(&shared, &mut seen, &mut pending, &t));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -565,19 +1022,66 @@ async fn widget(
                     break;
                 }
                 None => {
+                    shared.error(format!("connection {i} closed by the server"));
                     seen.lost = true;
                     break;
                 }
             },
-            _ = stop.changed() => break,
+            changed = phase.changed() => {
+                let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Stop };
+                match now {
+                    Phase::Run => {}
+                    Phase::Stop => break,
+                    Phase::Storm(began) => {
+                        let Some(report) = storm_report.take() else { continue };
+                        // Dropped at once: a close frame, no wait for the answer.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                        drop(ws);
+                        let fresh = shared.new_after_storm(i);
+                        match open_bounded(&shared, i, fresh, &shared.storm_connecting).await {
+                            Some((reopened, unseen)) => {
+                                let _ = report.send(Some(began.elapsed()));
+                                ws = reopened;
+                                shared.welcome_unseen.fetch_add(unseen.len() as u64, Ordering::Relaxed);
+                                // messenger.js marks the welcome's unseen cards seen as it shows them.
+                                to_mark.extend(unseen);
+                            }
+                            None => {
+                                let _ = report.send(None);
+                                seen.lost = true;
+                                return seen;
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
     seen
 }
 
+// ---------------------------------------------------------------------------
+// One server's run
+
+/// The reconnect storm's figures.
+#[derive(Default)]
+struct Storm {
+    /// Widgets connected when the storm began (each reports once).
+    asked: usize,
+    welcomed: usize,
+    new_users: usize,
+    /// From the drop to the last welcome.
+    all_welcomed: Option<Duration>,
+    p50: Duration,
+    p99: Duration,
+    cpu: Cpu,
+}
+
 /// The figures for one server.
 struct Outcome {
+    kind: Kind,
     label: String,
+    database: &'static str,
     asked: usize,
     welcomed: usize,
     connect_time: Duration,
@@ -586,20 +1090,35 @@ struct Outcome {
     rss_half: ((u64, u64), usize),
     rss_held: (u64, u64),
     tracks: usize,
+    rounds: usize,
     cards: usize,
     lost: usize,
     errors: u64,
     refused: u64,
     first_error: Option<String>,
     card_bytes: u64,
+    seens: u64,
+    /// Unseen cards that came with the storm's welcomes (marked seen then).
+    welcome_unseen: u64,
+    pings: u64,
+    pongs: u64,
     /// First track to last card.
     phase: Duration,
+    /// Per card: send time from the window's start, and latency; by send time.
+    samples: Vec<(Duration, Duration)>,
+    /// Latencies, sorted.
     latencies: Vec<Duration>,
-    cpu: f64,
     /// First track to the last card, or to the end of the wait for missing ones.
-    cpu_window: Duration,
-    client_cpu: f64,
+    cpu: Cpu,
+    /// The machine's busy time less the client's, per second, while the
+    /// connections were open and idle (pings only), before the tracks.
+    background: f64,
     max_send_lag: Duration,
+    storm: Storm,
+    /// Rows in the server's database at the end: events, deliveries, seen, users.
+    stored: Option<Result<[Option<i64>; 4], String>>,
+    /// The write batches, where the server tells them.
+    batches: String,
 }
 
 impl Outcome {
@@ -614,35 +1133,48 @@ impl Outcome {
         let ((rss, _), n) = self.rss_half;
         (self.rss_held.0 as f64 - rss as f64) / (self.welcomed.saturating_sub(n)).max(1) as f64
     }
-    fn cpu_per_card_us(&self) -> f64 {
-        self.cpu * 1e6 / self.cards.max(1) as f64
+    fn per_card_us(&self, seconds: f64) -> f64 {
+        seconds * 1e6 / self.cards.max(1) as f64
     }
     fn pct(&self, q: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((q * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len()) - 1;
-        self.latencies[i]
+        percentile(&self.latencies, q)
     }
+}
+
+/// The `q` quantile (nearest rank) of sorted values.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
 }
 
 async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     let pid = server.pid();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = rss_kib(pid);
+    let rss_idle = server.rss().await;
     let shared = Arc::new(Shared {
         kind,
         addr: server.addr,
+        ping_every: a.ping_every,
+        storm_new: a.storm_new,
         cards: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         first_error: Mutex::new(None),
         card_bytes: AtomicU64::new(0),
+        seens: AtomicU64::new(0),
+        pings: AtomicU64::new(0),
+        pongs: AtomicU64::new(0),
+        welcome_unseen: AtomicU64::new(0),
         arrived: Notify::new(),
         connecting: Semaphore::new(CONNECTING),
+        storm_connecting: Semaphore::new(a.storm_concurrency),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (phase_tx, phase_rx) = watch::channel(Phase::Run);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    let (storm_tx, mut storm_rx) = mpsc::unbounded_channel();
     let mut triggers = Vec::with_capacity(a.connections);
     let mut tasks = Vec::with_capacity(a.connections);
     // Two halves, each settled and measured: the growth from the first half
@@ -651,13 +1183,21 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     let mut open = Vec::with_capacity(a.connections);
     let mut connect_time = Duration::ZERO;
     let mut rss_half = ((0, 0), 0);
+    let mut background = 0.0;
     let half = a.connections / 2;
     for range in [0..half, half..a.connections] {
         let connect_started = Instant::now();
         for i in range.clone() {
-            let (tx, rx) = oneshot::channel();
-            triggers.push(Some(tx));
-            tasks.push(tokio::spawn(widget(shared.clone(), i, ready_tx.clone(), rx, stop_rx.clone())));
+            let (tx, rx) = mpsc::unbounded_channel();
+            triggers.push(tx);
+            tasks.push(tokio::spawn(widget(
+                shared.clone(),
+                i,
+                ready_tx.clone(),
+                rx,
+                phase_rx.clone(),
+                storm_tx.clone(),
+            )));
         }
         // Every connection reports once, welcomed or not (each handshake is bounded).
         for _ in range.clone() {
@@ -669,18 +1209,32 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         }
         connect_time += connect_started.elapsed();
         eprintln!("  {} of {} connections welcomed", open.len(), range.end);
+        let settle_from = Clocks::read(pid, ticks);
         tokio::time::sleep(SETTLE).await;
         if range.start == 0 {
-            rss_half = (rss_kib(pid), open.len());
+            rss_half = (server.rss().await, open.len());
+        } else {
+            let idle = Clocks::read(pid, ticks).since(&settle_from);
+            background = idle.machine_less_client() / idle.wall.as_secs_f64();
         }
     }
     drop(ready_tx);
-    let rss_held = rss_kib(pid);
+    drop(storm_tx);
+    let rss_held = server.rss().await;
+    // The connections in a random order, so that a user's tracks are not
+    // always its neighbour's in time.
+    let mut rng = Rng::new(u64::from(std::process::id()));
+    for k in (1..open.len()).rev() {
+        open.swap(k, (rng.next() % (k as u64 + 1)) as usize);
+    }
 
-    // The tracks: `rate` per second, each open connection at most once.
-    let tracks = open.len().min((a.rate * a.seconds) as usize);
-    let cpu_before = cpu_seconds(pid, ticks);
-    let client_before = cpu_seconds(std::process::id(), ticks);
+    // The tracks: `rate` per second, round-robin over the open connections,
+    // round k using event k (murmur's whisper k), each user at most `rounds` times.
+    let n = open.len().max(1);
+    let rounds = a.rounds();
+    let tracks = ((a.rate * a.seconds) as usize).min(open.len() * rounds);
+    eprintln!("  {tracks} tracks at {}/s ({rounds} per user at most)", a.rate);
+    let before = Clocks::read(pid, ticks);
     let started = Instant::now();
     let mut sent = 0;
     let mut max_send_lag = Duration::ZERO;
@@ -689,9 +1243,7 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         while sent < due {
             let scheduled = Duration::from_secs_f64(sent as f64 / a.rate as f64);
             max_send_lag = max_send_lag.max(started.elapsed().saturating_sub(scheduled));
-            if let Some(tx) = triggers[open[sent]].take() {
-                let _ = tx.send(());
-            }
+            let _ = triggers[open[sent % n]].send(sent / n);
             sent += 1;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -703,34 +1255,96 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
             break;
         }
     }
-    let cpu = cpu_seconds(pid, ticks) - cpu_before;
-    let cpu_window = started.elapsed();
-    let client_cpu = cpu_seconds(std::process::id(), ticks) - client_before;
-
-    let _ = stop_tx.send(true);
+    let cpu = Clocks::read(pid, ticks).since(&before);
     drop(triggers);
-    let mut latencies = Vec::with_capacity(tracks);
+    let cards_in_window = shared.cards.load(Ordering::Relaxed);
+    eprintln!("  {cards_in_window} of {tracks} cards in {:.1} s", cpu.wall.as_secs_f64());
+
+    // The reconnect storm.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let storm_before = Clocks::read(pid, ticks);
+    let began = Instant::now();
+    let _ = phase_tx.send(Phase::Storm(began));
+    let mut storm = Storm::default();
+    let mut times = Vec::new();
+    let storm_until = tokio::time::Instant::now() + STORM_LIMIT;
+    while let Ok(Some(report)) = tokio::time::timeout_at(storm_until, storm_rx.recv()).await {
+        storm.asked += 1;
+        if let Some(t) = report {
+            times.push(t);
+        }
+    }
+    storm.cpu = Clocks::read(pid, ticks).since(&storm_before);
+    times.sort();
+    storm.welcomed = times.len();
+    storm.new_users = open.iter().filter(|&&i| shared.new_after_storm(i)).count();
+    storm.all_welcomed = times.last().copied();
+    storm.p50 = percentile(&times, 0.5);
+    storm.p99 = percentile(&times, 0.99);
+    eprintln!(
+        "  storm: {} of {} back in {:.2} s",
+        storm.welcomed,
+        storm.asked,
+        storm.all_welcomed.unwrap_or_default().as_secs_f64()
+    );
+    // Let the welcome's seen frames go out (and be written) before stopping.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stored = match &server.db_url {
+        Some(url) => Some(
+            tokio::time::timeout(Duration::from_secs(30), stored_rows(url, kind == Kind::Murmur))
+                .await
+                .unwrap_or_else(|_| Err("timed out".into())),
+        ),
+        None => None,
+    };
+    let batches = match kind {
+        Kind::Murmur => "not reported (murmur does not log them)".to_string(),
+        Kind::SocketIo => "none (nothing is written)".to_string(),
+        Kind::SocketIoDurable => write_batches(server).await,
+    };
+
+    let _ = phase_tx.send(Phase::Stop);
+    let mut samples = Vec::with_capacity(tracks);
     let mut lost = 0;
     let mut last_card = started;
     for t in tasks {
         if let Ok(Ok(seen)) = tokio::time::timeout(Duration::from_secs(30), t).await {
-            latencies.extend(seen.latency);
-            last_card = last_card.max(seen.received.unwrap_or(started));
+            for (sent_at, latency) in seen.cards {
+                samples.push((sent_at.saturating_duration_since(started), latency));
+                last_card = last_card.max(sent_at + latency);
+            }
             lost += usize::from(seen.welcomed && seen.lost);
         }
     }
+    samples.sort();
+    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.1).collect();
     latencies.sort();
     let phase = last_card - started;
     // murmur inherits this program's environment (COMMIT_WINDOW_MS, say).
     let window = std::env::var("COMMIT_WINDOW_MS").map(|w| format!(", COMMIT_WINDOW_MS={w}")).unwrap_or_default();
+    let node = command_output("node", &["--version"], Path::new("."));
     let label = match (kind, a.group_commit) {
         (Kind::Murmur, None) => format!("murmur{window}"),
         (Kind::Murmur, Some(g)) => format!("murmur, EVENT_GROUP_COMMIT={g}{window}"),
-        (Kind::SocketIo, _) => format!("socket.io {}", socketio_version()),
+        (Kind::SocketIo, _) => {
+            format!("socket.io {} (Node.js {node}), relay only", node_package_version(kind, "socket.io"))
+        }
+        (Kind::SocketIoDurable, _) => format!(
+            "socket.io {} + better-sqlite3 {} (Node.js {node})",
+            node_package_version(kind, "socket.io"),
+            node_package_version(kind, "better-sqlite3")
+        ),
+    };
+    let database = match (kind, a.database) {
+        (Kind::Murmur, Backend::Sqlite) | (Kind::SocketIoDurable, _) => "SQLite",
+        (Kind::Murmur, Backend::Postgres) => "PostgreSQL",
+        (Kind::SocketIo, _) => "none",
     };
     let first_error = shared.first_error.lock().unwrap().clone();
     Outcome {
+        kind,
         label,
+        database,
         asked: a.connections,
         welcomed: open.len(),
         connect_time,
@@ -738,33 +1352,66 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         rss_half,
         rss_held,
         tracks,
+        rounds,
         cards: latencies.len(),
         lost,
         errors: shared.errors.load(Ordering::Relaxed),
         refused: shared.refused.load(Ordering::Relaxed),
         first_error,
         card_bytes: shared.card_bytes.load(Ordering::Relaxed),
+        seens: shared.seens.load(Ordering::Relaxed),
+        welcome_unseen: shared.welcome_unseen.load(Ordering::Relaxed),
+        pings: shared.pings.load(Ordering::Relaxed),
+        pongs: shared.pongs.load(Ordering::Relaxed),
         phase,
+        samples,
         latencies,
         cpu,
-        cpu_window,
-        client_cpu,
+        background,
         max_send_lag,
+        storm,
+        stored,
+        batches,
     }
+}
+
+/// The durable baseline's write batches (`GET /stats`), the whole run's.
+async fn write_batches(server: &Server) -> String {
+    let answer = http_get(server.addr, "/stats", Duration::from_secs(5)).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&answer);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    // The JSON object, whatever the transfer encoding.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(from), Some(to)) if from < to => &body[from..=to],
+        _ => body,
+    };
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    if n("batches") == 0 {
+        return format!("unknown (GET /stats: {:?})", text.lines().next().unwrap_or_default());
+    }
+    format!(
+        "{} transactions, {:.1} tracks + {:.1} seens each on average, largest {}",
+        thousands(n("batches") as usize),
+        n("tracks") as f64 / n("batches") as f64,
+        n("seens") as f64 / n("batches") as f64,
+        n("largest")
+    )
 }
 
 async fn run(a: &Args) -> Vec<Outcome> {
     let ticks = clock_ticks();
     let mut outcomes = Vec::new();
     for &kind in &a.targets {
-        eprintln!("{kind:?}: starting");
+        eprintln!("{}: starting", kind.name());
         let dir = temp_dir(kind);
         let server = match kind {
-            Kind::Murmur => start_murmur(dir, a.group_commit).await,
-            Kind::SocketIo => start_socketio(dir).await,
+            Kind::Murmur => start_murmur(dir, a).await,
+            _ => start_node(kind, dir).await,
         };
         let o = measure(kind, &server, a, ticks).await;
         drop(server);
+        drop_pg_databases().await;
         // Let the closed sockets' TIME_WAIT and the CPU settle before the next one.
         tokio::time::sleep(Duration::from_secs(2)).await;
         outcomes.push(o);
@@ -795,144 +1442,393 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn report(a: &Args, outcomes: &[Outcome]) {
+fn storm_cell(s: &Storm) -> String {
+    match s.all_welcomed {
+        Some(t) if s.welcomed == s.asked => format!("{:.2} s", t.as_secs_f64()),
+        Some(t) => format!("{:.2} s ({} of {} back)", t.as_secs_f64(), thousands(s.welcomed), thousands(s.asked)),
+        None => format!("none back (0 of {})", thousands(s.asked)),
+    }
+}
+
+fn report(a: &Args, outcomes: &[Outcome], svg: Option<&Path>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"], root);
+    let dirty = !command_output("git", &["status", "--porcelain", "--untracked-files=no"], root).is_empty();
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root);
     println!(
-        "\n{} connections per server, {} tracks/s for {} s (each user once), loopback, one server at a time\n",
+        "\n### Widget connections: {} widgets, {} tracks/s for {} s, murmur on {} — commit {commit}{}, {date}\n",
         thousands(a.connections),
         thousands(a.rate as usize),
-        a.seconds
+        a.seconds,
+        if a.database == Backend::Sqlite { "SQLite" } else { "PostgreSQL" },
+        if dirty { " (with uncommitted changes)" } else { "" },
     );
-    let header: Vec<&str> = outcomes.iter().map(|o| o.label.as_str()).collect();
-    let ratio = outcomes.len() == 2 && outcomes[0].label.starts_with("murmur");
     println!(
-        "| measure | {} |{}\n| --- |{}{}",
-        header.join(" | "),
-        if ratio { " socket.io ÷ murmur (target ≥ 3×) |" } else { "" },
-        " --- |".repeat(outcomes.len()),
-        if ratio { " --- |" } else { "" }
+        "`wsbench --connections {} --rate {} --seconds {} --target {} --database {}`; loopback, one server at a \
+         time, the load client on the same machine ({} cores). Latency: track sent → card received. CPU per card, \
+         machine: all CPUs' busy time less the load client's, over first track → last card; server only: the \
+         server process's user + system time. RSS per idle connection: growth with all connections open, settled \
+         (Node.js after a forced GC). Storm: all widgets drop and reconnect at once ({} % as new users, at most {} \
+         handshakes in flight): drop → last welcome.\n",
+        a.connections,
+        a.rate,
+        a.seconds,
+        a.target_name,
+        a.database.name(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        a.storm_new,
+        a.storm_concurrency,
     );
-    let row = |name: &str, cells: Vec<String>, r: Option<String>| {
-        let r = if ratio { format!(" {} |", r.unwrap_or_default()) } else { String::new() };
-        println!("| {name} | {} |{r}", cells.join(" | "));
-    };
-    let ratio_of = |f: &dyn Fn(&Outcome) -> f64| {
-        ratio.then(|| {
-            let (m, s) = (f(&outcomes[0]), f(&outcomes[1]));
-            let r = s / m;
-            if !(m > 0.0 && r > 0.0) {
-                "–".into()
-            } else if r >= 1.0 {
-                format!("**{r:.2}×** (murmur better)")
-            } else {
-                format!("**{r:.3}×** (murmur {:.1}× worse)", 1.0 / r)
-            }
-        })
-    };
-    row(
-        "connections welcomed",
-        outcomes.iter().map(|o| format!("{} of {}", thousands(o.welcomed), thousands(o.asked))).collect(),
-        None,
+    println!(
+        "| server | database | p50 | p99 | max | cards delivered / expected | CPU per card, machine | \
+         CPU per card, server only | RSS per idle connection | reconnect storm: all welcomed |"
     );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for o in outcomes {
+        println!(
+            "| {} | {} | {} ms | {} ms | {} ms | {} / {} | {:.0} µs | {:.0} µs | {:.2} KiB | {} |",
+            o.label,
+            o.database,
+            ms(o.pct(0.50)),
+            ms(o.pct(0.99)),
+            ms(o.pct(1.0)),
+            thousands(o.cards),
+            thousands(o.tracks),
+            o.per_card_us(o.cpu.machine_less_client()),
+            o.per_card_us(o.cpu.server),
+            o.per_conn_kib(),
+            storm_cell(&o.storm),
+        );
+    }
+
+    println!("\n<details><summary>Details</summary>\n");
+    let header: Vec<&str> = outcomes.iter().map(|o| o.kind.name()).collect();
+    println!("| measure | {} |\n| --- |{}", header.join(" | "), " --- |".repeat(outcomes.len()));
+    let row = |name: &str, cells: Vec<String>| println!("| {name} | {} |", cells.join(" | "));
+    let each = |f: &dyn Fn(&Outcome) -> String| outcomes.iter().map(f).collect::<Vec<_>>();
+    row("connections welcomed", each(&|o| format!("{} of {}", thousands(o.welcomed), thousands(o.asked))));
     row(
         &format!("time to open and welcome them ({CONNECTING} handshakes at a time)"),
-        outcomes.iter().map(|o| format!("{:.1} s", o.connect_time.as_secs_f64())).collect(),
-        None,
+        each(&|o| format!("{:.1} s", o.connect_time.as_secs_f64())),
     );
     row(
         "server RSS idle → with the connections (settled 3 s)",
-        outcomes.iter().map(|o| format!("{} → {}", mib(o.rss_idle.0), mib(o.rss_held.0))).collect(),
-        None,
+        each(&|o| format!("{} → {}", mib(o.rss_idle.0), mib(o.rss_held.0))),
     );
-    row(
-        "**memory per connection** (RSS growth ÷ connections)",
-        outcomes.iter().map(|o| format!("**{:.2} KiB**", o.per_conn_kib())).collect(),
-        ratio_of(&|o: &Outcome| o.per_conn_kib()),
-    );
+    row("memory per connection (RSS growth ÷ connections)", each(&|o| format!("{:.2} KiB", o.per_conn_kib())));
     row(
         "of which anonymous memory (RssAnon growth ÷ connections)",
-        outcomes.iter().map(|o| format!("{:.2} KiB", o.anon_per_conn_kib())).collect(),
-        ratio_of(&|o: &Outcome| o.anon_per_conn_kib()),
+        each(&|o| format!("{:.2} KiB", o.anon_per_conn_kib())),
     );
     row(
         "marginal: RSS growth from the first half of the connections to all ÷ the second half",
-        outcomes.iter().map(|o| format!("{:.2} KiB", o.marginal_kib())).collect(),
-        ratio_of(&|o: &Outcome| o.marginal_kib()),
+        each(&|o| format!("{:.2} KiB", o.marginal_kib())),
     );
     row(
-        "tracks sent → cards received (tracks answered with an error)",
-        outcomes
-            .iter()
-            .map(|o| format!("{} → {} ({})", thousands(o.tracks), thousands(o.cards), thousands(o.refused as usize)))
-            .collect(),
-        None,
+        "tracks sent (rounds per user) → cards received (answered with an error)",
+        each(&|o| {
+            format!(
+                "{} ({}) → {} ({})",
+                thousands(o.tracks),
+                o.rounds,
+                thousands(o.cards),
+                thousands(o.refused as usize)
+            )
+        }),
     );
     row(
         "achieved rate (cards ÷ first track to last card)",
-        outcomes.iter().map(|o| format!("{:.0}/s", o.cards as f64 / o.phase.as_secs_f64())).collect(),
-        None,
+        each(&|o| format!("{:.0}/s", o.cards as f64 / o.phase.as_secs_f64().max(1e-9))),
     );
-    row("card frame size", outcomes.iter().map(|o| format!("{} bytes", o.card_bytes)).collect(), None);
+    row("card frame size", each(&|o| format!("{} bytes", o.card_bytes)));
     row(
-        "**event-to-card latency** p50 / p95 / **p99** / max",
-        outcomes
-            .iter()
-            .map(|o| {
-                format!("{} / {} / **{}** / {} ms", ms(o.pct(0.50)), ms(o.pct(0.95)), ms(o.pct(0.99)), ms(o.pct(1.0)))
-            })
-            .collect(),
-        ratio_of(&|o: &Outcome| o.pct(0.99).as_secs_f64()).map(|r| format!("p99: {r}")),
-    );
-    row(
-        &format!("server CPU (user + system), first track to last card or {} s wait for missing ones", DRAIN.as_secs()),
-        outcomes.iter().map(|o| format!("{:.2} s in {:.1} s", o.cpu, o.cpu_window.as_secs_f64())).collect(),
-        None,
+        "latency p50 / p95 / p99 / p99.9 / max",
+        each(&|o| {
+            format!(
+                "{} / {} / {} / {} / {} ms",
+                ms(o.pct(0.50)),
+                ms(o.pct(0.95)),
+                ms(o.pct(0.99)),
+                ms(o.pct(0.999)),
+                ms(o.pct(1.0))
+            )
+        }),
     );
     row(
-        "**CPU per delivered message**",
-        outcomes.iter().map(|o| format!("**{:.0} µs**", o.cpu_per_card_us())).collect(),
-        ratio_of(&|o: &Outcome| o.cpu_per_card_us()),
+        &format!("CPU window: first track to last card or {} s wait for missing ones", DRAIN.as_secs()),
+        each(&|o| format!("{:.1} s", o.cpu.wall.as_secs_f64())),
     );
     row(
-        "CPU per track sent (whether or not its card came)",
-        outcomes.iter().map(|o| format!("{:.0} µs", o.cpu * 1e6 / o.tracks.max(1) as f64)).collect(),
-        ratio_of(&|o: &Outcome| o.cpu / o.tracks.max(1) as f64),
+        "machine busy (all CPUs) / load client / machine less client, over the window",
+        each(&|o| format!("{:.2} / {:.2} / {:.2} s", o.cpu.machine, o.cpu.client, o.cpu.machine_less_client())),
+    );
+    row("server process CPU (user + system) over the window", each(&|o| format!("{:.2} s", o.cpu.server)));
+    row(
+        "CPU per card: machine less client / server process only",
+        each(&|o| format!("{:.0} / {:.0} µs", o.per_card_us(o.cpu.machine_less_client()), o.per_card_us(o.cpu.server))),
+    );
+    row(
+        "machine less client while idle (connections open, pings only), before the tracks",
+        each(&|o| format!("{:.0} % of a core", o.background * 100.0)),
+    );
+    row(
+        "seen frames sent (of which for unseen cards in the storm's welcomes)",
+        each(&|o| format!("{} ({})", thousands(o.seens as usize), thousands(o.welcome_unseen as usize))),
+    );
+    row(
+        "pings sent → pongs received",
+        each(&|o| format!("{} → {}", thousands(o.pings as usize), thousands(o.pongs as usize))),
+    );
+    row(
+        "storm: back / asked (new users); p50 / p99 of the reconnect times, and the last welcome",
+        each(&|o| {
+            format!(
+                "{} / {} ({}); {:.2} / {:.2} s, {}",
+                thousands(o.storm.welcomed),
+                thousands(o.storm.asked),
+                thousands(o.storm.new_users),
+                o.storm.p50.as_secs_f64(),
+                o.storm.p99.as_secs_f64(),
+                storm_cell(&o.storm)
+            )
+        }),
+    );
+    row(
+        "storm: server CPU / machine less client",
+        each(&|o| format!("{:.2} / {:.2} s", o.storm.cpu.server, o.storm.cpu.machine_less_client())),
     );
     row(
         "connections lost during the run / other errors",
-        outcomes.iter().map(|o| format!("{} / {}", o.lost, o.errors - o.refused)).collect(),
-        None,
+        each(&|o| format!("{} / {}", o.lost, o.errors.saturating_sub(o.refused))),
     );
+    row("load client: latest track behind its schedule", each(&|o| format!("{} ms", ms(o.max_send_lag))));
     row(
-        "load client (same 2 cores): its CPU over the same phase",
-        outcomes.iter().map(|o| format!("{:.2} s", o.client_cpu)).collect(),
-        None,
+        "stored at the end: events / deliveries (seen) / users",
+        each(&|o| match &o.stored {
+            None => "nothing (no database)".into(),
+            Some(Err(e)) => format!("could not read: {e}"),
+            Some(Ok([events, deliveries, seen, users])) => {
+                let n = |v: &Option<i64>| v.map_or("–".into(), |v| thousands(v as usize));
+                format!("{} / {} ({}) / {}", n(events), n(deliveries), n(seen), n(users))
+            }
+        }),
     );
-    row(
-        "load client: latest track behind its schedule",
-        outcomes.iter().map(|o| format!("{} ms", ms(o.max_send_lag))).collect(),
-        None,
-    );
+    row("write batches (whole run)", each(&|o| o.batches.clone()));
+    println!("\n</details>\n");
+    for o in outcomes.iter().filter(|o| o.background > 0.25) {
+        println!(
+            "**Warning:** while {}'s connections were idle, the machine (less the load client) was {:.0} % of a core \
+             busy: something else was running, and the CPU per card (machine) includes it.\n",
+            o.kind.name(),
+            o.background * 100.0
+        );
+    }
+    if let Some(svg) = svg {
+        let shown = svg.strip_prefix(root).unwrap_or(svg);
+        println!("Latency against send time: `{}`\n", shown.display());
+    }
     for o in outcomes {
         if let Some(e) = &o.first_error {
-            eprintln!("{}: first error: {}", o.label, e.chars().take(300).collect::<String>());
+            eprintln!("{}: first error: {}", o.kind.name(), e.chars().take(300).collect::<String>());
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The plot
+
+/// Latency (log scale) against send time, per `BIN` of send time: p50, p99
+/// and max; one panel per server.
+fn svg(a: &Args, outcomes: &[Outcome]) -> String {
+    const W: f64 = 960.0;
+    const H: f64 = 300.0;
+    const LEFT: f64 = 70.0;
+    const RIGHT: f64 = 20.0;
+    const TOP: f64 = 48.0;
+    const BOTTOM: f64 = 40.0;
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let span = outcomes
+        .iter()
+        .filter_map(|o| o.samples.last().map(|s| s.0.as_secs_f64()))
+        .fold(a.seconds as f64, f64::max)
+        .max(1.0);
+    let worst = outcomes.iter().filter_map(|o| o.latencies.last()).max().copied().unwrap_or_default();
+    // Decades from 0.1 ms to the one above the worst latency (at least 100 ms).
+    let (lo, hi) = (-1.0f64, (worst.as_secs_f64() * 1000.0).max(100.0).log10().ceil());
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let x_tick = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0].into_iter().find(|t| span / t <= 12.0).unwrap_or(300.0);
+    let mut s = String::new();
+    let total_h = H * outcomes.len().max(1) as f64;
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{total_h}" viewBox="0 0 {W} {total_h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{total_h}" fill="white"/>"#);
+    for (p, o) in outcomes.iter().enumerate() {
+        let y0 = H * p as f64;
+        let x = |t: f64| LEFT + t / span * plot_w;
+        let y = |ms: f64| y0 + TOP + plot_h * (1.0 - (ms.max(0.1).log10() - lo) / (hi - lo));
+        let _ = writeln!(
+            s,
+            r#"<text x="{LEFT}" y="{}" font-size="14" font-weight="bold">{} ({})</text><text x="{LEFT}" y="{}">p50 {} ms, p99 {} ms, max {} ms, {} of {} cards</text>"#,
+            y0 + 18.0,
+            esc(&o.label),
+            o.database,
+            y0 + 36.0,
+            ms(o.pct(0.5)),
+            ms(o.pct(0.99)),
+            ms(o.pct(1.0)),
+            thousands(o.cards),
+            thousands(o.tracks)
+        );
+        // Axes and grid.
+        let _ = writeln!(
+            s,
+            r##"<rect x="{LEFT}" y="{}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##,
+            y0 + TOP
+        );
+        let mut d = lo;
+        while d <= hi + 1e-9 {
+            let v = 10f64.powf(d);
+            let yy = y(v);
+            let label = if v >= 1000.0 { format!("{} s", v / 1000.0) } else { format!("{v} ms") };
+            let _ = writeln!(
+                s,
+                r##"<line x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{label}</text>"##,
+                LEFT + plot_w,
+                LEFT - 6.0,
+                yy + 4.0
+            );
+            d += 1.0;
+        }
+        let mut t = 0.0;
+        while t <= span + 1e-9 {
+            let xx = x(t);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{}" y2="{}" stroke="#eee"/><text x="{xx:.1}" y="{}" text-anchor="middle">{t} s</text>"##,
+                y0 + TOP,
+                y0 + TOP + plot_h,
+                y0 + TOP + plot_h + 16.0
+            );
+            t += x_tick;
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">send time (from the first track)</text>"#,
+            LEFT + plot_w / 2.0,
+            y0 + H - 6.0
+        );
+        // Per bin: p50, p99, max.
+        let bins = (span / BIN.as_secs_f64()).ceil() as usize + 1;
+        let mut per_bin: Vec<Vec<Duration>> = vec![Vec::new(); bins];
+        for (at, lat) in &o.samples {
+            let b = ((at.as_secs_f64() / BIN.as_secs_f64()) as usize).min(bins - 1);
+            per_bin[b].push(*lat);
+        }
+        for v in &mut per_bin {
+            v.sort();
+        }
+        // max under the others, wider, so that it shows where p99 is the same.
+        for (q, colour, width, name) in
+            [(1.0, "#d62728", 2.5, "max"), (0.99, "#ff7f0e", 1.2, "p99"), (0.5, "#1f77b4", 1.2, "p50")]
+        {
+            let mut path = String::new();
+            let mut pen_down = false;
+            for (b, v) in per_bin.iter().enumerate() {
+                if v.is_empty() {
+                    pen_down = false;
+                    continue;
+                }
+                let xx = x((b as f64 + 0.5) * BIN.as_secs_f64());
+                let yy = y(percentile(v, q).as_secs_f64() * 1000.0);
+                let _ = write!(path, "{}{xx:.1},{yy:.1} ", if pen_down { "L" } else { "M" });
+                pen_down = true;
+            }
+            let _ = writeln!(
+                s,
+                r#"<path d="{path}" fill="none" stroke="{colour}" stroke-width="{width}"><title>{name}</title></path>"#
+            );
+        }
+        for (k, (colour, name)) in [("#1f77b4", "p50"), ("#ff7f0e", "p99"), ("#d62728", "max")].iter().enumerate() {
+            let lx = LEFT + plot_w - 210.0 + 70.0 * k as f64;
+            let _ = writeln!(
+                s,
+                r#"<line x1="{lx}" x2="{}" y1="{}" y2="{}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{name}</text>"#,
+                lx + 20.0,
+                y0 + 32.0,
+                y0 + 32.0,
+                lx + 24.0,
+                y0 + 36.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" font-size="11" fill="#555">per {} ms of send time</text>"##,
+            LEFT + 4.0,
+            y0 + TOP + 12.0,
+            BIN.as_millis()
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write_outputs(a: &Args, outcomes: &[Outcome]) -> Option<PathBuf> {
+    let mut written = None;
+    if let Some(parent) = a.svg.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::write(&a.svg, svg(a, outcomes)) {
+        Ok(()) => {
+            eprintln!("wsbench: wrote {}", a.svg.display());
+            written = Some(a.svg.clone());
+        }
+        Err(e) => eprintln!("wsbench: could not write {}: {e}", a.svg.display()),
+    }
+    if let Some(csv) = &a.csv {
+        let mut out = String::from("server,database,send_ms,latency_ms\n");
+        for o in outcomes {
+            for (at, lat) in &o.samples {
+                let _ = writeln!(
+                    out,
+                    "{},{},{:.3},{:.3}",
+                    o.kind.name(),
+                    o.database,
+                    at.as_secs_f64() * 1000.0,
+                    lat.as_secs_f64() * 1000.0
+                );
+            }
+        }
+        match std::fs::write(csv, out) {
+            Ok(()) => eprintln!("wsbench: wrote {}", csv.display()),
+            Err(e) => eprintln!("wsbench: could not write {}: {e}", csv.display()),
+        }
+    }
+    written
 }
 
 #[tokio::main]
 async fn main() {
     let a = args();
-    ensure_open_files(a.connections as u64 + 512);
+    ensure_open_files(a.connections as u64 + 1024);
     watchdog(Duration::from_secs(a.timeout + 60));
     eprintln!(
-        "wsbench: {} connections, {} tracks/s for {} s, targets {:?}, timeout {} s",
-        a.connections, a.rate, a.seconds, a.targets, a.timeout
+        "wsbench: {} connections, {} tracks/s for {} s, targets {:?}, murmur on {}, timeout {} s",
+        a.connections,
+        a.rate,
+        a.seconds,
+        a.targets,
+        a.database.name(),
+        a.timeout
     );
-    // Both futures are dropped (servers killed, temp dirs removed) before any exit.
+    // The run's future is dropped (servers killed, temp dirs removed) before any exit.
     let finished = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(a.timeout), run(&a)) => Some(r.ok()),
         _ = tokio::signal::ctrl_c() => None,
     };
+    drop_pg_databases().await;
     let outcomes = match finished {
         Some(Some(o)) => o,
         Some(None) => {
@@ -944,5 +1840,6 @@ async fn main() {
             std::process::exit(130);
         }
     };
-    report(&a, &outcomes);
+    let svg = write_outputs(&a, &outcomes);
+    report(&a, &outcomes, svg.as_deref());
 }

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod conditions;
 pub mod messages;
+pub mod office_hours;
 pub mod properties;
 pub mod teammate;
 pub mod template;

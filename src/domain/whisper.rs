@@ -224,6 +224,44 @@ fn cond(property: &str, operator: Operator, value: &str) -> Condition {
     Condition { property: property.into(), operator, value: value.into() }
 }
 
+impl WhisperDraft {
+    /// When this whisper reaches people, in plain words for the editor.
+    pub fn when_sent(&self) -> String {
+        use super::conditions::Operator;
+        match &self.trigger {
+            Trigger::Event(e) if e.trim().is_empty() => "When a user does the event you name, once per user.".into(),
+            Trigger::Event(e) => format!("When a user does “{}”, once per user.", e.trim()),
+            Trigger::AppLaunch => "When they next open your site (once per user: for most, their first visit).".into(),
+            Trigger::FirstMessage => "When they write to you for the first time.".into(),
+            Trigger::PropertyMatch => {
+                let when: Vec<String> = self
+                    .conditions
+                    .iter()
+                    .filter(|c| matches!(c.operator, Operator::MoreThanDaysAgo | Operator::ExactlyDaysAgo))
+                    .filter_map(|c| {
+                        let days: i64 = c.value.trim().parse().ok()?;
+                        let after = match days {
+                            0 => "right".to_string(),
+                            1 => "about 24 h".to_string(),
+                            n => format!("about {n} days"),
+                        };
+                        Some(match c.property.as_str() {
+                            "signedUpAt" => format!("{after} after they sign up"),
+                            "lastSeenAt" => format!("{after} after their last visit"),
+                            p => format!("{after} after their {p}"),
+                        })
+                    })
+                    .collect();
+                if when.is_empty() {
+                    "As soon as a user matches: at once for those who match now, and whenever a change makes another user match.".into()
+                } else {
+                    format!("As time passes: {} (at once for those who match already).", when.join(", and "))
+                }
+            }
+        }
+    }
+}
+
 /// The pre-filled draft for a template key (`None`: start from scratch).
 pub fn from_template(key: Option<&str>, sender_id: &str) -> WhisperDraft {
     let blank = WhisperDraft {
@@ -236,9 +274,11 @@ pub fn from_template(key: Option<&str>, sender_id: &str) -> WhisperDraft {
         buttons: Vec::new(),
     };
     match key {
+        // Every user, on app launch: a whisper reaches a user once ever, so
+        // this is their first launch, however long ago the backend created them.
         Some("welcome") => WhisperDraft {
             name: "Welcome".into(),
-            conditions: vec![cond("signedUpAt", Operator::LessThanDaysAgo, "1")],
+            all_users: true,
             trigger: Trigger::AppLaunch,
             text: "Hi {{ firstName || there }}, welcome! 👋\nWe're here if you have any questions — just reply.".into(),
             ..blank
@@ -305,6 +345,20 @@ mod tests {
         let scratch = from_template(None, "t1");
         let fields: Vec<_> = scratch.validate(none).into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "text", "trigger", "conditions"]);
+    }
+
+    #[test]
+    fn the_editor_says_when_in_plain_words() {
+        let rating = from_template(Some("rating"), "t");
+        assert_eq!(
+            rating.when_sent(),
+            "As time passes: about 5 days after they sign up (at once for those who match already)."
+        );
+        let mut d = from_template(Some("reengage"), "t");
+        assert!(d.when_sent().contains("about 7 days after their last visit"));
+        d.conditions = vec![cond("signedUpAt", Operator::MoreThanDaysAgo, "1")];
+        assert!(d.when_sent().contains("about 24 h after they sign up"));
+        assert!(from_template(Some("welcome"), "t").when_sent().starts_with("When they next open your site"));
     }
 
     #[test]

@@ -236,17 +236,28 @@ impl Engine {
     ) -> Result<(AppUserRow, MessageRow), ActionError> {
         check_user_ref(user_ref)?;
         let now = self.now();
-        let plan = match m.role {
+        let (plan, office_reply) = match m.role {
             Role::AppUser => {
                 let online = self.hub.is_online(user_ref);
-                self.planner.plan(&self.store, app_id, Trigger::FirstMessage, now, online).await
+                let plan = self.planner.plan(&self.store, app_id, Trigger::FirstMessage, now, online).await;
+                // Outside office hours the message gets the office-hours reply
+                // (once per closed period), which stands in for the auto-response.
+                let reply = match self.planner.whispers(&self.store, app_id).await {
+                    Ok(live) => live.office_reply(now),
+                    Err(e) => {
+                        tracing::error!(error = %e, "loading the office hours failed");
+                        None
+                    }
+                };
+                (plan, reply)
             }
-            Role::AppMaker => None,
+            Role::AppMaker => (None, None),
         };
         let pending = PendingMessage {
             app_id: app_id.to_string(),
             user_ref: user_ref.to_string(),
             name_from_user: m.name_from_user,
+            office_reply,
             message: MessageRow {
                 id: new_id(),
                 role: m.role.as_str().to_string(),
@@ -261,8 +272,17 @@ impl Engine {
         }
         // Live to the user's open widgets; an offline user gets it when their widget next starts.
         self.publish_message(&posted.user.id, &posted.message).await;
+        if let Some(reply) = &posted.reply {
+            self.publish_message(&posted.user.id, reply).await;
+        }
         self.publish_deliveries(&posted.delivered).await;
         Ok((posted.user, posted.message))
+    }
+
+    /// With office hours on: whether the team is open now and when it is
+    /// next back (what a starting widget shows).
+    pub async fn office_status(&self, app_id: &str) -> Option<(bool, Option<i64>)> {
+        self.planner.whispers(&self.store, app_id).await.ok()?.office_status(self.now())
     }
 
     /// The user of a starting widget: identified by `user_id` (merging the

@@ -22,6 +22,7 @@
 
 pub mod actions;
 pub mod hub;
+pub mod office;
 pub mod planner;
 pub mod scheduler;
 pub mod writer;

@@ -20,8 +20,10 @@ use crate::{
         template::{self, Segment},
         whisper::{lookup, ButtonAction, Trigger},
     },
+    engine::office::Schedule,
     storage::{
-        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, Planned, Store, StoreResult, UpdatePlan,
+        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, OfficeReply, Planned, Received, Store,
+        StoreResult, UpdatePlan,
     },
 };
 
@@ -72,14 +74,48 @@ struct LiveWhisper {
     buttons: Vec<CardButton>,
 }
 
-/// One app's active whispers and property types, as loaded at `loaded`.
+/// One app's active whispers, property types and office hours, as loaded
+/// at `loaded`.
 pub struct AppWhispers {
     loaded: Instant,
     whispers: Vec<LiveWhisper>,
     types: HashMap<String, PropType>,
+    office: Option<Office>,
+}
+
+/// Office hours in force, with the reply's parsed text.
+struct Office {
+    schedule: Schedule,
+    reply: Vec<Segment>,
 }
 
 impl AppWhispers {
+    /// With office hours on: whether the team is open at `now`, and when
+    /// it is next back (`None` if the week has no hours).
+    pub fn office_status(&self, now: i64) -> Option<(bool, Option<i64>)> {
+        let o = self.office.as_ref()?;
+        Some((o.schedule.is_open(now), o.schedule.next_open(now)))
+    }
+
+    /// Outside office hours: the reply a user's message gets.
+    pub fn office_reply(self: &Arc<Self>, now: i64) -> Option<OfficeReply> {
+        let o = self.office.as_ref()?;
+        if o.schedule.is_open(now) {
+            return None;
+        }
+        let me = self.clone();
+        Some(OfficeReply {
+            id: new_id(),
+            since: o.schedule.last_close(now).unwrap_or(i64::MIN),
+            name: None,
+            text: Arc::new(move |user: &AppUserRow| {
+                let values = RowProps { row: user, types: &me.types }.personal_values();
+                let reply = me.office.as_ref().map(|o| o.reply.as_slice()).unwrap_or_default();
+                template::render_text(reply, |n| lookup(&values, n))
+            }),
+        })
+    }
+
     pub fn fires(&self, trigger: &Trigger) -> bool {
         self.whispers.iter().any(|w| w.trigger == *trigger)
     }
@@ -102,11 +138,11 @@ impl AppWhispers {
     }
 
     /// For a user whose values were just written (`launch`: by the widget's
-    /// start): the app-launch deliveries, and for every property-match
-    /// whisper either a delivery (the user matches now) or the time time
-    /// alone makes them match (`domain::conditions::next_match`), which
-    /// replaces the user's due times.
-    pub fn plan_update(&self, user: &AppUserRow, now: i64, sent: bool, launch: bool) -> Planned {
+    /// start), or who is due: the app-launch deliveries (on a launch), a
+    /// delivery for each property-match whisper they match now and have not
+    /// received, and the earliest time time alone makes them match another
+    /// (`domain::conditions::next_match`), their new due time.
+    pub fn plan_update(&self, user: &AppUserRow, received: &Received, now: i64, sent: bool, launch: bool) -> Planned {
         let mut planned = if launch {
             Planned { deliveries: self.plan(&Trigger::AppLaunch, user, now, sent), ..Planned::default() }
         } else {
@@ -115,31 +151,18 @@ impl AppWhispers {
         let props = RowProps { row: user, types: &self.types };
         let mut values = None;
         for w in self.whispers.iter().filter(|w| w.trigger == Trigger::PropertyMatch) {
-            planned.replace_due = true;
+            planned.sets_due = true;
+            if received.contains(&w.id) {
+                continue;
+            }
             match next_match(&w.conditions, &props, now) {
                 Some(t) if t <= now => {
                     let values = values.get_or_insert_with(|| props.personal_values());
                     planned.deliveries.push(w.deliver(user, values, now, sent));
                 }
-                Some(t) => planned.due.push((w.id.clone(), t)),
+                Some(t) => planned.due = Some(planned.due.map_or(t, |d: i64| d.min(t))),
                 None => {}
             }
-        }
-        planned
-    }
-
-    /// For a due (whisper, user): the delivery if the user matches now, or
-    /// when they next will; nothing if the whisper is no longer active.
-    pub fn plan_due(&self, whisper_id: &str, user: &AppUserRow, now: i64, sent: bool) -> Planned {
-        let mut planned = Planned::default();
-        let Some(w) = self.whispers.iter().find(|w| w.id == whisper_id && w.trigger == Trigger::PropertyMatch) else {
-            return planned;
-        };
-        let props = RowProps { row: user, types: &self.types };
-        match next_match(&w.conditions, &props, now) {
-            Some(t) if t <= now => planned.deliveries.push(w.deliver(user, &props.personal_values(), now, sent)),
-            Some(t) => planned.due.push((w.id.clone(), t)),
-            None => {}
         }
         planned
     }
@@ -236,7 +259,11 @@ impl Planner {
                     .collect(),
             });
         }
-        let fresh = Arc::new(AppWhispers { loaded, whispers, types });
+        let office = store.office_hours(app_id).await?.and_then(|h| {
+            let reply = template::parse(&h.reply).ok()?;
+            Some(Office { schedule: Schedule::of(&h)?, reply })
+        });
+        let fresh = Arc::new(AppWhispers { loaded, whispers, types, office });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(app_id.to_string(), fresh.clone());
         }
@@ -255,7 +282,9 @@ impl Planner {
     ) -> Option<UpdatePlan> {
         match self.whispers(store, app_id).await {
             Ok(live) if live.has_property_match() || (launch && live.fires(&Trigger::AppLaunch)) => {
-                Some(Arc::new(move |user: &AppUserRow| live.plan_update(user, now, sent, launch)) as UpdatePlan)
+                Some(Arc::new(move |user: &AppUserRow, received: &Received| {
+                    live.plan_update(user, received, now, sent, launch)
+                }) as UpdatePlan)
             }
             Ok(_) => None,
             Err(e) => {

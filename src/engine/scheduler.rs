@@ -1,14 +1,15 @@
-//! Property-match whispers as time passes. Every (whisper, user) that time
-//! alone will make match has a due time in `whisper_due` (written with the
-//! user's values, by the writer, and for everyone when a whisper is
-//! activated); a tick claims the rows that are due, checks each user
-//! against the whisper now, delivers or reschedules, in one transaction. A
-//! tick's cost follows the rows due, not the number of users.
+//! Property-match whispers as time passes. Every user whom time alone will
+//! make match an active property-match whisper they have not received has
+//! a due time in `whisper_due`: the earliest such time (written with the
+//! user's values, in the same transaction, and for everyone when a whisper
+//! is activated). A tick claims the users who are due, checks each against
+//! the app's property-match whispers, delivers and reschedules, in one
+//! transaction. A tick's cost follows the users due, not the user count.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::{ActionError, Engine};
-use crate::storage::{AppUserRow, Planned};
+use crate::storage::{AppUserRow, Planned, Received};
 
 /// Due rows claimed per transaction.
 const BATCH: i64 = 500;
@@ -32,10 +33,10 @@ impl Engine {
                 let live = self.planner.whispers(&self.store, &app).await?;
                 whispers.insert(app, live);
             }
-            let plan = |whisper: &str, user: &AppUserRow| match whispers.get(&user.app_id) {
-                Some(live) => live.plan_due(whisper, user, now, false),
+            let plan = |user: &AppUserRow, received: &Received| match whispers.get(&user.app_id) {
+                Some(live) => live.plan_update(user, received, now, false, false),
                 // Its app appeared after the whispers were loaded: check it next round.
-                None => Planned { due: vec![(whisper.to_string(), now)], ..Planned::default() },
+                None => Planned { due: Some(now), sets_due: true, ..Planned::default() },
             };
             let (claimed, delivered) = store.run_due(now, BATCH, &plan).await?;
             self.publish_deliveries(&delivered).await;

@@ -5,6 +5,7 @@
 mod apps;
 mod auth;
 mod frame;
+mod office_hours;
 pub mod preview;
 mod settings;
 mod users;

@@ -186,8 +186,9 @@ pub fn SettingsPage() -> impl IntoView {
                     Ok(s) => view! {
                         <Install s=s.clone()/>
                         <ApiKeys s=s.clone() create_key revoke_key/>
-                        <Identity app_id=s.app.id.clone() enforced=s.identity_enforced roll enforce/>
+                        <Identity app_id=s.app.id.clone() enforced=s.identity_enforced manage=s.can_manage_secrets roll enforce/>
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
+                        <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone()/>
                         <Teammates s add remove/>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),
@@ -221,6 +222,7 @@ fn ApiKeys(
     let created = move || create_key.value().get().and_then(|r| r.ok());
     let app_id = s.app.id.clone();
     let form_app_id = app_id.clone();
+    let manage = s.can_manage_secrets;
     view! {
         <section class="panel" aria-labelledby="keys-h">
             <h2 id="keys-h">"API keys"</h2>
@@ -231,12 +233,18 @@ fn ApiKeys(
                     <code class="secret" data-testid="api-key-secret">{k.secret}</code>
                 </div>
             })}
-            <ActionForm action=create_key>
-                <input type="hidden" name="input[app_id]" value=form_app_id/>
-                <Field id="key-name" label="Key name" name="input[name]" field="name" error hint="For example: production backend."/>
-                <FormError error/>
-                <button type="submit">"Create key"</button>
-            </ActionForm>
+            {if manage {
+                view! {
+                    <ActionForm action=create_key>
+                        <input type="hidden" name="input[app_id]" value=form_app_id/>
+                        <Field id="key-name" label="Key name" name="input[name]" field="name" error hint="For example: production backend."/>
+                        <FormError error/>
+                        <button type="submit">"Create key"</button>
+                    </ActionForm>
+                }.into_any()
+            } else {
+                view! { <p class="muted">"Only the owner can create and revoke keys."</p> }.into_any()
+            }}
             <FormError error=revoke_error/>
             {if s.keys.is_empty() {
                 view! { <p class="muted">"No keys yet."</p> }.into_any()
@@ -254,7 +262,7 @@ fn ApiKeys(
                                         <td>{format_date(k.created_at)}</td>
                                         <td>{if k.revoked { "Revoked" } else { "Active" }}</td>
                                         <td>
-                                            {(!k.revoked).then(|| view! {
+                                            {(manage && !k.revoked).then(|| view! {
                                                 <ActionForm action=revoke_key>
                                                     <input type="hidden" name="input[app_id]" value=app_id.clone()/>
                                                     <input type="hidden" name="input[key_id]" value=k.id.clone()/>
@@ -277,6 +285,7 @@ fn ApiKeys(
 fn Identity(
     app_id: String,
     enforced: bool,
+    manage: bool,
     roll: ServerAction<RollIdentitySecret>,
     enforce: ServerAction<SetIdentityEnforced>,
 ) -> impl IntoView {
@@ -292,25 +301,31 @@ fn Identity(
             <p data-testid="identity-status">
                 {if enforced { "Required: the widget refuses a userId without a valid JWT." } else { "Not required: anyone can claim a userId in the widget." }}
             </p>
-            <ActionForm action=enforce>
-                <input type="hidden" name="input[app_id]" value=form_app_id/>
-                <input type="hidden" name="input[enforced]" value=if enforced { "false" } else { "true" }/>
-                <FormError error=enforce_error/>
-                <button type="submit" class=if enforced { "danger" } else { "" }>
-                    {if enforced { "Stop requiring verification" } else { "Require verification" }}
-                </button>
-            </ActionForm>
-            {move || secret().map(|s| view! {
-                <div class="secret-once" role="status">
-                    <p><strong>"New identity secret"</strong>" — copy it now, it will not be shown again:"</p>
-                    <code class="secret" data-testid="identity-secret">{s}</code>
-                </div>
-            })}
-            <ActionForm action=roll>
-                <input type="hidden" name="input[app_id]" value=app_id/>
-                <FormError error/>
-                <button type="submit">"Roll identity secret"</button>
-            </ActionForm>
+            {if manage {
+                view! {
+                    <ActionForm action=enforce>
+                        <input type="hidden" name="input[app_id]" value=form_app_id/>
+                        <input type="hidden" name="input[enforced]" value=if enforced { "false" } else { "true" }/>
+                        <FormError error=enforce_error/>
+                        <button type="submit" class=if enforced { "danger" } else { "" }>
+                            {if enforced { "Stop requiring verification" } else { "Require verification" }}
+                        </button>
+                    </ActionForm>
+                    {move || secret().map(|s| view! {
+                        <div class="secret-once" role="status">
+                            <p><strong>"New identity secret"</strong>" — copy it now, it will not be shown again:"</p>
+                            <code class="secret" data-testid="identity-secret">{s}</code>
+                        </div>
+                    })}
+                    <ActionForm action=roll>
+                        <input type="hidden" name="input[app_id]" value=app_id/>
+                        <FormError error/>
+                        <button type="submit">"Roll identity secret"</button>
+                    </ActionForm>
+                }.into_any()
+            } else {
+                view! { <p class="muted">"Only the owner can change verification or roll the secret."</p> }.into_any()
+            }}
         </section>
     }
 }

@@ -442,6 +442,12 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                             {(!a.samples.is_empty()).then(|| view! {
                                 <p class="muted">"For example: " {a.samples.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")}</p>
                             })}
+                            {(!a.forecast.is_empty() && kind.get() == Trigger::PropertyMatch.kind()).then(|| view! {
+                                <p class="muted" data-testid="forecast">"Starting to match, day by day over the next 7 days: "
+                                    {a.forecast.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" · ")}
+                                    {format!(" ({} in all)", a.forecast.iter().sum::<i64>())}
+                                </p>
+                            })}
                         }.into_any(),
                         Some(Err(e)) => view! { <p class="field-error" role="alert">{e.field_message("conditions").unwrap_or_else(|| e.to_string())}</p> }.into_any(),
                     }}
@@ -462,6 +468,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                             <datalist id="w-events">{events.iter().map(|e| view! { <option value=e.clone()/> }).collect_view()}</datalist>
                         </div>
                     </Show>
+                    <p class="hint" data-testid="when-sent">{move || draft().when_sent()}</p>
                     <p class="field-error" aria-live="polite">{field("trigger")}</p>
                 </section>
                 <section class="panel" aria-labelledby="msg-h">

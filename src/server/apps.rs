@@ -78,6 +78,7 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
             .collect(),
         teammates: teammates.iter().map(teammate_view).collect(),
         can_manage_teammates: actor.is_owner,
+        can_manage_secrets: actor.is_owner,
         max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
         identity_enforced: state
             .store
@@ -88,6 +89,17 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
     })
 }
 
+/// The app, if the teammate belongs to it and is the owner: `NotFound` for
+/// an app they cannot see, `Forbidden` for one they can see but not
+/// administer.
+async fn owned_app(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<AppRow, AppError> {
+    let app = app_of(state, actor, app_id).await?;
+    if !actor.is_owner {
+        return Err(AppError::Forbidden);
+    }
+    Ok(app)
+}
+
 /// Turns the widget's identity verification on or off. Owner only.
 pub async fn set_identity_enforced(
     state: &AppState,
@@ -95,20 +107,18 @@ pub async fn set_identity_enforced(
     app_id: &str,
     enforced: bool,
 ) -> Result<(), AppError> {
-    let app = app_of(state, actor, app_id).await?;
-    if !actor.is_owner {
-        return Err(AppError::Forbidden);
-    }
+    let app = owned_app(state, actor, app_id).await?;
     state.store.set_identity_enforced(&app.id, enforced).await.map_err(internal)
 }
 
+/// A new API key; its secret is returned once. Owner only.
 pub async fn create_api_key(
     state: &AppState,
     actor: &TeammateRow,
     app_id: &str,
     name: &str,
 ) -> Result<NewApiKey, AppError> {
-    let app = app_of(state, actor, app_id).await?;
+    let app = owned_app(state, actor, app_id).await?;
     let name = parse_name("name", "a key name", name, 80)?;
     let id = format!("app_{}", new_id());
     let secret = new_secret();
@@ -125,8 +135,9 @@ pub async fn create_api_key(
     Ok(NewApiKey { id, name, secret })
 }
 
+/// Owner only.
 pub async fn revoke_api_key(state: &AppState, actor: &TeammateRow, app_id: &str, key_id: &str) -> Result<(), AppError> {
-    let app = app_of(state, actor, app_id).await?;
+    let app = owned_app(state, actor, app_id).await?;
     if !state.store.revoke_api_key(&app.id, key_id, state.now()).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
@@ -136,8 +147,9 @@ pub async fn revoke_api_key(state: &AppState, actor: &TeammateRow, app_id: &str,
 }
 
 /// Replaces the identity-verification secret; the new one is returned once.
+/// Owner only: whoever holds it can sign a JWT for any user of the app.
 pub async fn roll_identity_secret(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<String, AppError> {
-    let app = app_of(state, actor, app_id).await?;
+    let app = owned_app(state, actor, app_id).await?;
     let secret = new_secret();
     let sealed = state.secrets.seal(&identity_secret_context(&app.id), secret.as_bytes());
     state.store.set_identity_secret(&app.id, &sealed).await.map_err(internal)?;

@@ -2,14 +2,14 @@
 //! sign-out, and the owner adding and removing teammates.
 
 use super::{
-    crypto::{hash_password, new_id, new_secret, sha256_hex, verify_password},
+    crypto::{new_id, new_secret, sha256_hex},
     state::AppState,
 };
 use crate::{
     domain::teammate::{initials, Email, NewTeammate},
     error::AppError,
     models::TeammateView,
-    storage::{StoreError, TeammateRow},
+    storage::{StoreError, TeammateRow, ThrottleAllowance},
 };
 
 /// How long a sign-in lasts.
@@ -50,7 +50,7 @@ pub async fn setup_owner(state: &AppState, name: &str, email: &str, password: &s
         return Err(already_set_up());
     }
     let new = NewTeammate::parse(name, email, password).map_err(AppError::from_invalid)?;
-    let row = new_row(new, true, state.now()).await?;
+    let row = new_row(state, new, true).await?;
     // The unique owner index decides a race between two setups.
     state.store.insert_teammate(&row, None).await.map_err(|e| match e {
         StoreError::Duplicate => already_set_up(),
@@ -60,15 +60,15 @@ pub async fn setup_owner(state: &AppState, name: &str, email: &str, password: &s
     start_session(state, &row.id).await
 }
 
-async fn new_row(new: NewTeammate, is_owner: bool, now: i64) -> Result<TeammateRow, AppError> {
-    let password_hash = hash_password(new.password.expose().to_string()).await.map_err(internal)?;
+async fn new_row(state: &AppState, new: NewTeammate, is_owner: bool) -> Result<TeammateRow, AppError> {
+    let password_hash = state.passwords.hash(new.password.expose().to_string()).await.map_err(internal)?;
     Ok(TeammateRow {
         id: new_id(),
         name: new.name.as_str().to_string(),
         email: new.email.as_str().to_string(),
         password_hash,
         is_owner,
-        created_at: now,
+        created_at: state.now(),
     })
 }
 
@@ -103,34 +103,39 @@ pub async fn sign_out(state: &AppState, token: Option<&str>) -> Result<(), AppEr
 /// never locked out for long); the address cap is long (one machine guessing
 /// many accounts is slowed hard). Counts are forgotten a day after the last
 /// failure and cleared by a successful sign-in.
+///
+/// An attempt is counted as a failure *before* its password is checked
+/// (and the count cleared if it was right), in one statement that also
+/// checks the allowance: many guesses at once get at most the allowance's
+/// password checks, never one each.
 pub mod throttle {
-    pub const ACCOUNT_FREE: i64 = 5;
-    pub const ACCOUNT_CAP_SECS: i64 = 60;
-    pub const ADDRESS_FREE: i64 = 20;
-    pub const ADDRESS_CAP_SECS: i64 = 15 * 60;
+    use crate::storage::ThrottleAllowance;
+
+    pub const ACCOUNT: ThrottleAllowance = ThrottleAllowance { free: 5, cap_secs: 60 };
+    pub const ADDRESS: ThrottleAllowance = ThrottleAllowance { free: 20, cap_secs: 15 * 60 };
     pub const FORGET_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
-    /// Seconds to wait after `failures` failures (0 = may try now).
-    pub fn delay_secs(failures: i64, free: i64, cap_secs: i64) -> i64 {
-        if failures < free {
-            return 0;
-        }
-        let doublings = (failures - free).min(30) as u32;
-        (1i64 << doublings).min(cap_secs)
-    }
-
     /// Seconds left before another attempt is allowed, given the last failure.
-    pub fn retry_after_secs(failures: i64, last_failure_at: i64, now: i64, free: i64, cap_secs: i64) -> i64 {
+    pub fn retry_after_secs(failures: i64, last_failure_at: i64, now: i64, allowance: ThrottleAllowance) -> i64 {
         if now - last_failure_at >= FORGET_AFTER_MS {
             return 0;
         }
-        let until = last_failure_at + delay_secs(failures, free, cap_secs) * 1000;
+        let until = last_failure_at + allowance.delay_secs(failures) * 1000;
         ((until - now).max(0) + 999) / 1000
     }
-}
 
-fn throttle_keys(email: &str, ip: Option<std::net::IpAddr>) -> (String, Option<String>) {
-    (format!("account:{email}"), ip.map(|ip| format!("address:{ip}")))
+    /// The client address a throttle counts under: an IPv4 address (also
+    /// when written as IPv4-mapped IPv6) as is, an IPv6 address by its /64,
+    /// since one host is usually given a whole /64.
+    pub fn address_key(ip: std::net::IpAddr) -> String {
+        match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => format!("address:{v4}"),
+            std::net::IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("address:{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        }
+    }
 }
 
 /// Signs in with email and password. Returns the new session token.
@@ -148,41 +153,47 @@ pub async fn sign_in(
         return Err(AppError::Field { field: "password".into(), message: "Enter your password.".into() });
     }
     let now = state.now();
-    let (account_key, address_key) = throttle_keys(email.as_str(), ip);
-    let keys: Vec<String> = std::iter::once(account_key.clone()).chain(address_key.clone()).collect();
-    let rows = state.store.throttle_rows(&keys).await.map_err(store_err)?;
-    let wait = rows
-        .iter()
-        .map(|r| {
-            let (free, cap) = if r.key == account_key {
-                (throttle::ACCOUNT_FREE, throttle::ACCOUNT_CAP_SECS)
-            } else {
-                (throttle::ADDRESS_FREE, throttle::ADDRESS_CAP_SECS)
-            };
-            throttle::retry_after_secs(r.failures, r.last_failure_at, now, free, cap)
-        })
-        .max()
-        .unwrap_or(0);
-    if wait > 0 {
-        return Err(AppError::Throttled { retry_after_secs: wait as u64 });
+    // Each key counts the attempt if its allowance lets it through; one
+    // that does not refuses it, and the keys counted before it take their
+    // count back, so only attempts that reach a password check are counted
+    // (a guess at a throttled account does not use up its address's).
+    let account_key = format!("account:{}", email.as_str());
+    let keys: Vec<(String, ThrottleAllowance)> = ip
+        .map(|ip| (throttle::address_key(ip), throttle::ADDRESS))
+        .into_iter()
+        .chain(std::iter::once((account_key, throttle::ACCOUNT)))
+        .collect();
+    let forget_before = now - throttle::FORGET_AFTER_MS;
+    for (i, (key, allowance)) in keys.iter().enumerate() {
+        if !state.store.throttle_attempt(key, now, forget_before, *allowance).await.map_err(store_err)? {
+            for (earlier, _) in &keys[..i] {
+                state.store.throttle_take_back(earlier).await.map_err(store_err)?;
+            }
+            return Err(throttled(state, key, *allowance, now).await?);
+        }
     }
 
     let teammate = state.store.teammate_by_email(email.as_str()).await.map_err(store_err)?;
-    let ok = verify_password(password.to_string(), teammate.as_ref().map(|t| t.password_hash.clone())).await;
+    let ok = state.passwords.verify(password.to_string(), teammate.as_ref().map(|t| t.password_hash.clone())).await;
     let Some(teammate) = teammate.filter(|_| ok) else {
-        let forget_before = now - throttle::FORGET_AFTER_MS;
-        for key in &keys {
-            state.store.throttle_fail(key, now, forget_before).await.map_err(store_err)?;
-        }
+        // Already counted.
         tracing::info!(ip = ?ip, "failed sign-in");
         return Err(AppError::BadCredentials);
     };
-    for key in &keys {
+    for (key, _) in &keys {
         state.store.throttle_clear(key).await.map_err(store_err)?;
     }
     let _ = state.store.delete_expired_sessions(now).await;
     tracing::info!(teammate = %teammate.id, "signed in");
     start_session(state, &teammate.id).await
+}
+
+/// The refusal of an attempt that `key`'s allowance did not let through.
+async fn throttled(state: &AppState, key: &str, allowance: ThrottleAllowance, now: i64) -> Result<AppError, AppError> {
+    let rows = state.store.throttle_rows(&[key.to_string()]).await.map_err(store_err)?;
+    let wait = rows.iter().map(|r| throttle::retry_after_secs(r.failures, r.last_failure_at, now, allowance)).max();
+    // At least a second: the row may have moved on since it refused.
+    Ok(AppError::Throttled { retry_after_secs: wait.unwrap_or(0).max(1) as u64 })
 }
 
 /// The owner adds a teammate with access to `app_id`.
@@ -196,7 +207,7 @@ pub async fn add_teammate(
 ) -> Result<TeammateView, AppError> {
     require_owner_of(state, actor, app_id).await?;
     let new = NewTeammate::parse(name, email, password).map_err(AppError::from_invalid)?;
-    let row = new_row(new, false, state.now()).await?;
+    let row = new_row(state, new, false).await?;
     state.store.insert_teammate(&row, Some(app_id)).await.map_err(|e| match e {
         StoreError::Duplicate => {
             AppError::Conflict { field: "email".into(), message: "A teammate with this email already exists.".into() }
@@ -242,20 +253,31 @@ mod tests {
 
     #[test]
     fn a_few_failures_are_free_then_waits_double_up_to_a_cap() {
-        assert_eq!(delay_secs(4, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 0);
-        assert_eq!(delay_secs(5, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 1);
-        assert_eq!(delay_secs(6, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 2);
-        assert_eq!(delay_secs(9, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 16);
-        assert_eq!(delay_secs(500, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 60);
-        assert_eq!(delay_secs(500, ADDRESS_FREE, ADDRESS_CAP_SECS), 900);
+        assert_eq!(ACCOUNT.delay_secs(4), 0);
+        assert_eq!(ACCOUNT.delay_secs(5), 1);
+        assert_eq!(ACCOUNT.delay_secs(6), 2);
+        assert_eq!(ACCOUNT.delay_secs(9), 16);
+        assert_eq!(ACCOUNT.delay_secs(500), 60);
+        assert_eq!(ADDRESS.delay_secs(500), 900);
     }
 
     #[test]
     fn retry_after_counts_down_and_is_forgotten() {
         let t0 = 1_000_000;
-        assert_eq!(retry_after_secs(10, t0, t0, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 32);
-        assert_eq!(retry_after_secs(10, t0, t0 + 31_500, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 1);
-        assert_eq!(retry_after_secs(10, t0, t0 + 32_000, ACCOUNT_FREE, ACCOUNT_CAP_SECS), 0);
-        assert_eq!(retry_after_secs(100, t0, t0 + FORGET_AFTER_MS, ADDRESS_FREE, ADDRESS_CAP_SECS), 0);
+        assert_eq!(retry_after_secs(10, t0, t0, ACCOUNT), 32);
+        assert_eq!(retry_after_secs(10, t0, t0 + 31_500, ACCOUNT), 1);
+        assert_eq!(retry_after_secs(10, t0, t0 + 32_000, ACCOUNT), 0);
+        assert_eq!(retry_after_secs(100, t0, t0 + FORGET_AFTER_MS, ADDRESS), 0);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_ipv4_as_is() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("203.0.113.9"), "address:203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "address:203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "address:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::1"), "address:::/64");
     }
 }

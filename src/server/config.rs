@@ -19,8 +19,8 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("{name} must be true or false, not {value:?}")]
     Bool { name: &'static str, value: String },
-    #[error("{name} must be a whole number from 0 to {max}, not {value:?}")]
-    Number { name: &'static str, value: String, max: u64 },
+    #[error("{name} must be a whole number from {min} to {max}, not {value:?}")]
+    Number { name: &'static str, value: String, min: u64, max: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +43,11 @@ pub struct Settings {
     pub commit_window: std::time::Duration,
     /// Path of the run-time site configuration (Leptos.toml).
     pub site_config: String,
+    /// How long a client has to send a request's headers, from the moment
+    /// the server waits for them (`HEADER_READ_TIMEOUT_MS`, default 10 s);
+    /// a connection that takes longer, or stays idle that long between
+    /// requests, is closed (slowloris).
+    pub header_read_timeout: std::time::Duration,
 }
 
 /// A string that does not print itself.
@@ -83,7 +88,10 @@ impl Settings {
         Ok(Settings {
             database,
             data_dir,
-            secret_key: non_empty("SECRET_KEY").map(SecretString),
+            secret_key: match non_empty("SECRET_KEY") {
+                Some(k) if crate::server::crypto::parse_key(&k).is_none() => return Err(ConfigError::SecretKey),
+                k => k.map(SecretString),
+            },
             public_url,
             trust_proxy: parse_bool("TRUST_PROXY", non_empty("TRUST_PROXY"))?,
             group_commit: non_empty("EVENT_GROUP_COMMIT")
@@ -92,7 +100,13 @@ impl Settings {
                 "COMMIT_WINDOW_MS",
                 non_empty("COMMIT_WINDOW_MS"),
                 2,
-                50,
+                0..=50,
+            )?),
+            header_read_timeout: std::time::Duration::from_millis(parse_number(
+                "HEADER_READ_TIMEOUT_MS",
+                non_empty("HEADER_READ_TIMEOUT_MS"),
+                10_000,
+                1..=600_000,
             )?),
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
@@ -108,10 +122,20 @@ fn parse_bool(name: &'static str, v: Option<String>) -> Result<bool, ConfigError
     }
 }
 
-fn parse_number(name: &'static str, v: Option<String>, default: u64, max: u64) -> Result<u64, ConfigError> {
+fn parse_number(
+    name: &'static str,
+    v: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
     match v {
         None => Ok(default),
-        Some(v) => v.parse().ok().filter(|n| *n <= max).ok_or(ConfigError::Number { name, value: v, max }),
+        Some(v) => v.parse().ok().filter(|n| range.contains(n)).ok_or(ConfigError::Number {
+            name,
+            value: v,
+            min: *range.start(),
+            max: *range.end(),
+        }),
     }
 }
 
@@ -197,9 +221,33 @@ mod tests {
     }
 
     #[test]
+    fn header_read_timeout_is_bounded() {
+        let dir = tmp();
+        let d = dir.to_str().unwrap();
+        let s = settings(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(s.header_read_timeout, std::time::Duration::from_secs(10));
+        let s = settings(&[("DATA_DIR", d), ("HEADER_READ_TIMEOUT_MS", "250")]).unwrap();
+        assert_eq!(s.header_read_timeout, std::time::Duration::from_millis(250));
+        let e = settings(&[("DATA_DIR", d), ("HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(e.to_string(), "HEADER_READ_TIMEOUT_MS must be a whole number from 1 to 600000, not \"0\"");
+    }
+
+    #[test]
+    fn a_malformed_secret_key_is_a_configuration_error() {
+        let dir = tmp();
+        let d = dir.to_str().unwrap();
+        for bad in ["short", &"ab".repeat(31), &"zz".repeat(32)] {
+            let e = settings(&[("DATA_DIR", d), ("SECRET_KEY", bad)]).unwrap_err();
+            assert!(matches!(e, ConfigError::SecretKey), "{bad}: {e}");
+        }
+        assert!(settings(&[("DATA_DIR", d), ("SECRET_KEY", &"AB".repeat(32))]).is_ok());
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let dir = tmp();
-        let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", "deadbeef")]).unwrap();
+        let key = "deadbeef".repeat(8);
+        let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", &key)]).unwrap();
         assert!(!format!("{s:?}").contains("deadbeef"));
     }
 }

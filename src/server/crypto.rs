@@ -1,5 +1,6 @@
 //! Secrets: the server key that encrypts app secrets at rest, random ids and
-//! tokens, and Argon2id password hashing (run off the async executor).
+//! tokens, and Argon2id password hashing (run off the async executor, a few
+//! at a time).
 
 use std::{io::Write, path::Path};
 
@@ -81,7 +82,8 @@ impl SecretBox {
     }
 }
 
-fn parse_key(s: &str) -> Option<[u8; 32]> {
+/// A server key written as 64 hexadecimal characters.
+pub(crate) fn parse_key(s: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(s.trim()).ok()?;
     bytes.try_into().ok()
 }
@@ -121,48 +123,151 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// Argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking thread.
-pub async fn hash_password(password: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+/// How many password hashes or checks run at once. Each Argon2id run takes
+/// 19 MiB and a core for a few tens of milliseconds; more at once would only
+/// queue on the cores and grow memory (many parallel sign-ins once took the
+/// server from 50 MB to 1.7 GB).
+pub const PASSWORD_PERMITS: usize = 2;
+
+/// The most Argon2 memory one run may use (a stored hash asking for more is
+/// refused rather than followed): 64 MiB, three times the default.
+const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
+
+/// Argon2id password hashing and checking (the crate's defaults: 19 MiB,
+/// 2 passes), on blocking threads, at most `PASSWORD_PERMITS` at once; the
+/// others wait their turn. Each run works in one of `PASSWORD_PERMITS`
+/// memory areas allocated once and reused (an area allocated per run is
+/// kept by the allocator of whichever thread ran it, so resident memory grew
+/// by 19 MiB per blocking thread). Counts the checks it made (tests read it).
+pub struct Passwords {
+    permits: tokio::sync::Semaphore,
+    memory: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
+    checks: std::sync::atomic::AtomicU64,
 }
 
-/// Verifies on a blocking thread. With no stored hash it still does the
-/// work against a dummy, so unknown emails take as long as wrong passwords.
-pub async fn verify_password(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        let dummy = dummy_hash();
-        let (hash, real) = match stored.as_deref() {
-            Some(h) => (h, true),
-            None => (dummy, false),
-        };
-        let Ok(parsed) = PasswordHash::new(hash) else { return false };
-        let ok = argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
-        ok && real
-    })
-    .await
-    .unwrap_or(false)
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new(PASSWORD_PERMITS)
+    }
 }
 
-fn dummy_hash() -> &'static str {
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").field("checks", &self.checks()).finish()
+    }
+}
+
+impl Passwords {
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(permits.max(1)),
+            memory: Default::default(),
+            checks: Default::default(),
+        }
+    }
+
+    /// How many password checks (`verify`) have run.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `work` on a blocking thread with a memory area, once a permit
+    /// is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<argon2::Block>) -> T + Send + 'static,
+    ) -> Result<T, String> {
+        // The semaphore is never closed.
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let mut memory = self.memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
+        let (out, memory) =
+            tokio::task::spawn_blocking(move || (work(&mut memory), memory)).await.map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.memory.lock() {
+            m.push(memory);
+        }
+        Ok(out)
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, String> {
+        self.run(move |memory| hash_with(password.as_bytes(), memory).map_err(|e| e.to_string())).await?
+    }
+
+    /// Checks a password. With no stored hash it still does the work against
+    /// a dummy, so unknown emails take as long as wrong passwords.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
+        self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.run(move |memory| match stored {
+            Some(hash) => verify_with(password.as_bytes(), &hash, memory),
+            None => {
+                let _ = verify_with(password.as_bytes(), dummy_hash(memory), memory);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+/// Argon2 into `out`, in `memory` (grown to the size `params` need).
+fn argon2_into(
+    argon: argon2::Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<argon2::Block>,
+) -> Result<(), argon2::Error> {
+    let blocks = argon.params().block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return Err(argon2::Error::MemoryTooMuch);
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+}
+
+/// A new Argon2id hash of `password` in the PHC string format, with the
+/// crate's default parameters and a random salt.
+fn hash_with(password: &[u8], memory: &mut Vec<argon2::Block>) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+    let argon = argon2::Argon2::default();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(argon.clone(), password, salt_bytes, &mut out, memory)?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::default().ident(),
+        version: Some(argon2::Version::default().into()),
+        params: ParamsString::try_from(argon.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored` (compared in
+/// constant time).
+fn verify_with(password: &[u8], stored: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::{Output, PasswordHash};
+    let mut check = || -> Result<bool, argon2::password_hash::Error> {
+        let parsed = PasswordHash::new(stored)?;
+        let algorithm = argon2::Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed.version.map(argon2::Version::try_from).transpose()?.unwrap_or_default();
+        let params = argon2::Params::try_from(&parsed)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Ok(false) };
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(argon2::Argon2::new(algorithm, version, params), password, salt_bytes, &mut out, memory)?;
+        Ok(Output::new(&out)? == expected)
+    };
+    check().unwrap_or(false)
+}
+
+fn dummy_hash(memory: &mut Vec<argon2::Block>) -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(b"murmur-dummy-password", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| hash_with(b"murmur-dummy-password", memory).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -204,11 +309,57 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_hash_and_verify() {
-        let h = hash_password("correct horse battery".into()).await.unwrap();
+        let p = Passwords::default();
+        let h = p.hash("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery".into(), Some(h.clone())).await);
-        assert!(!verify_password("wrong horse battery".into(), Some(h)).await);
-        assert!(!verify_password("murmur-dummy-password".into(), None).await);
+        assert!(p.verify("correct horse battery".into(), Some(h.clone())).await);
+        assert!(!p.verify("wrong horse battery".into(), Some(h.clone())).await);
+        assert!(!p.verify("murmur-dummy-password".into(), None).await);
+        assert_eq!(p.checks(), 3);
+        // The PHC strings are the crate's own, both ways.
+        use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(argon2::Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let theirs = argon2::Argon2::default().hash_password(b"their password", &salt).unwrap().to_string();
+        assert!(p.verify("their password".into(), Some(theirs.clone())).await);
+        assert!(!p.verify("not their password".into(), Some(theirs)).await);
+        // Other parameters (an older hash) are followed, not assumed.
+        let small = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        );
+        let old = small.hash_password(b"old password", &salt).unwrap().to_string();
+        assert!(p.verify("old password".into(), Some(old)).await);
+        assert!(!p.verify("x".into(), Some("not a hash".into())).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_most_the_permitted_number_of_password_runs_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let p = std::sync::Arc::new(Passwords::new(2));
+        let (now, most) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, now, most) = (p.clone(), now.clone(), most.clone());
+                tokio::spawn(async move {
+                    p.run(move |_| {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} ran at once");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod jwt;
 pub mod keys;
+pub mod office;
 pub mod request;
 pub mod state;
 pub mod users;

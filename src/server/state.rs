@@ -5,7 +5,11 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{config::Settings, crypto::SecretBox, keys::KeyCache};
+use super::{
+    config::Settings,
+    crypto::{Passwords, SecretBox},
+    keys::KeyCache,
+};
 use crate::{clock::Clock, engine::Engine, storage::Store};
 
 /// Run-time facts derived from settings and the site configuration.
@@ -14,6 +18,8 @@ pub struct RuntimeConfig {
     /// Origin shown in the install snippet, e.g. `http://127.0.0.1:3000`.
     pub public_url: String,
     pub trust_proxy: bool,
+    /// How long a client has to send a request's headers (slowloris).
+    pub header_read_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -24,6 +30,8 @@ pub struct AppState {
     pub config: Arc<RuntimeConfig>,
     pub leptos_options: LeptosOptions,
     pub keys: Arc<KeyCache>,
+    /// Password hashing and checking, a few at a time.
+    pub passwords: Arc<Passwords>,
     /// The delivery engine: end-user actions, whispers, open widgets.
     pub engine: Arc<Engine>,
 }
@@ -53,9 +61,14 @@ impl AppState {
             store,
             clock,
             secrets: Arc::new(secrets),
-            config: Arc::new(RuntimeConfig { public_url, trust_proxy: settings.trust_proxy }),
+            config: Arc::new(RuntimeConfig {
+                public_url,
+                trust_proxy: settings.trust_proxy,
+                header_read_timeout: settings.header_read_timeout,
+            }),
             leptos_options,
             keys: Arc::new(KeyCache::default()),
+            passwords: Arc::new(Passwords::default()),
         })
     }
 

@@ -204,7 +204,17 @@ pub async fn audience_preview(
             }
         })
         .collect();
-    Ok(AudiencePreview { count, samples })
+    // Time changes who matches only through "N days ago" dates.
+    let relative = checked.iter().any(|c| {
+        use crate::domain::conditions::Test;
+        matches!(c.test, Test::OlderThanDays(_) | Test::NewerThanDays(_) | Test::ExactlyDays(_))
+    });
+    let forecast = if relative {
+        state.store.audience_forecast(&app.id, &checked, state.now(), 7).await.map_err(internal)?
+    } else {
+        Vec::new()
+    };
+    Ok(AudiencePreview { count, samples, forecast })
 }
 
 /// Sets the app's limit on active whispers (None: unlimited). Owner only.

@@ -161,6 +161,40 @@ impl Store {
         }))
     }
 
+    /// How many users start matching in each of the next `days` days, as
+    /// time alone passes: matching at the end of day d but not at the end
+    /// of day d − 1. One scan of the app's users.
+    pub async fn audience_forecast(
+        &self,
+        app_id: &str,
+        conditions: &[Checked],
+        now: i64,
+        days: i64,
+    ) -> StoreResult<Vec<i64>> {
+        const DAY: i64 = 86_400_000;
+        let mut params = Vec::new();
+        let mut sets = Vec::new();
+        for d in 0..=days {
+            let c = self.compile_conditions(conditions, now + d * DAY, 2 + params.len());
+            sets.push(c.sql);
+            params.extend(c.params);
+        }
+        let sums: Vec<String> = (1..sets.len())
+            .map(|d| {
+                format!(
+                    "COALESCE(SUM(CASE WHEN ({}) AND NOT COALESCE(({}), FALSE) THEN 1 ELSE 0 END), 0)",
+                    sets[d],
+                    sets[d - 1]
+                )
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM app_users u WHERE u.app_id = $1", sums.join(", "));
+        Ok(with_pool!(self, pool => {
+            let row = bind_params!(sqlx::query(&sql).bind(app_id), params).fetch_one(pool).await?;
+            (0..days as usize).map(|i| sqlx::Row::try_get::<i64, _>(&row, i)).collect::<Result<Vec<i64>, _>>()?
+        }))
+    }
+
     /// The ids of the app's users who match, in id order.
     pub async fn audience_ids(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<Vec<String>> {
         let compiled = self.compile_conditions(conditions, now, 2);

@@ -5,16 +5,18 @@
 
 mod apps;
 pub mod audience;
+mod office;
 mod teammates;
 mod users;
 mod whispers;
 mod widget;
 
 pub use apps::{ApiKeyRow, AppRow};
-pub use teammates::{TeammateRow, ThrottleRow};
+pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{
-    AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, PendingEvent,
-    PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Tracked, UpdatePlan, UserWriteError,
+    AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,
+    PendingEvent, PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Received, Tracked, UpdatePlan,
+    UserWriteError,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp, WidgetUser};

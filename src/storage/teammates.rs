@@ -19,6 +19,31 @@ pub struct ThrottleRow {
     pub last_failure_at: i64,
 }
 
+/// How many failed attempts a throttle key may make: `free` at once, then
+/// one more after each wait, the waits doubling from one second up to
+/// `cap_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleAllowance {
+    pub free: i64,
+    pub cap_secs: i64,
+}
+
+impl ThrottleAllowance {
+    /// Seconds to wait after `failures` failures (0 = may try now).
+    pub fn delay_secs(&self, failures: i64) -> i64 {
+        if failures < self.free {
+            return 0;
+        }
+        let doublings = (failures - self.free).min(30) as u32;
+        (1i64 << doublings).min(self.cap_secs)
+    }
+
+    /// How many doublings past `free` reach the cap.
+    fn doublings_to_cap(&self) -> i64 {
+        (0..31).find(|k| (1i64 << k) >= self.cap_secs).unwrap_or(31)
+    }
+}
+
 const TEAMMATE_COLUMNS: &str = "t.id, t.name, t.email, t.password_hash, t.is_owner, t.created_at";
 
 impl Store {
@@ -145,18 +170,52 @@ impl Store {
         Ok(rows)
     }
 
-    /// Counts one more failure for `key`; a count whose last failure is older
+    /// Records one more failed attempt for `key` if its allowance lets one
+    /// through at `now`, and says whether it did. The check and the count
+    /// are one statement, so of many attempts at once exactly as many pass
+    /// as the allowance has room for. A count whose last failure is older
     /// than `forget_before` starts again from one.
-    pub async fn throttle_fail(&self, key: &str, now: i64, forget_before: i64) -> StoreResult<()> {
-        with_pool!(self, pool => { sqlx::query(
+    pub async fn throttle_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        forget_before: i64,
+        allowance: ThrottleAllowance,
+    ) -> StoreResult<bool> {
+        // The wait after `failures` failures, in milliseconds (the same
+        // rule as `ThrottleAllowance::delay_secs`): none below `free`, then
+        // 1 s doubling per failure up to the cap.
+        let recorded: Option<String> = with_pool!(self, pool => sqlx::query_scalar(
             "INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 1, $2) \
              ON CONFLICT (key) DO UPDATE SET \
                failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
-               last_failure_at = excluded.last_failure_at",
+               last_failure_at = excluded.last_failure_at \
+             WHERE login_throttle.last_failure_at < $3 \
+                OR login_throttle.failures < $4 \
+                OR login_throttle.last_failure_at + CASE \
+                     WHEN login_throttle.failures - $4 >= $5 THEN $6 \
+                     ELSE (CAST(1 AS BIGINT) << CAST(login_throttle.failures - $4 AS INTEGER)) * 1000 \
+                   END <= $2 \
+             RETURNING key",
         )
         .bind(key)
         .bind(now)
         .bind(forget_before)
+        .bind(allowance.free)
+        .bind(allowance.doublings_to_cap())
+        .bind(allowance.cap_secs * 1000)
+        .fetch_optional(pool)
+        .await?);
+        Ok(recorded.is_some())
+    }
+
+    /// Takes back one recorded attempt of `key` (one that was refused by
+    /// another key's allowance, so never checked a password).
+    pub async fn throttle_take_back(&self, key: &str) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query(
+            "UPDATE login_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+        )
+        .bind(key)
         .execute(pool)
         .await?; });
         Ok(())

@@ -243,9 +243,9 @@ impl Store {
             // A new user is due now for every active property-match whisper:
             // the scheduler's next tick checks them (time may make them match later).
             sqlx::query(
-                "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) \
-                 SELECT id, $2, app_id, $3 FROM whispers WHERE app_id = $1 AND status = 'active' \
-                   AND trigger_kind = 'property_match' AND deleted_at IS NULL",
+                "INSERT INTO whisper_due (app_user_id, app_id, due_at) \
+                 SELECT $2, $1, $3 WHERE EXISTS (SELECT 1 FROM whispers WHERE app_id = $1 AND status = 'active' \
+                   AND trigger_kind = 'property_match' AND deleted_at IS NULL)",
             )
             .bind(&u.app_id)
             .bind(&row.id)
@@ -357,7 +357,19 @@ impl Store {
                     if n > job.max_properties {
                         return Err(UserWriteError::TooManyProperties);
                     }
-                    let planned = plan.map(|p| p(&row)).unwrap_or_default();
+                    let planned = match plan {
+                        Some(p) => {
+                            let received: Received =
+                                sqlx::query_scalar("SELECT whisper_id FROM deliveries WHERE app_user_id = $1")
+                                    .bind(&row.id)
+                                    .fetch_all(&mut *sp)
+                                    .await?
+                                    .into_iter()
+                                    .collect();
+                            p(&row, &received)
+                        }
+                        None => Planned::default(),
+                    };
                     let created = insert_deliveries!(sp, planned.deliveries);
                     set_due!(sp, &row.app_id, &row.id, planned);
                     let delivered =
@@ -533,6 +545,26 @@ pub struct PendingMessage {
     pub message: MessageRow,
     /// Take the author's name from the user's row (a user's own message).
     pub name_from_user: bool,
+    /// Outside office hours: the automatic reply (see `OfficeReply`).
+    pub office_reply: Option<OfficeReply>,
+}
+
+/// The reply a user's message gets outside office hours: sent once per
+/// closed period (not if one was sent since `since`, when the team last
+/// closed); when it is sent, first-message whispers do not also fire.
+#[derive(Clone)]
+pub struct OfficeReply {
+    pub id: String,
+    pub since: i64,
+    pub name: Option<String>,
+    /// The reply's text for this user (personalised).
+    pub text: std::sync::Arc<dyn Fn(&AppUserRow) -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for OfficeReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfficeReply").field("id", &self.id).field("since", &self.since).finish()
+    }
 }
 
 /// A stored message, its user, and whether it was the user's first own message.
@@ -542,6 +574,8 @@ pub struct PostedMessage {
     pub message: MessageRow,
     pub first: bool,
     pub delivered: Vec<DeliveryRow>,
+    /// The office-hours reply it got, if any.
+    pub reply: Option<MessageRow>,
 }
 
 impl Store {
@@ -592,13 +626,48 @@ impl Store {
                 .bind(m.created_at)
                 .execute(&mut *tx)
                 .await?;
-                let planned = match (first, plan) {
+                let mut reply = None;
+                if let (Some(o), "appUser") = (&job.office_reply, m.role.as_str()) {
+                    let sent: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM messages WHERE app_user_id = $1 AND kind = 'office_hours' AND created_at >= $2 LIMIT 1",
+                    )
+                    .bind(&user.id)
+                    .bind(o.since)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if sent.is_none() {
+                        // Just after the message it answers.
+                        let r = MessageRow {
+                            id: o.id.clone(),
+                            role: "appMaker".into(),
+                            name: o.name.clone(),
+                            text: (o.text)(&user),
+                            created_at: m.created_at + 1,
+                        };
+                        sqlx::query(
+                            "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at, kind) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'office_hours')",
+                        )
+                        .bind(&r.id)
+                        .bind(&job.app_id)
+                        .bind(&user.id)
+                        .bind(&r.role)
+                        .bind(&r.name)
+                        .bind(&r.text)
+                        .bind(r.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                        reply = Some(r);
+                    }
+                }
+                // The office-hours reply stands in for the auto-response.
+                let planned = match (first && reply.is_none(), plan) {
                     (true, Some(plan)) => plan(&user),
                     _ => vec![],
                 };
                 let created = insert_deliveries!(tx, planned);
                 let delivered = planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
-                out.push(Some(PostedMessage { user, message: m, first, delivered }));
+                out.push(Some(PostedMessage { user, message: m, first, delivered, reply }));
             }
             tx.commit().await?;
         });
@@ -624,19 +693,24 @@ pub struct PendingEvent {
 /// be retried write by write with the same plans.
 pub type DeliveryPlan = std::sync::Arc<dyn Fn(&AppUserRow) -> Vec<NewDelivery> + Send + Sync>;
 
-/// What a plan decides for a user whose values may have changed: the
-/// deliveries to make now, and when the user is next due for each
-/// property-match whisper (`due`: whisper id and time). `replace_due`: these
-/// are all of the user's due times (the old ones are dropped first).
+/// What a plan decides for a user whose values may have changed (or who
+/// is due): the deliveries to make now, and when the user is next due for
+/// a property-match whisper. `sets_due`: the plan covers the app's
+/// property-match whispers, so `due` replaces the user's due time (`None`
+/// drops it).
 #[derive(Debug, Clone, Default)]
 pub struct Planned {
     pub deliveries: Vec<NewDelivery>,
-    pub due: Vec<(String, i64)>,
-    pub replace_due: bool,
+    pub due: Option<i64>,
+    pub sets_due: bool,
 }
 
-/// A plan for a user update (profile change, app launch, a due check).
-pub type UpdatePlan = std::sync::Arc<dyn Fn(&AppUserRow) -> Planned + Send + Sync>;
+/// A plan for a user update (profile change, app launch) or a due check:
+/// given the user's row and the whispers they have received already.
+pub type UpdatePlan = std::sync::Arc<dyn Fn(&AppUserRow, &Received) -> Planned + Send + Sync>;
+
+/// The whispers a user has received (ids).
+pub type Received = std::collections::HashSet<String>;
 
 /// What happened to one tracked event of a batch.
 #[derive(Debug, Clone, Default)]

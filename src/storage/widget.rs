@@ -32,29 +32,29 @@ macro_rules! insert_deliveries {
 }
 pub(crate) use insert_deliveries;
 
-/// Records a plan's due times for one user inside the open transaction
-/// `$tx` (see `Planned`): drops the user's old ones first when the plan
-/// covers them all.
+/// Records a plan's due time for one user inside the open transaction
+/// `$tx` (see `Planned`): set, moved, or dropped.
 macro_rules! set_due {
     ($tx:ident, $app_id:expr, $user_id:expr, $planned:expr) => {{
         let planned: &$crate::storage::Planned = &$planned;
-        if planned.replace_due {
-            sqlx::query("DELETE FROM whisper_due WHERE app_user_id = $1").bind($user_id).execute(&mut *$tx).await?;
-        }
-        for chunk in planned.due.chunks(200) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, $1, $2, ${})", 3 + 2 * i, 4 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) VALUES {values} \
-                 ON CONFLICT (whisper_id, app_user_id) DO UPDATE SET due_at = excluded.due_at"
-            );
-            let mut q = sqlx::query(&sql).bind($user_id).bind($app_id);
-            for (whisper, at) in chunk {
-                q = q.bind(whisper).bind(*at);
+        match (planned.sets_due, planned.due) {
+            (false, _) => {}
+            (true, None) => {
+                sqlx::query("DELETE FROM whisper_due WHERE app_user_id = $1").bind($user_id).execute(&mut *$tx).await?;
             }
-            q.execute(&mut *$tx).await?;
+            (true, Some(at)) => {
+                // Written only when it changes.
+                sqlx::query(
+                    "INSERT INTO whisper_due (app_user_id, app_id, due_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (app_user_id) DO UPDATE SET due_at = excluded.due_at \
+                     WHERE whisper_due.due_at <> excluded.due_at",
+                )
+                .bind($user_id)
+                .bind($app_id)
+                .bind(at)
+                .execute(&mut *$tx)
+                .await?;
+            }
         }
     }};
 }
@@ -477,19 +477,20 @@ impl Store {
         .await?))
     }
 
-    /// Makes every user of the app due now for the whisper (if it is an
-    /// active property-match whisper), but those who received it already:
-    /// the scheduler's next ticks check each of them once and keep the
-    /// ones that will match later at their time. One statement: durable
-    /// at once, so a crash loses none of them.
+    /// Makes every user of the app who has not received the whisper due
+    /// now (if it is an active property-match whisper): the scheduler's
+    /// next ticks check each of them once and keep the ones who will match
+    /// later at their time. One statement: durable at once, so a crash
+    /// loses none of them.
     pub async fn schedule_everyone(&self, app_id: &str, whisper_id: &str, now: i64) -> StoreResult<u64> {
         Ok(with_pool!(self, pool => sqlx::query(
-            "INSERT INTO whisper_due (whisper_id, app_user_id, app_id, due_at) \
-             SELECT w.id, u.id, u.app_id, $3 FROM whispers w JOIN app_users u ON u.app_id = w.app_id \
+            "INSERT INTO whisper_due (app_user_id, app_id, due_at) \
+             SELECT u.id, u.app_id, $3 FROM whispers w JOIN app_users u ON u.app_id = w.app_id \
              WHERE w.app_id = $1 AND w.id = $2 AND w.status = 'active' AND w.deleted_at IS NULL \
                AND w.trigger_kind = 'property_match' \
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.whisper_id = w.id AND d.app_user_id = u.id) \
-             ON CONFLICT (whisper_id, app_user_id) DO UPDATE SET due_at = excluded.due_at",
+             ON CONFLICT (app_user_id) DO UPDATE SET due_at = excluded.due_at \
+             WHERE excluded.due_at < whisper_due.due_at",
         )
         .bind(app_id)
         .bind(whisper_id)
@@ -499,8 +500,8 @@ impl Store {
         .rows_affected()))
     }
 
-    /// The apps with due rows at `now` (the scheduler loads their whispers
-    /// before it claims rows).
+    /// The apps with users due at `now` (the scheduler loads their
+    /// whispers before it claims rows).
     pub async fn due_apps(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
         Ok(with_pool!(self, pool => sqlx::query_scalar(
             "SELECT DISTINCT app_id FROM (SELECT app_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2) d",
@@ -511,52 +512,87 @@ impl Store {
         .await?))
     }
 
-    /// One scheduler tick: claims up to `limit` due rows (on PostgreSQL
+    /// One scheduler tick: claims up to `limit` due users (on PostgreSQL
     /// with `FOR UPDATE SKIP LOCKED`, so instances share the work and never
-    /// take the same row), asks `plan` what each (whisper, user) gets now
-    /// and when it is next due, stores the deliveries and the new due
-    /// times, and drops the claimed rows — all in one transaction: a crash
-    /// loses nothing (the rows stay due) and the unique delivery row makes
-    /// a retry deliver nothing twice. Returns the claimed count and the new
+    /// take the same row), asks `plan` what each user gets now (given the
+    /// whispers they have received) and when they are next due, stores the
+    /// deliveries and the new due times, and drops the claimed rows — all in
+    /// one transaction, in a few statements per batch: a crash loses
+    /// nothing (the rows stay due) and the unique delivery row makes a retry
+    /// deliver nothing twice. Returns the claimed count and the new
     /// deliveries.
     pub async fn run_due(
         &self,
         now: i64,
         limit: i64,
-        plan: &(dyn Fn(&str, &AppUserRow) -> Planned + Sync),
+        plan: &(dyn Fn(&AppUserRow, &super::Received) -> Planned + Sync),
     ) -> StoreResult<(usize, Vec<DeliveryRow>)> {
         let claim = match self {
-            Store::Sqlite(_) => {
-                "SELECT whisper_id, app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2"
-            }
+            Store::Sqlite(_) => "SELECT app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
             Store::Postgres(_) => {
-                "SELECT whisper_id, app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED"
+                "SELECT app_user_id FROM whisper_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
             }
         };
-        let select = format!("SELECT {} FROM app_users WHERE id = $1", self.user_columns());
         let mut delivered = vec![];
         let claimed = with_pool!(self, pool => {
             let mut tx = match self {
                 Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Store::Postgres(_) => pool.begin().await?,
             };
-            let rows: Vec<(String, String)> = sqlx::query_as(claim).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-            for (whisper, user) in &rows {
-                sqlx::query("DELETE FROM whisper_due WHERE whisper_id = $1 AND app_user_id = $2")
-                    .bind(whisper)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                let row: Option<AppUserRow> = sqlx::query_as(&select).bind(user).fetch_optional(&mut *tx).await?;
-                let Some(row) = row else { continue };
-                let planned = plan(whisper, &row);
-                let created = insert_deliveries!(tx, planned.deliveries);
-                set_due!(tx, &row.app_id, &row.id, planned);
-                delivered.extend(planned.deliveries.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row));
+            let ids: Vec<String> = sqlx::query_scalar(claim).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+            if !ids.is_empty() {
+                let list = (0..ids.len()).map(|i| format!("${}", i + 1)).collect::<Vec<_>>().join(", ");
+                let sql = format!("DELETE FROM whisper_due WHERE app_user_id IN ({list})");
+                let mut q = sqlx::query(&sql);
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?;
+                let sql = format!("SELECT {} FROM app_users WHERE id IN ({list})", self.user_columns());
+                let mut q = sqlx::query_as::<_, AppUserRow>(&sql);
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                let users = q.fetch_all(&mut *tx).await?;
+                let sql = format!("SELECT app_user_id, whisper_id FROM deliveries WHERE app_user_id IN ({list})");
+                let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                let mut received: std::collections::HashMap<String, super::Received> = Default::default();
+                for (user, whisper) in q.fetch_all(&mut *tx).await? {
+                    received.entry(user).or_default().insert(whisper);
+                }
+                let none = super::Received::default();
+                let mut planned = vec![];
+                let mut due: Vec<(&AppUserRow, i64)> = vec![];
+                for user in &users {
+                    let p = plan(user, received.get(&user.id).unwrap_or(&none));
+                    if let Some(at) = p.due {
+                        due.push((user, at));
+                    }
+                    planned.extend(p.deliveries);
+                }
+                let created = insert_deliveries!(tx, planned);
+                delivered.extend(planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row));
+                for chunk in due.chunks(300) {
+                    let values = (0..chunk.len())
+                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO whisper_due (app_user_id, app_id, due_at) VALUES {values} \
+                         ON CONFLICT (app_user_id) DO UPDATE SET due_at = excluded.due_at"
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (user, at) in chunk {
+                        q = q.bind(&user.id).bind(&user.app_id).bind(*at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
-            rows.len()
+            ids.len()
         });
         Ok((claimed, delivered))
     }

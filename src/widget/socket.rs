@@ -108,6 +108,10 @@ pub const MAX_FRAME: usize = 32 * 1024;
 /// The server pings this often; a widget silent for three periods is gone.
 pub const HEARTBEAT: Duration = Duration::from_secs(25);
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
+/// How long one frame may take to go out. A widget that stops reading
+/// fills the socket's buffers and then every send waits; past this it is
+/// dropped, and its task freed (it reconnects and resumes if it is alive).
+pub const SEND_WITHIN: Duration = Duration::from_secs(10);
 /// Frames a widget may send in a burst, and per second after it.
 const BURST: f64 = 40.0;
 const PER_SECOND: f64 = 10.0;
@@ -188,12 +192,17 @@ struct Started {
     launch: UserPatch,
 }
 
+/// Sends one message; false if the socket failed or took `SEND_WITHIN`.
+async fn send_message(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_WITHIN, socket.send(message)).await, Ok(Ok(())))
+}
+
 async fn send(socket: &mut WebSocket, text: String) -> bool {
-    socket.send(Message::Text(text.into())).await.is_ok()
+    send_message(socket, Message::Text(text.into())).await
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))).await;
+    let _ = send_message(socket, Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))).await;
 }
 
 /// A widget that said hello and was welcomed.
@@ -348,7 +357,7 @@ async fn act(
         }
         Step::Frame(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => true,
         Step::Frame(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => false,
-        Step::Out(Some(frame)) => socket.send(Message::Text(frame.as_ref().into())).await.is_ok(),
+        Step::Out(Some(frame)) => send_message(socket, Message::Text(frame.as_ref().into())).await,
         // Dropped by the hub for falling behind: the widget reconnects and resumes.
         Step::Out(None) => {
             close(socket, 1013, "fell behind").await;
@@ -358,7 +367,7 @@ async fn act(
             close(socket, 1012, "restarting").await;
             false
         }
-        Step::Beat => heard.elapsed() <= HEARTBEAT * 3 && socket.send(Message::Ping(Default::default())).await.is_ok(),
+        Step::Beat => heard.elapsed() <= HEARTBEAT * 3 && send_message(socket, Message::Ping(Default::default())).await,
     }
 }
 
@@ -470,10 +479,12 @@ async fn welcome(
     .map_err(Refusal::internal)?;
     let mut cards = state.engine.cards_for_start(&s.id).await?;
     cards.retain(|c| !just_made.iter().any(|d| d.id == c.id));
+    let office = state.engine.office_status(&s.app_id).await.map(|(open, back)| json!({ "open": open, "back": back }));
     let head = json!({
         "t": "welcome",
         "user": { "id": s.id, "userId": user.user_id, "givenName": user.given_name },
         "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
+        "office": office,
     })
     .to_string();
     // The cards are spliced in as stored (serialised once, when planned).

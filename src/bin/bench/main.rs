@@ -1,4 +1,5 @@
-//! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]`
+//! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
+//!  [--parts audience,ingest,scheduler]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -7,10 +8,14 @@
 //! - the users list's first page with that filter;
 //! - durable event ingest over HTTP from 64 concurrent keep-alive clients,
 //!   group commit against one transaction per request; and property
-//!   updates (PUT, one transaction per request).
+//!   updates (PUT, one transaction per request);
+//! - the property-match scheduler (`scheduler.rs`): ticks at 100 / 1,000 /
+//!   10,000 due users against a naive full re-evaluation, and property
+//!   updates with and without due-time maintenance.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
+mod scheduler;
 mod seed;
 
 use std::{
@@ -49,10 +54,17 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
+    /// Which parts run: audience, ingest, scheduler (all by default).
+    parts: Vec<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args { users: 1_000_000, seconds: 10, backends: vec!["sqlite", "postgres"] };
+    let mut a = Args {
+        users: 1_000_000,
+        seconds: 10,
+        backends: vec!["sqlite", "postgres"],
+        parts: ["audience", "ingest", "scheduler"].map(String::from).to_vec(),
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -67,6 +79,7 @@ fn args() -> Args {
                     _ => vec!["sqlite", "postgres"],
                 }
             }
+            "--parts" => a.parts = v.split(',').map(str::to_string).collect(),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -338,9 +351,16 @@ async fn main() {
         let took = seed(&store, a.users, now).await;
         println!("## {backend}\n\nseeded {} users in {:.1} s\n", a.users, took.as_secs_f64());
         println!("| measure | murmur | baseline (same run) | ratio / note |\n| --- | --- | --- | --- |");
-        audience(&store, now).await;
+        if a.parts.iter().any(|p| p == "audience") {
+            audience(&store, now).await;
+        }
+        if a.parts.iter().any(|p| p == "scheduler") {
+            scheduler::scheduler(&store, a.users, a.seconds, now).await;
+        }
         store.close().await;
-        ingest(&url, &dir, a.seconds).await;
+        if a.parts.iter().any(|p| p == "ingest") {
+            ingest(&url, &dir, a.seconds).await;
+        }
         println!();
         if let Some((admin, name)) = pg_name {
             use sqlx::Connection;
