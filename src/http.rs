@@ -127,7 +127,9 @@ pub async fn serve(
 
     state.engine.listen();
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
-    state.engine.start_scheduler(std::time::Duration::from_secs(5));
+    if let Some(period) = state.config.scheduler_period {
+        state.engine.start_scheduler(period);
+    }
     let hub = state.engine.hub.clone();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.config.header_read_timeout);

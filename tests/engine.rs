@@ -638,3 +638,37 @@ async fn deleted_whisper_keeps_received_cards_sqlite() {
 async fn deleted_whisper_keeps_received_cards_postgres() {
     bounded(deleted_whisper_keeps_received_cards(Backend::Postgres)).await;
 }
+
+/// The Welcome template reaches a user on their first app launch, even if
+/// the backend created them days before.
+async fn welcome_on_first_launch(backend: Backend) {
+    let Some((_db, app, shop)) = setup(backend, &[]).await else { return };
+    let signed = murmur::domain::properties::format_iso8601(START_MS - 10 * 86_400_000);
+    let r =
+        rest(&app, &shop, "POST", "/v1.1/appusers", json!({"userId": "u1", "givenName": "Ada", "signedUpAt": signed}))
+            .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    save_whisper(&app, &shop, &from_template(Some("welcome"), &shop.owner_id)).await;
+    // (created 10 days ago; their identity token is good for an hour from the start)
+    app.clock.advance_ms(30 * 60_000);
+    let (mut w, welcome) = Widget::start(&app, shop.hello("u1", "device-welcome-1")).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    match w.wait_for("card").await {
+        Ok((card, _)) => assert!(card["card"]["html"].as_str().unwrap().contains("Hi Ada, welcome!"), "{card}"),
+        Err(frames) => panic!("no welcome card on the first launch: {frames:?}"),
+    }
+    drop(w);
+    // Once ever: the next launch shows the same card, nothing new.
+    let (_w, again) = Widget::start(&app, shop.hello("u1", "device-welcome-2")).await;
+    assert_eq!(again["cards"].as_array().unwrap().len(), 1, "{again}");
+}
+
+#[tokio::test]
+async fn welcome_on_first_launch_sqlite() {
+    bounded(welcome_on_first_launch(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn welcome_on_first_launch_postgres() {
+    bounded(welcome_on_first_launch(Backend::Postgres)).await;
+}

@@ -22,6 +22,10 @@ use serde_json::{json, Value as Json};
 use support::{spawn_app, Backend, TestApp, TestDb, START_MS};
 
 const HOUR: i64 = 3_600_000;
+/// These tests tick the scheduler themselves as they move the clock: the
+/// instances' own timer is off (it would tick at moments the test does not
+/// choose, with a clock the test is moving).
+const MANUAL: &[(&str, &str)] = &[("SCHEDULER_PERIOD_MS", "0")];
 const DAY: i64 = 24 * HOUR;
 
 struct Shop {
@@ -162,7 +166,7 @@ const NEWCOMERS_HOUR: i64 = 200;
 
 async fn thirty_days(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
-    let app = spawn_app(&db, &[]).await;
+    let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
     let shop = shop(&app, &owner).await;
     let store = app.state.store.clone();
@@ -317,7 +321,7 @@ async fn thirty_days_against_an_oracle_postgres() {
 #[tokio::test]
 async fn two_instances_deliver_each_match_once() {
     let Some(db) = TestDb::new(Backend::Postgres).await else { return };
-    let (a, b) = (spawn_app(&db, &[]).await, spawn_app(&db, &[]).await);
+    let (a, b) = (spawn_app(&db, MANUAL).await, spawn_app(&db, MANUAL).await);
     let owner = a.setup_owner().await;
     let shop = shop(&a, &owner).await;
     for i in 0..600 {
@@ -350,7 +354,7 @@ async fn two_instances_deliver_each_match_once() {
 #[tokio::test]
 async fn reengage_follows_the_last_visit() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
-    let app = spawn_app(&db, &[]).await;
+    let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
     let shop = shop(&app, &owner).await;
     let mut ids = vec![];
@@ -396,7 +400,7 @@ async fn reengage_follows_the_last_visit() {
 /// in each of the next 7 days, as time alone passes.
 async fn forecast(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
-    let app = spawn_app(&db, &[]).await;
+    let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
     let shop = shop(&app, &owner).await;
     for k in 1..=9 {

@@ -48,6 +48,10 @@ pub struct Settings {
     /// a connection that takes longer, or stays idle that long between
     /// requests, is closed (slowloris).
     pub header_read_timeout: std::time::Duration,
+    /// How often the property-match scheduler ticks (`SCHEDULER_PERIOD_MS`,
+    /// default 5 s; 0 turns it off on this instance, e.g. for tests that
+    /// tick it themselves as they move the clock).
+    pub scheduler_period: Option<std::time::Duration>,
 }
 
 /// A string that does not print itself.
@@ -108,6 +112,15 @@ impl Settings {
                 10_000,
                 1..=600_000,
             )?),
+            scheduler_period: match parse_number(
+                "SCHEDULER_PERIOD_MS",
+                non_empty("SCHEDULER_PERIOD_MS"),
+                5_000,
+                0..=3_600_000,
+            )? {
+                0 => None,
+                ms => Some(std::time::Duration::from_millis(ms)),
+            },
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
         })
@@ -218,6 +231,14 @@ mod tests {
             let e = settings(&[("DATA_DIR", d), ("COMMIT_WINDOW_MS", bad)]).unwrap_err();
             assert_eq!(e.to_string(), format!("COMMIT_WINDOW_MS must be a whole number from 0 to 50, not {bad:?}"));
         }
+    }
+
+    #[test]
+    fn scheduler_period_can_be_turned_off() {
+        let d = "/tmp";
+        assert_eq!(settings(&[("DATA_DIR", d)]).unwrap().scheduler_period, Some(std::time::Duration::from_secs(5)));
+        assert_eq!(settings(&[("DATA_DIR", d), ("SCHEDULER_PERIOD_MS", "0")]).unwrap().scheduler_period, None);
+        assert!(settings(&[("DATA_DIR", d), ("SCHEDULER_PERIOD_MS", "soon")]).is_err());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct RuntimeConfig {
     pub trust_proxy: bool,
     /// How long a client has to send a request's headers (slowloris).
     pub header_read_timeout: std::time::Duration,
+    /// How often the property-match scheduler ticks here (`None`: never).
+    pub scheduler_period: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -65,6 +67,7 @@ impl AppState {
                 public_url,
                 trust_proxy: settings.trust_proxy,
                 header_read_timeout: settings.header_read_timeout,
+                scheduler_period: settings.scheduler_period,
             }),
             leptos_options,
             keys: Arc::new(KeyCache::default()),
