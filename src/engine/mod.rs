@@ -117,13 +117,18 @@ impl Engine {
 
     /// Pushes new deliveries to the user's widgets here and elsewhere.
     pub async fn publish_deliveries(&self, delivered: &[DeliveryRow]) {
+        let mut notices = Vec::with_capacity(delivered.len());
         for d in delivered {
             if let Err(e) = self.push_delivery_here(d).await {
                 tracing::error!(error = %e, "pushing a card failed");
             }
             let notice =
                 Notice::Delivery { from: self.instance.clone(), user: d.app_user_id.clone(), id: d.id.clone() };
-            self.notify(&notice).await;
+            notices.push(serde_json::to_string(&notice).unwrap_or_default());
+        }
+        // One round trip for all of them.
+        if let Err(e) = self.store.notify_all(&notices).await {
+            tracing::error!(error = %e, "could not notify the other instances");
         }
     }
 

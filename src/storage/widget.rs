@@ -607,8 +607,16 @@ impl Store {
 
     /// Tells every server instance listening (PostgreSQL) on `murmur`.
     pub async fn notify(&self, payload: &str) -> StoreResult<()> {
-        if let Store::Postgres(pool) = self {
-            sqlx::query("SELECT pg_notify('murmur', $1)").bind(payload).execute(pool).await?;
+        self.notify_all(&[payload.to_string()]).await
+    }
+
+    /// Several notices in one round trip.
+    pub async fn notify_all(&self, payloads: &[String]) -> StoreResult<()> {
+        if let (Store::Postgres(pool), false) = (self, payloads.is_empty()) {
+            sqlx::query("SELECT pg_notify('murmur', p) FROM unnest($1::text[]) AS p")
+                .bind(payloads)
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }
