@@ -73,6 +73,8 @@ pub struct AppSettings {
     pub max_active_whispers: Option<i64>,
     /// The widget requires a signed JWT for identified users.
     pub identity_enforced: bool,
+    /// Office hours, with whether the team is open now.
+    pub office: OfficeHoursView,
 }
 
 /// A property the condition builder offers.

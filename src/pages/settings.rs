@@ -163,6 +163,7 @@ pub fn SettingsPage() -> impl IntoView {
     let remove = ServerAction::<RemoveTeammate>::new();
     let limit = ServerAction::<SetWhisperLimit>::new();
     let enforce = ServerAction::<SetIdentityEnforced>::new();
+    let office = ServerAction::<super::office_hours::SaveOfficeHours>::new();
     let data = Resource::new(
         move || {
             (
@@ -173,6 +174,7 @@ pub fn SettingsPage() -> impl IntoView {
                 remove.version().get(),
                 limit.version().get(),
                 enforce.version().get(),
+                office.version().get(),
             )
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
@@ -188,7 +190,7 @@ pub fn SettingsPage() -> impl IntoView {
                         <ApiKeys s=s.clone() create_key revoke_key/>
                         <Identity app_id=s.app.id.clone() enforced=s.identity_enforced manage=s.can_manage_secrets roll enforce/>
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
-                        <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone()/>
+                        <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone() v=s.office.clone() save=office/>
                         <Teammates s add remove/>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),
