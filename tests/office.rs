@@ -7,72 +7,17 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use murmur::{
-    api::auth::sign_app_jwt,
-    domain::whisper::{from_template, WhisperDraft},
-};
+use murmur::domain::whisper::from_template;
 use serde_json::{json, Value};
-use support::{spawn_app, Backend, TestApp, TestDb, START_MS};
+use support::{
+    shop::{rest, save_whisper, shop, Shop},
+    spawn_app, Backend, TestApp, TestDb, START_MS,
+};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 const MINUTE: i64 = 60_000;
 /// START_MS is Wednesday 2026-11-18 11:06:40 UTC.
 const WED_1300: i64 = START_MS + 113 * MINUTE + 20_000;
-
-struct Shop {
-    app_id: String,
-    key_id: String,
-    key_secret: String,
-    owner: String,
-    owner_id: String,
-}
-
-async fn shop(app: &TestApp, owner: &str) -> Shop {
-    let created = app.call("apps/create", &[("input[name]", "Shop")], Some(owner), &[]).await.json();
-    let app_id = created["app"]["id"].as_str().unwrap().to_string();
-    let k = app
-        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(owner), &[])
-        .await
-        .json();
-    let editor = app
-        .call(
-            "whispers/editor",
-            &[("input[app_id]", &app_id), ("input[whisper_id]", "new"), ("input[template]", "")],
-            Some(owner),
-            &[],
-        )
-        .await
-        .json();
-    let owner_id = editor["teammates"].as_array().unwrap().iter().find(|t| t["is_owner"] == true).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Shop {
-        app_id,
-        key_id: k["id"].as_str().unwrap().into(),
-        key_secret: k["secret"].as_str().unwrap().into(),
-        owner: owner.to_string(),
-        owner_id,
-    }
-}
-
-async fn rest(app: &TestApp, shop: &Shop, method: &str, path: &str, body: Value) -> support::Response {
-    let auth = format!("Bearer {}", sign_app_jwt(&shop.key_id, &shop.key_secret, json!({})));
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    app.request(method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], &body).await
-}
-
-async fn activate(app: &TestApp, shop: &Shop, d: &WhisperDraft) {
-    let draft = serde_json::to_string(d).unwrap();
-    let fields = [
-        ("input[app_id]", shop.app_id.as_str()),
-        ("input[whisper_id]", "new"),
-        ("input[draft]", draft.as_str()),
-        ("input[activate]", "true"),
-    ];
-    let r = app.call("whispers/save", &fields, Some(&shop.owner), &[]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-}
 
 async fn save_hours(app: &TestApp, shop: &Shop, tz: &str, wednesday: &str, reply: &str) -> support::Response {
     let fields = [
@@ -127,8 +72,8 @@ async fn office_hours(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let app = spawn_app(&db, &[]).await;
     let owner = app.setup_owner().await;
-    let shop = shop(&app, &owner).await;
-    activate(&app, &shop, &from_template(Some("autoresponse"), &shop.owner_id)).await;
+    let shop = shop(&app, &owner, "Shop").await;
+    save_whisper(&app, &shop, &from_template(Some("autoresponse"), &shop.owner_id)).await;
     for (i, name) in ["Ada", "Grace"].iter().enumerate() {
         let body = json!({"userId": format!("u{}", i + 1), "givenName": name});
         assert_eq!(rest(&app, &shop, "POST", "/v1.1/appusers", body).await.status, 201);

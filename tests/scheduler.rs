@@ -10,7 +10,6 @@ mod support;
 use std::{collections::BTreeSet, time::Duration};
 
 use murmur::{
-    api::auth::sign_app_jwt,
     domain::{
         conditions::{matches_all, Checked, Condition, Operator, UserProps},
         properties::{Builtin, PropType, Value},
@@ -18,8 +17,11 @@ use murmur::{
     },
     storage::{AppUserChanges, NewAppUser, Store},
 };
-use serde_json::{json, Value as Json};
-use support::{spawn_app, Backend, TestApp, TestDb, START_MS};
+use serde_json::json;
+use support::{
+    shop::{rest, save_whisper, shop, Shop},
+    spawn_app, Backend, TestDb, START_MS,
+};
 
 const HOUR: i64 = 3_600_000;
 /// These tests tick the scheduler themselves as they move the clock: the
@@ -27,69 +29,6 @@ const HOUR: i64 = 3_600_000;
 /// choose, with a clock the test is moving).
 const MANUAL: &[(&str, &str)] = &[("SCHEDULER_PERIOD_MS", "0")];
 const DAY: i64 = 24 * HOUR;
-
-struct Shop {
-    app_id: String,
-    key_id: String,
-    key_secret: String,
-    owner: String,
-    owner_id: String,
-}
-
-async fn shop(app: &TestApp, owner: &str) -> Shop {
-    let created = app.call("apps/create", &[("input[name]", "Shop")], Some(owner), &[]).await.json();
-    let app_id = created["app"]["id"].as_str().unwrap().to_string();
-    let k = app
-        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(owner), &[])
-        .await
-        .json();
-    let editor = app
-        .call(
-            "whispers/editor",
-            &[("input[app_id]", &app_id), ("input[whisper_id]", "new"), ("input[template]", "")],
-            Some(owner),
-            &[],
-        )
-        .await
-        .json();
-    let owner_id = editor["teammates"].as_array().unwrap().iter().find(|t| t["is_owner"] == true).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Shop {
-        app_id,
-        key_id: k["id"].as_str().unwrap().into(),
-        key_secret: k["secret"].as_str().unwrap().into(),
-        owner: owner.to_string(),
-        owner_id,
-    }
-}
-
-async fn rest(app: &TestApp, shop: &Shop, method: &str, path: &str, body: Json) -> support::Response {
-    let auth = format!("Bearer {}", sign_app_jwt(&shop.key_id, &shop.key_secret, json!({})));
-    app.request(method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], &body.to_string())
-        .await
-}
-
-/// Saves and activates a whisper through the dashboard's server function.
-async fn activate(app: &TestApp, shop: &Shop, d: &WhisperDraft) -> String {
-    let draft = serde_json::to_string(d).unwrap();
-    let r = app
-        .call(
-            "whispers/save",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[whisper_id]", "new"),
-                ("input[draft]", &draft),
-                ("input[activate]", "true"),
-            ],
-            Some(&shop.owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_str(&r.body).unwrap()
-}
 
 fn cond(property: &str, operator: Operator, value: &str) -> Condition {
     Condition { property: property.into(), operator, value: value.into() }
@@ -168,7 +107,7 @@ async fn thirty_days(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
-    let shop = shop(&app, &owner).await;
+    let shop = shop(&app, &owner, "Shop").await;
     let store = app.state.store.clone();
     let mut rng = Rng(42);
 
@@ -229,7 +168,7 @@ async fn thirty_days(backend: Backend) {
     assert!(drafts.iter().all(|d| d.trigger == Trigger::PropertyMatch), "Rating and Re-engage watch the user base");
     let mut whispers = vec![];
     for d in &drafts {
-        let id = activate(&app, &shop, d).await;
+        let id = save_whisper(&app, &shop, d).await;
         let types = |n: &str| (n == "plan").then_some(PropType::Text);
         let checked: Vec<Checked> = d.conditions.iter().map(|c| c.check(types).unwrap()).collect();
         whispers.push((id, checked));
@@ -323,7 +262,7 @@ async fn two_instances_deliver_each_match_once() {
     let Some(db) = TestDb::new(Backend::Postgres).await else { return };
     let (a, b) = (spawn_app(&db, MANUAL).await, spawn_app(&db, MANUAL).await);
     let owner = a.setup_owner().await;
-    let shop = shop(&a, &owner).await;
+    let shop = shop(&a, &owner, "Shop").await;
     for i in 0..600 {
         let seen = START_MS - (if i % 3 == 0 { 2 } else { 8 }) * DAY;
         let r = rest(&a, &shop, "POST", "/v1.1/appusers", json!({"userId": format!("u{i}")})).await;
@@ -332,7 +271,7 @@ async fn two_instances_deliver_each_match_once() {
         let changes = AppUserChanges { last_seen_at: Some(seen), ..AppUserChanges::default() };
         a.state.store.update_app_user(&shop.app_id, &id, &changes, &[], 100, START_MS).await.unwrap();
     }
-    activate(&a, &shop, &from_template(Some("reengage"), &shop.owner_id)).await;
+    save_whisper(&a, &shop, &from_template(Some("reengage"), &shop.owner_id)).await;
     let (ma, mb) = tokio::join!(a.state.engine.run_due(), b.state.engine.run_due());
     let (ma, mb) = (ma.unwrap(), mb.unwrap());
     assert_eq!(ma + mb, 400, "each of the 400 users seen 8 days ago once ({ma} + {mb})");
@@ -356,7 +295,7 @@ async fn reengage_follows_the_last_visit() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
     let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
-    let shop = shop(&app, &owner).await;
+    let shop = shop(&app, &owner, "Shop").await;
     let mut ids = vec![];
     for (i, days) in [10, 3, 1].into_iter().enumerate() {
         let r = rest(&app, &shop, "POST", "/v1.1/appusers", json!({"userId": format!("u{i}")})).await;
@@ -365,7 +304,7 @@ async fn reengage_follows_the_last_visit() {
         app.state.store.update_app_user(&shop.app_id, &id, &changes, &[], 100, START_MS).await.unwrap();
         ids.push(id);
     }
-    activate(&app, &shop, &from_template(Some("reengage"), &shop.owner_id)).await;
+    save_whisper(&app, &shop, &from_template(Some("reengage"), &shop.owner_id)).await;
     let engine = &app.state.engine;
     let who = |d: &BTreeSet<(String, String, i64)>| {
         let mut v: Vec<usize> = d.iter().map(|(_, u, _)| ids.iter().position(|i| i == u).unwrap()).collect();
@@ -402,7 +341,7 @@ async fn forecast(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let app = spawn_app(&db, MANUAL).await;
     let owner = app.setup_owner().await;
-    let shop = shop(&app, &owner).await;
+    let shop = shop(&app, &owner, "Shop").await;
     for k in 1..=9 {
         let signed = murmur::domain::properties::format_iso8601(START_MS - k * DAY);
         let r =

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use murmur::{
-    api::auth::sign_app_jwt,
     domain::{
         conditions::{Condition, Operator},
         whisper::{from_template, Button, ButtonAction, Trigger, WhisperDraft},
@@ -18,7 +17,10 @@ use murmur::{
     server::jwt,
 };
 use serde_json::{json, Value};
-use support::{spawn_app, Backend, TestApp, TestDb, START_MS};
+use support::{
+    shop::{rest, save_whisper, shop, Shop},
+    spawn_app, Backend, TestApp, TestDb, START_MS,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, Message},
@@ -92,75 +94,6 @@ impl Widget {
             }
         }
     }
-}
-
-struct Shop {
-    app_id: String,
-    identity: String,
-    key_id: String,
-    key_secret: String,
-    owner: String,
-    owner_id: String,
-}
-
-impl Shop {
-    fn token(&self, user_id: &str) -> String {
-        self.token_with(user_id, &self.identity, json!(START_MS / 1000 + 3600))
-    }
-    fn token_with(&self, user_id: &str, secret: &str, exp: Value) -> String {
-        jwt::sign(None, &json!({"scope": "appUser", "userId": user_id, "exp": exp}), secret.as_bytes())
-    }
-    fn hello(&self, user_id: &str, device: &str) -> Value {
-        json!({"t": "hello", "app": self.app_id, "device": device, "userId": user_id, "jwt": self.token(user_id),
-               "appVersion": "2.1.0", "platform": "web"})
-    }
-    fn auth(&self) -> String {
-        format!("Bearer {}", sign_app_jwt(&self.key_id, &self.key_secret, json!({})))
-    }
-}
-
-async fn shop(app: &TestApp, owner: &str, name: &str) -> Shop {
-    let created = app.call("apps/create", &[("input[name]", name)], Some(owner), &[]).await.json();
-    let app_id = created["app"]["id"].as_str().unwrap().to_string();
-    let identity = created["identity_secret"].as_str().unwrap().to_string();
-    let k = app
-        .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(owner), &[])
-        .await
-        .json();
-    let owner_id = app.state.store.owner().await.unwrap().unwrap().id;
-    Shop {
-        app_id,
-        identity,
-        key_id: k["id"].as_str().unwrap().into(),
-        key_secret: k["secret"].as_str().unwrap().into(),
-        owner: owner.to_string(),
-        owner_id,
-    }
-}
-
-async fn rest(app: &TestApp, shop: &Shop, method: &str, path: &str, body: Value) -> support::Response {
-    let auth = shop.auth();
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    app.request(method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], &body).await
-}
-
-async fn save_whisper(app: &TestApp, shop: &Shop, d: &WhisperDraft) -> String {
-    let draft = serde_json::to_string(d).unwrap();
-    let r = app
-        .call(
-            "whispers/save",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[whisper_id]", "new"),
-                ("input[draft]", &draft),
-                ("input[activate]", "true"),
-            ],
-            Some(&shop.owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_str(&r.body).unwrap()
 }
 
 async fn set_status(app: &TestApp, shop: &Shop, id: &str, status: &str) {

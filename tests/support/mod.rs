@@ -3,6 +3,8 @@
 //! that would rebuild the server's own).
 #![allow(dead_code)]
 
+pub mod shop;
+
 use std::{net::SocketAddr, sync::Arc};
 
 use leptos::config::LeptosOptions;
