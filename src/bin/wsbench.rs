@@ -706,6 +706,26 @@ async fn start_node(kind: Kind, dir: PathBuf) -> Server {
 
 /// What the server stored, read from its database at the end: events,
 /// deliveries, deliveries seen, and (murmur) users.
+/// Waits (at most 30 s) until the server has stored at least `cards`
+/// deliveries and every one is seen: the seen reports sent so far are
+/// written. A server that stores nothing has nothing to wait for.
+async fn seen_written(server: &Server, cards: u64) {
+    let Some(url) = &server.db_url else { return };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match stored_rows(url, false).await {
+            Ok([_, Some(deliveries), Some(seen), _]) if deliveries >= cards as i64 && seen >= deliveries => return,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("  could not read the stored rows: {e}");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("  the seen reports were not all written within 30 s");
+}
+
 async fn stored_rows(url: &str, users: bool) -> Result<[Option<i64>; 4], String> {
     use sqlx::Connection;
     let queries = [
@@ -1260,8 +1280,8 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     let cards_in_window = shared.cards.load(Ordering::Relaxed);
     eprintln!("  {cards_in_window} of {tracks} cards in {:.1} s", cpu.wall.as_secs_f64());
 
-    // The reconnect storm.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The reconnect storm, once the window's seen reports are written.
+    seen_written(server, cards_in_window).await;
     let storm_before = Clocks::read(pid, ticks);
     let began = Instant::now();
     let _ = phase_tx.send(Phase::Storm(began));
@@ -1287,8 +1307,8 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         storm.asked,
         storm.all_welcomed.unwrap_or_default().as_secs_f64()
     );
-    // Let the welcome's seen frames go out (and be written) before stopping.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The welcomes' seen reports written before stopping.
+    seen_written(server, cards_in_window).await;
     let stored = match &server.db_url {
         Some(url) => Some(
             tokio::time::timeout(Duration::from_secs(30), stored_rows(url, kind == Kind::Murmur))

@@ -237,20 +237,18 @@ impl Engine {
         check_user_ref(user_ref)?;
         let now = self.now();
         let (plan, office_reply) = match m.role {
-            Role::AppUser => {
-                let online = self.hub.is_online(user_ref);
-                let plan = self.planner.plan(&self.store, app_id, Trigger::FirstMessage, now, online).await;
-                // Outside office hours the message gets the office-hours reply
-                // (once per closed period), which stands in for the auto-response.
-                let reply = match self.planner.whispers(&self.store, app_id).await {
-                    Ok(live) => live.office_reply(now),
-                    Err(e) => {
-                        tracing::error!(error = %e, "loading the office hours failed");
-                        None
-                    }
-                };
-                (plan, reply)
-            }
+            Role::AppUser => match self.planner.whispers(&self.store, app_id).await {
+                // First-message whispers; outside office hours, the office-hours
+                // reply (once per closed period), which stands in for them.
+                Ok(live) => {
+                    let online = self.hub.is_online(user_ref);
+                    (live.delivery_plan(Trigger::FirstMessage, now, online), live.office_reply(now))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "loading the active whispers failed");
+                    (None, None)
+                }
+            },
             Role::AppMaker => (None, None),
         };
         let pending = PendingMessage {

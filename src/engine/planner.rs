@@ -167,6 +167,14 @@ impl AppWhispers {
         planned
     }
 
+    /// The plan for `trigger`, to run on the user's row inside the write
+    /// that causes it; `None` when no active whisper has that trigger.
+    pub fn delivery_plan(self: &Arc<Self>, trigger: Trigger, now: i64, sent: bool) -> Option<DeliveryPlan> {
+        let live = self.clone();
+        self.fires(&trigger)
+            .then(|| Arc::new(move |user: &AppUserRow| live.plan(&trigger, user, now, sent)) as DeliveryPlan)
+    }
+
     fn has_property_match(&self) -> bool {
         self.fires(&Trigger::PropertyMatch)
     }
@@ -307,10 +315,7 @@ impl Planner {
         sent: bool,
     ) -> Option<DeliveryPlan> {
         match self.whispers(store, app_id).await {
-            Ok(live) if live.fires(&trigger) => {
-                Some(Arc::new(move |user: &AppUserRow| live.plan(&trigger, user, now, sent)) as DeliveryPlan)
-            }
-            Ok(_) => None,
+            Ok(live) => live.delivery_plan(trigger, now, sent),
             Err(e) => {
                 tracing::error!(error = %e, "loading the active whispers failed");
                 None

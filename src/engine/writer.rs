@@ -52,7 +52,7 @@ enum Job {
     /// An event, the deliveries it triggers, and whether its batch may wait
     /// the commit window for company (see `Writer::track`).
     Event(PendingEvent, Option<DeliveryPlan>, bool, Reply<Tracked>),
-    Update(PendingUpdate, Option<UpdatePlan>, oneshot::Sender<UpdateResult>),
+    Update(PendingUpdate, Option<UpdatePlan>, Reply<UpdateResult>),
     Message(PendingMessage, Option<DeliveryPlan>, Reply<Option<PostedMessage>>),
     React(React, Reply<bool>),
     Sent(Vec<String>, i64, Reply<()>),
@@ -192,9 +192,7 @@ impl Writer {
                 .map_err(|e| WriteFailed::from(&e))?;
             return Ok(one.pop().unwrap_or(Err(UserWriteError::NotFound)));
         }
-        let (reply, answer) = oneshot::channel();
-        self.queue.send(Job::Update(update, plan, reply)).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())
+        self.send(|r| Job::Update(update, plan, r)).await
     }
 
     /// Stores a message (and, for a user's first, the deliveries its plan
@@ -366,23 +364,10 @@ async fn write(store: &Store, batch: Vec<Job>) {
             .track_batch(std::slice::from_ref(&e.0), vec![e.1]));
     }
     if !updates.is_empty() {
-        match store.update_app_users_batch(&updates, update_plans.clone()).await {
-            Ok(results) => {
-                for (reply, r) in update_replies.into_iter().zip(results) {
-                    let _ = reply.send(r);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, n = updates.len(), "an update batch failed; retrying one by one");
-                for ((u, plan), reply) in updates.into_iter().zip(update_plans).zip(update_replies) {
-                    let r = match store.update_app_users_batch(std::slice::from_ref(&u), vec![plan]).await {
-                        Ok(mut v) => v.pop().unwrap_or(Err(UserWriteError::NotFound)),
-                        Err(e) => Err(UserWriteError::Store(e)),
-                    };
-                    let _ = reply.send(r);
-                }
-            }
-        }
+        let result = store.update_app_users_batch(&updates, update_plans.clone()).await;
+        let jobs: Vec<_> = updates.into_iter().zip(update_plans).collect();
+        answer_or_retry!("update", result, jobs, update_replies, |u| store
+            .update_app_users_batch(std::slice::from_ref(&u.0), vec![u.1]));
     }
     if !messages.is_empty() {
         let result = store.insert_messages_batch(&messages, message_plans.clone()).await;

@@ -11,6 +11,44 @@ use super::{
 
 pub type Properties = Map<String, Json>;
 
+/// Inside the open transaction `$tx`: is `$user_id` (a `userId` being
+/// given) the murmur id of a user of app `$app_id`? Such a `userId` is
+/// refused, so that it can never be confused with that user.
+macro_rules! id_taken {
+    ($tx:ident, $app_id:expr, $user_id:expr) => {
+        sqlx::query_scalar::<_, String>("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
+            .bind($app_id)
+            .bind($user_id)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .is_some()
+    };
+}
+pub(crate) use id_taken;
+
+/// Stores a message of user `$user_id` inside the open transaction `$tx`;
+/// `$kind`: `None` for one written by the user, a teammate or the API,
+/// `Some("office_hours")` for the automatic reply.
+macro_rules! insert_message {
+    ($tx:ident, $app_id:expr, $user_id:expr, $m:expr, $kind:expr) => {{
+        let m: &MessageRow = $m;
+        sqlx::query(
+            "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&m.id)
+        .bind($app_id)
+        .bind($user_id)
+        .bind(&m.role)
+        .bind(&m.name)
+        .bind(&m.text)
+        .bind(m.created_at)
+        .bind($kind)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 /// The id of the user `$2` names in app `$1`: murmur's `_id` first, else
 /// their `userId`. A `userId` can never take over another user's `_id`
 /// (and a new `userId` equal to an existing `_id` is refused).
@@ -214,16 +252,6 @@ impl Store {
         );
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            if let Some(user_id) = &u.user_id {
-                let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
-                    .bind(&u.app_id)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if taken.is_some() {
-                    return Err(UserWriteError::Duplicate);
-                }
-            }
             register_types!(tx, &u.app_id, types, u.now);
             let row: AppUserRow = sqlx::query_as(&sql)
                 .bind(&u.id)
@@ -240,6 +268,13 @@ impl Store {
                 .bind(u.now)
                 .fetch_one(&mut *tx)
                 .await?;
+            // Checked after the insert: on SQLite, a transaction that writes
+            // first holds the write lock, so it cannot be refused halfway.
+            if let Some(user_id) = &u.user_id {
+                if id_taken!(tx, &u.app_id, user_id) {
+                    return Err(UserWriteError::Duplicate);
+                }
+            }
             // A new user is due now for every active property-match whisper:
             // the scheduler's next tick checks them (time may make them match later).
             sqlx::query(
@@ -477,25 +512,6 @@ impl Store {
         .await?))
     }
 
-    pub async fn insert_message(&self, app_id: &str, app_user_id: &str, m: &MessageRow) -> StoreResult<()> {
-        with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&m.id)
-            .bind(app_id)
-            .bind(app_user_id)
-            .bind(&m.role)
-            .bind(&m.name)
-            .bind(&m.text)
-            .bind(m.created_at)
-            .execute(pool)
-            .await
-            .map_err(classify)?;
-        });
-        Ok(())
-    }
-
     /// A user's conversation, oldest first, the last `limit` messages.
     pub async fn user_messages(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<MessageRow>> {
         let mut rows: Vec<MessageRow> = with_pool!(self, pool => sqlx::query_as(
@@ -614,18 +630,7 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?
                         == 0;
-                sqlx::query(
-                    "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&m.id)
-                .bind(&job.app_id)
-                .bind(&user.id)
-                .bind(&m.role)
-                .bind(&m.name)
-                .bind(&m.text)
-                .bind(m.created_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_message!(tx, &job.app_id, &user.id, &m, None::<&str>);
                 let mut reply = None;
                 if let (Some(o), "appUser") = (&job.office_reply, m.role.as_str()) {
                     let sent: Option<String> = sqlx::query_scalar(
@@ -644,19 +649,7 @@ impl Store {
                             text: (o.text)(&user),
                             created_at: m.created_at + 1,
                         };
-                        sqlx::query(
-                            "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at, kind) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'office_hours')",
-                        )
-                        .bind(&r.id)
-                        .bind(&job.app_id)
-                        .bind(&user.id)
-                        .bind(&r.role)
-                        .bind(&r.name)
-                        .bind(&r.text)
-                        .bind(r.created_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        insert_message!(tx, &job.app_id, &user.id, &r, Some("office_hours"));
                         reply = Some(r);
                     }
                 }

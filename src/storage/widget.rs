@@ -185,40 +185,6 @@ impl Store {
         Ok(())
     }
 
-    /// The anonymous user of a widget's device, created on first sight.
-    pub async fn device_user(&self, app_id: &str, device_id: &str, new_id: &str, now: i64) -> StoreResult<AppUserRow> {
-        let job = WidgetUser {
-            app_id: app_id.into(),
-            user_id: None,
-            device_id: Some(device_id.into()),
-            new_id: new_id.into(),
-            now,
-        };
-        self.widget_users_batch(std::slice::from_ref(&job)).await?.pop().expect("one result per job")
-    }
-
-    /// The user known by `user_id`, created on first sight; the anonymous
-    /// user of `device_id` (if any) is merged into them: their messages,
-    /// events and deliveries move over (a whisper both received stays
-    /// once), then the anonymous user is deleted. One transaction.
-    pub async fn identified_user(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        device_id: Option<&str>,
-        new_id: &str,
-        now: i64,
-    ) -> StoreResult<AppUserRow> {
-        let job = WidgetUser {
-            app_id: app_id.into(),
-            user_id: Some(user_id.into()),
-            device_id: device_id.map(str::to_string),
-            new_id: new_id.into(),
-            now,
-        };
-        self.widget_users_batch(std::slice::from_ref(&job)).await?.pop().expect("one result per job")
-    }
-
     /// Finds or creates the users of starting widgets, in one transaction
     /// (one commit for a storm of reconnecting widgets), each in its own
     /// savepoint: an identified user (`user_id`, merging the device's
@@ -254,12 +220,7 @@ impl Store {
                             .execute(&mut *sp).await?;
                         return Ok(sqlx::query_as(&by_device).bind(&job.app_id).bind(device).fetch_one(&mut *sp).await?);
                     };
-                    let taken: Option<String> = sqlx::query_scalar("SELECT id FROM app_users WHERE app_id = $1 AND id = $2")
-                        .bind(&job.app_id)
-                        .bind(user_id)
-                        .fetch_optional(&mut *sp)
-                        .await?;
-                    if taken.is_some() {
+                    if super::users::id_taken!(sp, &job.app_id, user_id) {
                         return Err(super::StoreError::Duplicate);
                     }
                     sqlx::query(&insert_identified).bind(&job.new_id).bind(&job.app_id).bind(user_id).bind(job.now)
@@ -453,16 +414,6 @@ impl Store {
         .bind(since)
         .bind(limit)
         .fetch_all(pool)
-        .await?))
-    }
-
-    /// How many messages the user has written.
-    pub async fn user_message_count(&self, app_user_id: &str) -> StoreResult<i64> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM messages WHERE app_user_id = $1 AND role = 'appUser'",
-        )
-        .bind(app_user_id)
-        .fetch_one(pool)
         .await?))
     }
 
