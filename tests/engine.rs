@@ -9,7 +9,6 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use murmur::domain::{
     conditions::{Condition, Operator},
     whisper::{from_template, Button, ButtonAction, Trigger, WhisperDraft},
@@ -17,12 +16,9 @@ use murmur::domain::{
 use serde_json::{json, Value};
 use support::{
     shop::{rest, save_whisper, shop, Shop},
-    spawn_app, Backend, TestApp, TestDb, START_MS,
-};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, Message},
-    MaybeTlsStream, WebSocketStream,
+    spawn_app,
+    widget::Widget,
+    Backend, TestApp, TestDb, START_MS,
 };
 
 /// Every test here is bounded: a server that stops answering fails it.
@@ -34,89 +30,6 @@ async fn bounded(test: impl std::future::Future<Output = ()>) {
 
 // ---------------------------------------------------------------------------
 // Helpers (copied from tests/widget.rs, trimmed).
-
-struct Widget {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Widget {
-    /// Connects from murmur's own origin and says hello; returns the widget and the first answer.
-    async fn start(app: &TestApp, hello: Value) -> (Widget, Value) {
-        let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
-        req.headers_mut().insert("Origin", app.origin().parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("upgrade refused");
-        let mut w = Widget { ws };
-        w.send(hello).await;
-        let first = w.next().await;
-        (w, first)
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.ws.send(Message::Text(v.to_string().into())).await.unwrap();
-    }
-
-    /// The next JSON frame (pings and pongs skipped); a close is `{"t": "closed"}`.
-    async fn next(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .expect("no frame within 5 s")
-                .expect("socket ended")
-                .expect("socket error");
-            match msg {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["t"] != "pong" {
-                        return v;
-                    }
-                }
-                Message::Close(c) => return json!({"t": "closed", "code": c.map(|c| u16::from(c.code))}),
-                _ => {}
-            }
-        }
-    }
-
-    /// The next JSON frame, pongs included (`None` if nothing came within 5 s).
-    async fn next_any(&mut self) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
-            match msg {
-                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
-                Some(Ok(Message::Close(c))) => {
-                    return Some(json!({"t": "closed", "code": c.map(|c| u16::from(c.code))}))
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => return Some(json!({"t": "closed"})),
-            }
-        }
-    }
-
-    /// Frames until one with `t` = `kind` (within 5 s in all); the frames before it.
-    async fn wait_for(&mut self, kind: &str) -> Result<(Value, Vec<Value>), Vec<Value>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        let mut before = vec![];
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.next()).await;
-            match next {
-                Ok(v) if v["t"] == kind => return Ok((v, before)),
-                Ok(v) if v["t"] == "closed" => {
-                    before.push(v);
-                    return Err(before);
-                }
-                Ok(v) => before.push(v),
-                Err(_) => return Err(before),
-            }
-        }
-    }
-
-    /// Sends a ping and waits for the pong: everything sent before it has been handled.
-    async fn sync(&mut self) {
-        self.send(json!({"t": "ping"})).await;
-        let v = self.next_any().await.expect("no pong within 5 s");
-        assert!(v["t"] == "pong", "unexpected frame before pong: {v}");
-    }
-}
 
 /// A server started on its own database, with an owner and an app with a key.
 async fn setup(backend: Backend, extra: &[(&str, &str)]) -> Option<(TestDb, TestApp, Shop)> {

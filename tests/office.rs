@@ -6,14 +6,14 @@
 
 mod support;
 
-use futures_util::{SinkExt, StreamExt};
 use murmur::domain::whisper::from_template;
 use serde_json::{json, Value};
 use support::{
     shop::{rest, save_whisper, shop, Shop},
-    spawn_app, Backend, TestApp, TestDb, START_MS,
+    spawn_app,
+    widget::Widget,
+    Backend, TestApp, TestDb, START_MS,
 };
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 const MINUTE: i64 = 60_000;
 /// START_MS is Wednesday 2026-11-18 11:06:40 UTC.
@@ -55,17 +55,7 @@ async fn say(app: &TestApp, shop: &Shop, user: &str, text: &str) {
 
 /// A widget's welcome for an anonymous device (identity is not needed for that).
 async fn welcome(app: &TestApp, shop: &Shop, device: &str) -> Value {
-    let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("Origin", app.origin().parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let hello = json!({"t": "hello", "app": shop.app_id, "device": device});
-    ws.send(Message::Text(hello.to_string().into())).await.unwrap();
-    loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
+    Widget::start(app, json!({"t": "hello", "app": shop.app_id, "device": device})).await.1
 }
 
 async fn office_hours(backend: Backend) {

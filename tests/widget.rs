@@ -19,82 +19,14 @@ use murmur::{
 use serde_json::{json, Value};
 use support::{
     shop::{rest, save_whisper, shop, Shop},
-    spawn_app, Backend, TestApp, TestDb, START_MS,
+    spawn_app,
+    widget::Widget,
+    Backend, TestApp, TestDb, START_MS,
 };
-use tokio::net::TcpStream;
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, Message},
-    MaybeTlsStream, WebSocketStream,
+    MaybeTlsStream,
 };
-
-struct Widget {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Widget {
-    async fn open(app: &TestApp, origin: &str) -> Result<Widget, u16> {
-        let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
-        req.headers_mut().insert("Origin", origin.parse().unwrap());
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(Widget { ws }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-            Err(e) => panic!("connect failed: {e}"),
-        }
-    }
-
-    /// Connects and says hello; returns the widget and the first answer.
-    async fn start(app: &TestApp, hello: Value) -> (Widget, Value) {
-        let mut w = Widget::open(app, &app.origin()).await.expect("upgrade refused");
-        w.send(hello).await;
-        let first = w.next().await;
-        (w, first)
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.ws.send(Message::Text(v.to_string().into())).await.unwrap();
-    }
-
-    /// The next JSON frame (pings and pongs skipped).
-    async fn next(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .expect("no frame within 5 s")
-                .expect("socket ended")
-                .expect("socket error");
-            match msg {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["t"] != "pong" {
-                        return v;
-                    }
-                }
-                Message::Close(c) => return json!({"t": "closed", "code": c.map(|c| u16::from(c.code))}),
-                _ => {}
-            }
-        }
-    }
-
-    /// Asserts nothing but pings arrives for a while.
-    async fn quiet(&mut self, ms: u64) {
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
-            panic!("expected nothing, got {t}");
-        }
-    }
-
-    /// Sends a ping and waits for the pong: everything sent before it has been handled.
-    async fn sync(&mut self) {
-        self.send(json!({"t": "ping"})).await;
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.unwrap().unwrap().unwrap();
-            if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                assert!(v["t"] == "pong", "unexpected frame before pong: {v}");
-                return;
-            }
-        }
-    }
-}
 
 async fn set_status(app: &TestApp, shop: &Shop, id: &str, status: &str) {
     let r = app
