@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     pages::{shell, App},
-    server::{csrf, AppState, Settings, SystemClock},
+    server::{csrf, unsubscribe, AppState, Settings, SystemClock},
 };
 
 pub fn router(state: AppState) -> Router {
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
         .leptos_routes_with_context(&state, routes, context, {
@@ -129,6 +130,8 @@ pub async fn serve(
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
     if let Some(period) = state.config.scheduler_period {
         state.engine.start_scheduler(period);
+        // Scheduled manual messages, sends a crash interrupted, and email retries.
+        state.engine.start_send_worker(period);
     }
     let hub = state.engine.hub.clone();
     let mut http = hyper::server::conn::http1::Builder::new();

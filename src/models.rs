@@ -75,6 +75,8 @@ pub struct AppSettings {
     pub identity_enforced: bool,
     /// Office hours, with whether the team is open now.
     pub office: OfficeHoursView,
+    /// Email (SMTP) settings.
+    pub smtp: SmtpView,
 }
 
 /// A property the condition builder offers.
@@ -124,6 +126,9 @@ pub struct UserProfile {
     /// The conversation, oldest first: the last 50 messages and the last
     /// 50 whisper cards, in the order they were made.
     pub messages: Vec<MessageView>,
+    /// Manual messages received (sent ones only, never pending), newest
+    /// first: (message id, title, kind, delivery state, sent at).
+    pub manual: Vec<(String, String, String, String, i64)>,
 }
 
 /// A whisper card in a user's conversation, as the team sees it.
@@ -215,4 +220,86 @@ pub struct OfficeHoursView {
     pub back_at: Option<i64>,
     /// Every time zone name the server knows.
     pub time_zones: Vec<String>,
+}
+
+/// A manual message in the list, with what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualSummary {
+    pub id: String,
+    pub title: String,
+    pub sender_name: String,
+    /// `domain::manual::Kind` as text.
+    pub kind: String,
+    /// `domain::manual::State` as text.
+    pub state: String,
+    pub audience: String,
+    /// Scheduled for, or sent at (Unix ms).
+    pub send_at: Option<i64>,
+    pub updated_at: i64,
+    /// Fixed when the send started (`None` before).
+    pub recipients: Option<i64>,
+    pub pending: i64,
+    pub sent: i64,
+    pub seen: i64,
+    pub clicked: i64,
+    pub replied: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+/// A user named by a selection, as the composer lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChip {
+    pub id: String,
+    pub name: String,
+}
+
+/// Everything the composer needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualComposer {
+    pub id: Option<String>,
+    pub state: String,
+    pub draft: crate::domain::manual::MessageDraft,
+    /// The selected users' names (audience `users`).
+    pub selected: Vec<UserChip>,
+    pub teammates: Vec<TeammateView>,
+    pub properties: Vec<PropertyView>,
+    /// Earlier sent messages, for "has not received".
+    pub earlier: Vec<(String, String)>,
+    /// The app's time zone (scheduling is in it).
+    pub time_zone: String,
+    /// A scheduled message's time, as `YYYY-MM-DDTHH:MM` in that zone.
+    pub send_at_local: String,
+    /// Whether the app has SMTP settings (email can be sent).
+    pub email_ready: bool,
+}
+
+/// One recipient of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientView {
+    pub app_user_id: String,
+    pub name: String,
+    pub state: String,
+    pub sent_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A message's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualDetail {
+    pub summary: ManualSummary,
+    pub body: String,
+    pub recipients: Vec<RecipientView>,
+    /// The conversations it started: recipients who replied.
+    pub replied_users: Vec<UserChip>,
+    pub stoppable: bool,
+}
+
+/// An app's email (SMTP) settings as the settings page shows them. The
+/// password is never sent: only whether one is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpView {
+    /// None: email is off for this app.
+    pub settings: Option<crate::domain::email::SmtpSettings>,
+    pub password_set: bool,
 }

@@ -4,6 +4,8 @@
 
 pub mod app;
 pub mod conditions;
+pub mod email;
+pub mod manual;
 pub mod messages;
 pub mod office_hours;
 pub mod properties;

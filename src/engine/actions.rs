@@ -322,6 +322,8 @@ impl Engine {
     /// The cards a starting widget shows (see `Store::user_deliveries`),
     /// recorded as sent.
     pub async fn cards_for_start(&self, app_user_id: &str) -> Result<Vec<DeliveryRow>, ActionError> {
+        // Manual messages waiting for this user are claimed (and rendered) first.
+        self.pending_message_cards(app_user_id).await?;
         let deliveries = self.store.user_deliveries(app_user_id, 50).await?;
         let pending: Vec<String> = deliveries.iter().filter(|d| d.sent_at.is_none()).map(|d| d.id.clone()).collect();
         self.writer.mark_sent(pending, self.now()).await?;

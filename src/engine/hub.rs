@@ -193,6 +193,11 @@ impl Hub {
         self.users.lock().map(|u| u.contains_key(app_user_id)).unwrap_or(false)
     }
 
+    /// The users with a widget open on this instance.
+    pub fn online_users(&self) -> Vec<String> {
+        self.users.lock().map(|u| u.keys().cloned().collect()).unwrap_or_default()
+    }
+
     /// Open connections on this instance.
     pub fn connections(&self) -> usize {
         self.users.lock().map(|u| u.values().map(Vec::len).sum()).unwrap_or(0)

@@ -21,10 +21,12 @@
 //! engine never sees the HTTP layer's state.
 
 pub mod actions;
+pub mod email;
 pub mod hub;
 pub mod office;
 pub mod planner;
 pub mod scheduler;
+pub mod send;
 pub mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -50,6 +52,9 @@ pub struct Engine {
     pub hub: Arc<Hub>,
     /// Tells this instance's notices from the others'.
     instance: String,
+    /// The email channel, wired at start (`set_email`); without it email
+    /// deliveries wait.
+    email: std::sync::OnceLock<send::EmailChannel>,
 }
 
 /// What happened that a widget on another instance should hear about.
@@ -62,6 +67,9 @@ enum Notice {
     Message { from: String, user: String, id: String },
     #[serde(rename = "w")]
     Whispers { from: String, app: String },
+    /// A manual message's recipients are fixed: push its cards.
+    #[serde(rename = "s")]
+    Manual { from: String, id: String },
 }
 
 /// The widget frame for a delivered card. The card is spliced in as stored
@@ -102,6 +110,7 @@ impl Engine {
             planner: Planner::default(),
             hub: Arc::new(Hub::default()),
             instance: new_id(),
+            email: std::sync::OnceLock::new(),
         }))
     }
 
@@ -161,8 +170,14 @@ impl Engine {
             return Ok(());
         };
         match notice {
-            Notice::Delivery { from, .. } | Notice::Message { from, .. } | Notice::Whispers { from, .. }
+            Notice::Delivery { from, .. }
+            | Notice::Message { from, .. }
+            | Notice::Whispers { from, .. }
+            | Notice::Manual { from, .. }
                 if from == self.instance => {}
+            Notice::Manual { id, .. } => {
+                self.publish_manual_here(&id).await.map_err(|e| e.to_string())?;
+            }
             Notice::Whispers { app, .. } => self.planner.forget(&app),
             Notice::Delivery { user, id, .. } => {
                 if self.hub.is_online(&user) {

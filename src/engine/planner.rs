@@ -90,6 +90,16 @@ struct Office {
 }
 
 impl AppWhispers {
+    /// The app's custom property types (as loaded with the whispers).
+    pub fn types(&self) -> &HashMap<String, PropType> {
+        &self.types
+    }
+
+    /// A user's values for personalising text.
+    pub fn personal_values(&self, user: &AppUserRow) -> Vec<(String, String)> {
+        RowProps { row: user, types: &self.types }.personal_values()
+    }
+
     /// With office hours on: whether the team is open at `now`, and when
     /// it is next back (`None` if the week has no hours).
     pub fn office_status(&self, now: i64) -> Option<(bool, Option<i64>)> {

@@ -131,11 +131,6 @@ pub fn Overview() -> impl IntoView {
 }
 
 #[component]
-pub fn Messages() -> impl IntoView {
-    view! { <NotBuilt title="Messages" what="It will list manual messages (sent, scheduled, drafts, stopped) and open the composer."/> }
-}
-
-#[component]
 pub fn Inbox() -> impl IntoView {
     view! { <NotBuilt title="Inbox" what="It will hold open and closed conversations with your users."/> }
 }

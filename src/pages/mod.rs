@@ -5,6 +5,7 @@
 mod apps;
 mod auth;
 mod frame;
+mod messages;
 mod office_hours;
 pub mod preview;
 mod settings;
@@ -62,7 +63,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("whispers/:whisper_id") view=whispers::WhisperEditorPage/>
                     <Route path=path!("users") view=users::UsersListPage/>
                     <Route path=path!("users/:user_ref") view=users::UserProfilePage/>
-                    <Route path=path!("messages") view=frame::Messages/>
+                    <Route path=path!("messages") view=messages::MessagesPage/>
+                    <Route path=path!("messages/:message_id") view=messages::MessagePage/>
                     <Route path=path!("inbox") view=frame::Inbox/>
                     <Route path=path!("settings") view=settings::SettingsPage/>
                 </ParentRoute>

@@ -1,5 +1,5 @@
 //! Settings of one app: install snippet, API keys, identity verification,
-//! teammates.
+//! whisper limit, office hours, email (SMTP), teammates.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,9 +10,9 @@ use super::{
     widgets::{last_error, Field, FormError, Loading, PageError},
 };
 use crate::{
-    domain::format_date,
+    domain::{email::SmtpSecurity, format_date},
     error::AppError,
-    models::{AppSettings, NewApiKey, TeammateView},
+    models::{AppSettings, NewApiKey, SmtpView, TeammateView},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +136,152 @@ pub async fn set_whisper_limit(input: LimitInput) -> Result<(), AppError> {
     .await
 }
 
+/// The page loads the SMTP settings with the rest of the settings; this
+/// endpoint serves them alone (scripts, tests).
+#[server(prefix = "/api", endpoint = "apps/smtp")]
+pub async fn load_smtp(input: AppRef) -> Result<SmtpView, AppError> {
+    use crate::server::{email, request};
+    request::as_teammate(|state, me| async move { email::get_smtp(&state, &me, &input.app_id).await }).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmtpInput {
+    pub app_id: String,
+    pub host: String,
+    pub port: String,
+    /// `none`, `start_tls` or `tls`.
+    pub security: String,
+    #[serde(default)]
+    pub username: String,
+    /// Empty: keep the stored password.
+    #[serde(default)]
+    pub password: String,
+    pub from_address: String,
+}
+
+#[server(prefix = "/api", endpoint = "apps/smtp/save")]
+pub async fn save_smtp(input: SmtpInput) -> Result<(), AppError> {
+    use crate::server::{email, request};
+    request::as_teammate(|state, me| async move {
+        let form = email::SmtpForm {
+            host: input.host,
+            port: input.port,
+            security: input.security,
+            username: input.username,
+            password: input.password,
+            from_address: input.from_address,
+        };
+        email::save_smtp(&state, &me, &input.app_id, form).await
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "apps/smtp/clear")]
+pub async fn clear_smtp(input: AppRef) -> Result<(), AppError> {
+    use crate::server::{email, request};
+    request::as_teammate(|state, me| async move { email::clear_smtp(&state, &me, &input.app_id).await }).await
+}
+
+/// Email (SMTP): where an app's emails go out. Its data comes with the
+/// settings page's, which reloads after a save.
+#[component]
+fn SmtpPanel(
+    app_id: String,
+    v: SmtpView,
+    manage: bool,
+    save: ServerAction<SaveSmtp>,
+    clear: ServerAction<ClearSmtp>,
+) -> impl IntoView {
+    let error = last_error(save.value());
+    let clear_error = last_error(clear.value());
+    let message = move |field: &'static str| move || error.get().and_then(|e| e.field_message(field));
+    let invalid = move |field: &'static str| move || if message(field)().is_some() { "true" } else { "false" };
+    let s = v.settings.clone();
+    let status = match &s {
+        None => "Email is off for this app until you save these settings.".to_string(),
+        Some(s) => format!("Email is on: sent through {}:{} from {}.", s.host, s.port, s.from_address),
+    };
+    let security = s.as_ref().map(|s| s.security).unwrap_or(SmtpSecurity::StartTls);
+    let host = s.as_ref().map(|s| s.host.clone()).unwrap_or_default();
+    let port = s.as_ref().map(|s| s.port.to_string()).unwrap_or_else(|| security.usual_port().to_string());
+    let username = s.as_ref().and_then(|s| s.username.clone()).unwrap_or_default();
+    let from_address = s.as_ref().map(|s| s.from_address.clone()).unwrap_or_default();
+    let placeholder = if v.password_set { "unchanged" } else { "" };
+    let clear_app_id = app_id.clone();
+    view! {
+        <section class="panel" aria-labelledby="smtp-h">
+            <h2 id="smtp-h">"Email (SMTP)"</h2>
+            <p data-testid="smtp-status">{status}</p>
+            <p class="hint">"Manual messages of the email kind go out through your own SMTP server. Every email has an unsubscribe link; a user who follows it gets the property unsubscribedFromEmails = true."</p>
+            {if manage {
+                view! {
+                    <ActionForm action=save>
+                        <input type="hidden" name="input[app_id]" value=app_id/>
+                        <div class="field">
+                            <label for="smtp-host">"Server host"</label>
+                            <input id="smtp-host" name="input[host]" value=host autocomplete="off" placeholder="smtp.example.com"
+                                aria-invalid=invalid("host") aria-describedby="smtp-host-error"/>
+                            <p class="field-error" id="smtp-host-error" aria-live="polite">{message("host")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="smtp-port">"Port"</label>
+                            <input id="smtp-port" name="input[port]" value=port inputmode="numeric" autocomplete="off"
+                                aria-invalid=invalid("port") aria-describedby="smtp-port-hint smtp-port-error"/>
+                            <p class="hint" id="smtp-port-hint">"Usually 587 with STARTTLS, 465 with TLS."</p>
+                            <p class="field-error" id="smtp-port-error" aria-live="polite">{message("port")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="smtp-security">"Security"</label>
+                            <select id="smtp-security" name="input[security]" aria-describedby="smtp-security-error">
+                                {SmtpSecurity::ALL.into_iter().map(|o| view! {
+                                    <option value=o.as_str() selected=o == security>{o.label()}</option>
+                                }).collect_view()}
+                            </select>
+                            <p class="field-error" id="smtp-security-error" aria-live="polite">{message("security")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="smtp-username">"User name"</label>
+                            <input id="smtp-username" name="input[username]" value=username autocomplete="off"
+                                aria-invalid=invalid("username") aria-describedby="smtp-username-hint smtp-username-error"/>
+                            <p class="hint" id="smtp-username-hint">"Leave empty if the server takes mail without signing in."</p>
+                            <p class="field-error" id="smtp-username-error" aria-live="polite">{message("username")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="smtp-password">"Password"</label>
+                            <input id="smtp-password" name="input[password]" type="password" autocomplete="new-password"
+                                placeholder=placeholder aria-invalid=invalid("password")
+                                aria-describedby="smtp-password-hint smtp-password-error"/>
+                            <p class="hint" id="smtp-password-hint">
+                                {if v.password_set { "Stored encrypted. Leave empty to keep it." } else { "Stored encrypted; never shown again." }}
+                            </p>
+                            <p class="field-error" id="smtp-password-error" aria-live="polite">{message("password")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="smtp-from">"From address"</label>
+                            <input id="smtp-from" name="input[from_address]" value=from_address inputmode="email" autocomplete="off"
+                                placeholder="hello@example.com" aria-invalid=invalid("from_address")
+                                aria-describedby="smtp-from-hint smtp-from-error"/>
+                            <p class="hint" id="smtp-from-hint">"Emails show the sending teammate's name with this address."</p>
+                            <p class="field-error" id="smtp-from-error" aria-live="polite">{message("from_address")}</p>
+                        </div>
+                        <FormError error/>
+                        <button type="submit">"Save email settings"</button>
+                    </ActionForm>
+                    {v.settings.is_some().then(|| view! {
+                        <ActionForm action=clear>
+                            <input type="hidden" name="input[app_id]" value=clear_app_id/>
+                            <FormError error=clear_error/>
+                            <button type="submit" class="danger">"Turn email off"</button>
+                        </ActionForm>
+                    })}
+                }.into_any()
+            } else {
+                view! { <p class="muted">"Only the owner can change the email settings."</p> }.into_any()
+            }}
+        </section>
+    }
+}
+
 #[component]
 fn WhisperLimit(app_id: String, current: Option<i64>, action: ServerAction<SetWhisperLimit>) -> impl IntoView {
     let error = last_error(action.value());
@@ -164,6 +310,8 @@ pub fn SettingsPage() -> impl IntoView {
     let limit = ServerAction::<SetWhisperLimit>::new();
     let enforce = ServerAction::<SetIdentityEnforced>::new();
     let office = ServerAction::<super::office_hours::SaveOfficeHours>::new();
+    let smtp_save = ServerAction::<SaveSmtp>::new();
+    let smtp_clear = ServerAction::<ClearSmtp>::new();
     let data = Resource::new(
         move || {
             (
@@ -175,6 +323,8 @@ pub fn SettingsPage() -> impl IntoView {
                 limit.version().get(),
                 enforce.version().get(),
                 office.version().get(),
+                smtp_save.version().get(),
+                smtp_clear.version().get(),
             )
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
@@ -191,6 +341,7 @@ pub fn SettingsPage() -> impl IntoView {
                         <Identity app_id=s.app.id.clone() enforced=s.identity_enforced manage=s.can_manage_secrets roll enforce/>
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
                         <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone() v=s.office.clone() save=office/>
+                        <SmtpPanel app_id=s.app.id.clone() v=s.smtp.clone() manage=s.can_manage_secrets save=smtp_save clear=smtp_clear/>
                         <Teammates s add remove/>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),

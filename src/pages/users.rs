@@ -197,6 +197,17 @@ pub fn UsersListPage() -> impl IntoView {
                                         (n > 0).then(|| format!(" · {n} selected"))
                                     }}
                                 </p>
+                                {move || {
+                                    let ids: Vec<String> = selected.with(|s| s.iter().cloned().collect());
+                                    (!ids.is_empty()).then(|| {
+                                        let n = ids.len();
+                                        view! {
+                                            <p><a class="button" data-testid="message-selected" href=format!("/apps/{}/messages/new?users={}", app_id.get_untracked(), ids.join(","))>
+                                                {format!("Message {n} {}", if n == 1 { "user" } else { "users" })}
+                                            </a></p>
+                                        }
+                                    })
+                                }}
                                 <UsersTable page=page.clone() selected sort_button/>
                                 <div class="pager">
                                     <button
@@ -407,6 +418,18 @@ pub fn UserProfilePage() -> impl IntoView {
                     Ok(p) => view! {
                         <h1>{p.name.clone()}</h1>
                         <p class="muted">{format!("User ID: {}", p.user_id.clone().unwrap_or_else(|| "anonymous".into()))}</p>
+                        <p><a class="button" href=format!("/apps/{}/messages/new?users={}", app_id.get_untracked(), p.id)>"New message"</a></p>
+                        <section class="panel" aria-labelledby="received-h">
+                            <h2 id="received-h">"Messages received"</h2>
+                            {if p.manual.is_empty() {
+                                view! { <p class="muted">"No manual messages yet."</p> }.into_any()
+                            } else {
+                                view! { <ul>{p.manual.iter().map(|(mid, title, kind, state, at)| view! {
+                                    <li><a href=format!("/apps/{}/messages/{}", app_id.get_untracked(), mid)>{title.clone()}</a>
+                                        {format!(" · {kind} · {state} · {}", format_date(*at))}</li>
+                                }).collect_view()}</ul> }.into_any()
+                            }}
+                        </section>
                         <section class="panel" aria-labelledby="props-h">
                             <h2 id="props-h">"Properties"</h2>
                             <table>

@@ -80,6 +80,7 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
         can_manage_teammates: actor.is_owner,
         can_manage_secrets: actor.is_owner,
         office: super::office::load(state, actor, &app.id).await?,
+        smtp: super::email::get_smtp(state, actor, &app.id).await?,
         max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
         identity_enforced: state
             .store

@@ -9,6 +9,7 @@ use chacha20poly1305::{
     aead::{Aead, KeyInit, Payload},
     XChaCha20Poly1305, XNonce,
 };
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::config::{ConfigError, SecretString};
@@ -21,6 +22,9 @@ const KEY_FILE: &str = "secret.key";
 /// secret copied into another row does not open.
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// HMAC-SHA256 keyed with the server key: derives keys for other
+    /// purposes (`derive_key`).
+    derive: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -35,7 +39,22 @@ pub struct OpenError;
 
 impl SecretBox {
     pub fn from_key(key: &[u8; 32]) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(key.into()) }
+        Self {
+            cipher: XChaCha20Poly1305::new(key.into()),
+            // HMAC takes a key of any length.
+            derive: <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length"),
+        }
+    }
+
+    /// A 32-byte key for one `purpose` (e.g. `"unsubscribe"`), derived
+    /// from the server key: HMAC-SHA256(server key, label ‖ purpose). A
+    /// derived key can be handed to other code without it being able to
+    /// open sealed secrets, and one purpose's key says nothing of another's.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.derive.clone();
+        mac.update(b"murmur derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The key from `SECRET_KEY`, or else from `<data_dir>/secret.key`,
@@ -111,6 +130,9 @@ pub fn identity_secret_context(app_id: &str) -> String {
 }
 pub fn api_key_context(key_id: &str) -> String {
     format!("api_key:{key_id}")
+}
+pub fn smtp_password_context(app_id: &str) -> String {
+    format!("app:{app_id}:smtp")
 }
 
 /// A 256-bit secret in URL-safe base64 (session tokens, API secrets).
@@ -283,6 +305,15 @@ mod tests {
         assert!(b.open("api_key:k2", &sealed).is_err());
         assert!(SecretBox::from_key(&[8u8; 32]).open("api_key:k1", &sealed).is_err());
         assert!(b.open("api_key:k1", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_server_key() {
+        let b = SecretBox::from_key(&[7u8; 32]);
+        assert_eq!(b.derive_key("unsubscribe"), SecretBox::from_key(&[7u8; 32]).derive_key("unsubscribe"));
+        assert_ne!(b.derive_key("unsubscribe"), b.derive_key("other"));
+        assert_ne!(b.derive_key("unsubscribe"), SecretBox::from_key(&[8u8; 32]).derive_key("unsubscribe"));
+        assert_ne!(b.derive_key("unsubscribe"), [7u8; 32]);
     }
 
     #[test]

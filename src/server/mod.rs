@@ -9,11 +9,14 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod csrf;
+pub mod email;
 pub mod jwt;
 pub mod keys;
+pub mod manual;
 pub mod office;
 pub mod request;
 pub mod state;
+pub mod unsubscribe;
 pub mod users;
 pub mod whispers;
 

@@ -145,7 +145,9 @@ pub async fn profile(
     let events = state.store.user_events(&u.id, 50).await.map_err(internal)?;
     let messages = state.store.user_messages(&u.id, 50).await.map_err(internal)?;
     let cards = state.store.user_cards(&u.id, 50).await.map_err(internal)?;
+    let manual = state.store.user_manual(&u.id, 50).await.map_err(internal)?;
     Ok(UserProfile {
+        manual,
         id: u.id.clone(),
         user_id: u.user_id.clone(),
         name: display_name(&u),

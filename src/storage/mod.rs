@@ -5,6 +5,8 @@
 
 mod apps;
 pub mod audience;
+pub mod email;
+pub mod manual;
 mod office;
 mod teammates;
 mod users;

@@ -96,11 +96,13 @@ pub struct WidgetApp {
     pub identity_enforced: bool,
 }
 
-/// A whisper delivered (or about to be) to one user.
+/// A card delivered (or about to be) to one user: a whisper's, or a
+/// manual message's (its id starts with `m`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: String,
     pub app_user_id: String,
+    /// The whisper, or the manual message.
     pub whisper_id: String,
     pub state: String,
     /// The card as JSON (`server::widget::Card`), exactly as delivered.
@@ -324,6 +326,8 @@ impl Store {
             )
         };
         let sqls = [sql(1), sql(2), sql(3)];
+        // A manual message's delivery ids start with 'm' (never a hex digit).
+        let message_sqls = sqls.clone().map(|s| s.replacen("UPDATE deliveries", "UPDATE message_deliveries", 1));
         let mut out = Vec::with_capacity(batch.len());
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -333,7 +337,8 @@ impl Store {
                     Reaction::Clicked => ("clicked", 2),
                     Reaction::Replied => ("replied", 3),
                 };
-                let n = sqlx::query(&sqls[rank as usize - 1])
+                let sql = if delivery.starts_with('m') { &message_sqls } else { &sqls };
+                let n = sqlx::query(&sql[rank as usize - 1])
                     .bind(delivery)
                     .bind(user)
                     .bind(now)
@@ -359,10 +364,15 @@ impl Store {
     /// `limit`: every one already sent, and the pending ones of whispers
     /// still active (a paused whisper's pending cards wait for its resume).
     pub async fn user_deliveries(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+        // Whisper cards, and the manual messages' in-app cards already sent
+        // (a pending one is claimed and rendered by the engine at start).
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.app_user_id = $1 AND d.state NOT IN ('cancelled', 'failed') \
+            "SELECT * FROM (SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.app_user_id = $1 AND d.state NOT IN ('cancelled', 'failed') \
                AND (d.sent_at IS NOT NULL OR EXISTS (SELECT 1 FROM whispers w WHERE w.id = d.whisper_id AND w.status = 'active')) \
-             ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
+             UNION ALL SELECT m.id, m.app_user_id, m.message_id AS whisper_id, m.state, m.rendered, m.sent_at, m.seen_at, \
+               m.sent_at AS created_at FROM message_deliveries m WHERE m.app_user_id = $1 AND m.channel = 'in_app' \
+               AND m.sent_at IS NOT NULL AND m.rendered IS NOT NULL) c \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let mut rows: Vec<DeliveryRow> =
             with_pool!(self, pool => sqlx::query_as(&sql).bind(app_user_id).bind(limit).fetch_all(pool).await?);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod shop;
+pub mod smtp;
 pub mod widget;
 
 use std::{net::SocketAddr, sync::Arc};
