@@ -412,6 +412,65 @@ async fn seed_users(store: &Store, app_id: &str, n: usize) {
     }
 }
 
+/// A stop during a big send: the send never finishes as `sent`, nothing
+/// pending is published after the stop commits, and what the widgets got
+/// is exactly what the stats count as sent.
+async fn stop_during_a_big_send(backend: Backend) {
+    let Some((_db, app, shop)) = setup(backend).await else { return };
+    let n = FIX_CHUNK as usize * 3;
+    seed_users(&app.state.store, &shop.app_id, n).await;
+    // Online users spread over the chunks (ids are in seed order).
+    let mut widgets = vec![];
+    for i in (0..n).step_by(n / 12) {
+        widgets.push(widget(&app, &shop, &format!("seed{i}")).await.0);
+    }
+    let r = save(&app, &shop, "new", &draft(&shop, "Oops", Audience::default()), "at", &in_an_hour(&app)).await;
+    let id = r.json().as_str().unwrap().to_string();
+    app.clock.advance_ms(3_660_000);
+    // One chunk fixed, then the stop commits, then the worker goes on.
+    let q = murmur::storage::manual::RecipientQuery {
+        users: None,
+        conditions: app.state.store.compile_conditions(&[], 0, murmur::storage::manual::RECIPIENT_FIRST_PARAM),
+        not_received: vec![],
+        email: false,
+    };
+    use murmur::server::Clock;
+    let now = app.clock.now_ms();
+    app.state.store.fix_recipients(&id, now, &q, now).await.unwrap();
+    let fields = [("input[app_id]", shop.app_id.as_str()), ("input[message_id]", id.as_str()), ("input[users]", "")];
+    let stopped = app.call("messages/stop", &fields, Some(&shop.owner), &[]);
+    let (stopped, worker) = tokio::join!(stopped, app.state.engine.run_sends());
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    worker.unwrap();
+    assert_eq!(app.state.engine.run_sends().await.unwrap(), 0, "a stopped send never finishes");
+    let d = detail(&app, &shop, &id).await;
+    assert_eq!(d["summary"]["state"], "stopped");
+    assert_eq!(d["summary"]["pending"], 0, "{d}");
+    // Whatever the widgets received is what was counted as sent, and
+    // nothing arrives after the stop.
+    let mut received = 0;
+    for w in &mut widgets {
+        w.send(json!({"t": "ping"})).await;
+        loop {
+            let v = w.next_any().await.expect("the pong");
+            match v["t"].as_str() {
+                Some("pong") => break,
+                Some("card") => received += 1,
+                _ => {}
+            }
+        }
+    }
+    let sent = d["summary"]["sent"].as_i64().unwrap();
+    assert_eq!(received, sent, "{d}");
+    // A recipient of a later chunk who comes online now gets nothing.
+    let user = format!("seed{}", n - 1);
+    let mut hello = shop.hello(&user, "late-device");
+    hello["jwt"] = json!(shop.token_with(&user, &shop.identity, json!(now / 1000 + 3600)));
+    let (_w, welcome) = Widget::start(&app, hello).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    assert!(cards_of(&welcome).is_empty(), "{welcome}");
+}
+
 /// Two instances on one PostgreSQL database run the same due send at once:
 /// every recipient gets exactly one delivery, and the send finishes once.
 #[tokio::test]
@@ -460,3 +519,4 @@ both!(selection_live_and_later);
 both!(segment_at_send_time_and_stop);
 both!(scheduling_list_and_bad_input);
 both!(chunks_resume_without_doubles);
+both!(stop_during_a_big_send);
