@@ -160,7 +160,8 @@ async fn kill_9_during_a_send(backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let now = now_ms();
-    let app = AppRow { id: "sendapp001".into(), name: "Send".into(), identity_secret_enc: vec![1; 40], created_at: now };
+    let app =
+        AppRow { id: "sendapp001".into(), name: "Send".into(), identity_secret_enc: vec![1; 40], created_at: now };
     store.insert_app(&app, &[]).await.unwrap();
     let seed = match &store {
         Store::Sqlite(_) => {
