@@ -1,5 +1,5 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler]`
+//!  [--parts audience,ingest,scheduler,send]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -11,12 +11,15 @@
 //!   updates (PUT, one transaction per request);
 //! - the property-match scheduler (`scheduler.rs`): ticks at 100 / 1,000 /
 //!   10,000 due users against a naive full re-evaluation, and property
-//!   updates with and without due-time maintenance.
+//!   updates with and without due-time maintenance;
+//! - a manual message to every seeded user (`send.rs`): recipients fixed
+//!   and queued, against the application-side way.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
 mod scheduler;
 mod seed;
+mod send;
 
 use std::{
     sync::{
@@ -54,7 +57,7 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
-    /// Which parts run: audience, ingest, scheduler (all by default).
+    /// Which parts run: audience, ingest, scheduler, send (all by default).
     parts: Vec<String>,
 }
 
@@ -63,7 +66,7 @@ fn args() -> Args {
         users: 1_000_000,
         seconds: 10,
         backends: vec!["sqlite", "postgres"],
-        parts: ["audience", "ingest", "scheduler"].map(String::from).to_vec(),
+        parts: ["audience", "ingest", "scheduler", "send"].map(String::from).to_vec(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -356,6 +359,9 @@ async fn main() {
         }
         if a.parts.iter().any(|p| p == "scheduler") {
             scheduler::scheduler(&store, a.users, a.seconds, now).await;
+        }
+        if a.parts.iter().any(|p| p == "send") {
+            send::send(&store, a.users, now).await;
         }
         store.close().await;
         if a.parts.iter().any(|p| p == "ingest") {
