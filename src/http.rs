@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
+        .route("/live/inbox/{app_id}", get(crate::server::conversations::live))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
         .leptos_routes_with_context(&state, routes, context, {

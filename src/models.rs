@@ -129,6 +129,9 @@ pub struct UserProfile {
     /// Manual messages received (sent ones only, never pending), newest
     /// first: (message id, title, kind, delivery state, sent at).
     pub manual: Vec<(String, String, String, String, i64)>,
+    /// The user's conversations, newest activity first.
+    #[serde(default)]
+    pub conversations: Vec<ConversationSummary>,
 }
 
 /// A whisper card in a user's conversation, as the team sees it.
@@ -302,4 +305,65 @@ pub struct SmtpView {
     /// None: email is off for this app.
     pub settings: Option<crate::domain::email::SmtpSettings>,
     pub password_set: bool,
+}
+
+/// A conversation in a list (the inbox, a profile, a teammate's page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    /// The user (murmur's id) and the name the dashboard shows.
+    pub user: String,
+    pub user_name: String,
+    /// `open` or `closed`.
+    pub state: String,
+    pub assignee_id: Option<String>,
+    pub assignee_name: Option<String>,
+    /// `user`, `teammate` or `card`.
+    pub started_by: String,
+    pub last_text: String,
+    pub last_activity_at: i64,
+    /// The user's messages the team has not read.
+    pub unread: i64,
+}
+
+/// One page of an inbox list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxPage {
+    pub conversations: Vec<ConversationSummary>,
+    /// Cursor of the next page, if any.
+    pub next: Option<String>,
+    /// Open conversations: all, unassigned, assigned to me.
+    pub open_counts: (i64, i64, i64),
+    /// The signed-in teammate's id.
+    pub me: String,
+    /// The app's teammates (id, name), to assign to.
+    pub teammates: Vec<(String, String)>,
+}
+
+/// A conversation as the inbox shows it: its messages (the card that
+/// started it first) and the user's profile beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationDetail {
+    pub summary: ConversationSummary,
+    /// Oldest first. A team message's `card` is None; its `text` is shown
+    /// with the light styling (`html`).
+    pub items: Vec<ConversationItem>,
+    pub profile: UserProfile,
+}
+
+/// One item of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationItem {
+    pub id: String,
+    pub message: MessageView,
+    /// A team message's light styling as sanitised HTML (template engine).
+    pub html: Option<String>,
+}
+
+/// A teammate's page: the conversations they started or are assigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeammatePage {
+    pub id: String,
+    pub name: String,
+    pub conversations: Vec<ConversationSummary>,
 }

@@ -121,6 +121,21 @@ async fn wait_state(app: &TestApp, shop: &Shop, id: &str, state: &str) {
     panic!("message {id} never reached {state}");
 }
 
+/// Waits (bounded) until the message's stats show `key` = `want`: a send
+/// started by "Send now" runs in the background too, and may hold an email
+/// attempt that the test's own run found claimed.
+async fn wait_stat(app: &TestApp, shop: &Shop, id: &str, key: &str, want: i64) -> Value {
+    for _ in 0..500 {
+        let d = detail(app, shop, id).await;
+        if d["summary"][key] == want {
+            return d;
+        }
+        app.state.engine.run_email().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{key} of {id} never reached {want}: {}", detail(app, shop, id).await);
+}
+
 async fn user(app: &TestApp, shop: &Shop, user_id: &str, props: Value) -> String {
     let mut body = props.clone();
     body["userId"] = json!(user_id);
@@ -471,6 +486,77 @@ async fn stop_during_a_big_send(backend: Backend) {
     assert!(cards_of(&welcome).is_empty(), "{welcome}");
 }
 
+/// Email to a segment over SMTP (the tests' own sink): only users with an
+/// address who have not unsubscribed; personalised; a transient refusal is
+/// retried after the backoff (the clock moves), a permanent one fails the
+/// delivery; the unsubscribe link works and keeps the user out of the next.
+async fn email_to_a_segment(backend: Backend) {
+    let Some((_db, app, shop)) = setup(backend).await else { return };
+    let sink = support::smtp::SmtpSink::start().await;
+    let port = sink.port().to_string();
+    let r = app
+        .call(
+            "apps/smtp/save",
+            &[
+                ("input[app_id]", &shop.app_id),
+                ("input[host]", "127.0.0.1"),
+                ("input[port]", &port),
+                ("input[security]", "none"),
+                ("input[username]", ""),
+                ("input[password]", ""),
+                ("input[from_address]", "team@shop.example"),
+            ],
+            Some(&shop.owner),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    user(&app, &shop, "ann", json!({"givenName": "Ann", "email": "ann@example.com", "properties": {"plan": "gold"}}))
+        .await;
+    user(&app, &shop, "bob", json!({"givenName": "Bob", "email": "bob@example.com", "properties": {"plan": "gold"}}))
+        .await;
+    user(&app, &shop, "cy", json!({"givenName": "Cy", "properties": {"plan": "gold"}})).await;
+    user(&app, &shop, "dee", json!({"email": "dee@example.com", "properties": {"plan": "free"}})).await;
+    let gold = vec![Condition { property: "plan".into(), operator: Operator::Is, value: "gold".into() }];
+    let mut d = draft(&shop, "Gold news", Audience::Segment { conditions: gold.clone(), not_received: vec![] });
+    d.kind = Kind::Email;
+    // The first attempt of one of them is refused for now (451).
+    sink.fail_next(support::smtp::Stage::MailFrom, 1, 451);
+    let id = send_now(&app, &shop, &d).await;
+    app.state.engine.run_email().await.unwrap();
+    sink.wait_for(1).await;
+    let dd = wait_stat(&app, &shop, &id, "sent", 1).await;
+    assert_eq!(dd["summary"]["recipients"], 2, "gold users with an address: {dd}");
+    assert_eq!(dd["summary"]["pending"], 1, "one waits for its retry: {dd}");
+    // Before the backoff nothing is retried; after it, the retry goes out.
+    app.state.engine.run_email().await.unwrap();
+    assert_eq!(sink.messages().len(), 1);
+    app.clock.advance_ms(61_000);
+    app.state.engine.run_email().await.unwrap();
+    let got2 = sink.wait_for(2).await;
+    wait_stat(&app, &shop, &id, "sent", 2).await;
+    let mail = got2.iter().find(|m| m.to.iter().any(|t| t.contains("ann@"))).unwrap();
+    assert!(mail.data.contains("Hello Ann"), "{}", mail.data);
+    // Ann unsubscribes through the link in her mail.
+    let link = support::smtp::header(&mail.data, "List-Unsubscribe").unwrap();
+    let link = link.trim().trim_start_matches('<').trim_end_matches('>').to_string();
+    let path = link.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let r = app
+        .request("POST", &path, &[("Content-Type", "application/x-www-form-urlencoded")], "List-Unsubscribe=One-Click")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ann = app.state.store.app_user(&shop.app_id, "ann").await.unwrap().unwrap();
+    assert_eq!(ann.properties.0.get("unsubscribedFromEmails"), Some(&json!(true)));
+    // The next email skips her; a permanent refusal fails Bob's for good.
+    sink.fail_next(support::smtp::Stage::RcptTo, 1, 550);
+    d.title = "More gold news".into();
+    let id2 = send_now(&app, &shop, &d).await;
+    let dd = wait_stat(&app, &shop, &id2, "failed", 1).await;
+    assert_eq!(dd["summary"]["recipients"], 1, "Ann unsubscribed: {dd}");
+    assert_eq!(dd["summary"]["pending"], 0, "{dd}");
+    assert_eq!(sink.messages().len(), 2, "nothing more was sent");
+}
+
 /// Two instances on one PostgreSQL database run the same due send at once:
 /// every recipient gets exactly one delivery, and the send finishes once.
 #[tokio::test]
@@ -520,3 +606,4 @@ both!(segment_at_send_time_and_stop);
 both!(scheduling_list_and_bad_input);
 both!(chunks_resume_without_doubles);
 both!(stop_during_a_big_send);
+both!(email_to_a_segment);

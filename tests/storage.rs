@@ -473,6 +473,39 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     assert_eq!(s.user_events("id001", 10).await.unwrap().len(), 4);
 }
 
+async fn smtp_settings_and_password(s: &Store) {
+    use murmur::storage::email::PasswordChange;
+    s.insert_teammate(&teammate("t1", "a@x.io", true), None).await.unwrap();
+    s.insert_app(&app("app1", 10), &["t1"]).await.unwrap();
+    s.insert_app(&app("app2", 20), &["t1"]).await.unwrap();
+    assert_eq!(s.smtp_settings("app1").await.unwrap(), None, "email is off at first");
+    assert_eq!(s.smtp_settings("missing").await.unwrap(), None);
+    assert_eq!(s.app_name("app1").await.unwrap().as_deref(), Some("App app1"));
+    assert_eq!(s.app_name("missing").await.unwrap(), None);
+
+    let json = r#"{"host":"smtp.x.io","port":587,"security":"start_tls","username":"u","from_address":"a@x.io"}"#;
+    let sealed = vec![0u8, 1, 2, 255, 254];
+    assert!(s.set_smtp_settings("app1", Some(json), PasswordChange::Set(sealed.clone())).await.unwrap());
+    assert_eq!(s.smtp_settings("app1").await.unwrap(), Some((json.to_string(), Some(sealed.clone()))));
+    assert_eq!(s.smtp_settings("app2").await.unwrap(), None, "only that app");
+
+    // Keep: new settings, same password.
+    let json2 = json.replace("587", "2525");
+    assert!(s.set_smtp_settings("app1", Some(&json2), PasswordChange::Keep).await.unwrap());
+    assert_eq!(s.smtp_settings("app1").await.unwrap(), Some((json2.clone(), Some(sealed.clone()))));
+    // Set replaces it; Clear removes it.
+    assert!(s.set_smtp_settings("app1", Some(&json2), PasswordChange::Set(vec![7; 40])).await.unwrap());
+    assert_eq!(s.smtp_settings("app1").await.unwrap().unwrap().1, Some(vec![7; 40]));
+    assert!(s.set_smtp_settings("app1", Some(&json2), PasswordChange::Clear).await.unwrap());
+    assert_eq!(s.smtp_settings("app1").await.unwrap(), Some((json2.clone(), None)));
+    // Off: no settings (whatever the password).
+    assert!(s.set_smtp_settings("app1", None, PasswordChange::Set(sealed)).await.unwrap());
+    assert_eq!(s.smtp_settings("app1").await.unwrap(), None);
+    assert!(s.set_smtp_settings("app1", None, PasswordChange::Clear).await.unwrap());
+    // No such app: nothing written.
+    assert!(!s.set_smtp_settings("missing", Some(json), PasswordChange::Keep).await.unwrap());
+}
+
 async fn migrations_are_idempotent(s: &Store) {
     s.migrate().await.unwrap();
     s.ping().await.unwrap();
@@ -518,5 +551,6 @@ conformance!(
     user_updates_commit_in_batches,
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,
+    smtp_settings_and_password,
     migrations_are_idempotent
 );

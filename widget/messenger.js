@@ -7,7 +7,7 @@
   "use strict";
   // The socket protocol is defined in src/widget/socket.rs (ClientFrame,
   // SERVER_KINDS); a test there checks these two lists against it.
-  // sends: hello track update seen clicked reply ping
+  // sends: hello track update seen clicked reply read ping
   // receives: welcome card message pong error
   var cfg;
   try {
@@ -55,6 +55,13 @@
   var unread = 0;
   var lastRead = +(store.get("read") || 0);
   var shownCards = {};
+  // Conversations: id -> {id, state, at, last, unread, card}. The thread
+  // shows one (`view`), or NEW: a conversation not started yet (with the
+  // card the user opened, `viewCard`, as its first item).
+  var NEW = "";
+  var convs = {};
+  var view = NEW, viewCard = null, listing = false, quiet = false;
+  var sentCard = null; // the card the last reply from NEW answered
 
   function toHost(msg) {
     window.parent.postMessage(msg, cfg.origin);
@@ -90,7 +97,8 @@
       lastRead = Date.now();
       store.set("read", String(lastRead));
       setBadge();
-      scrollDown();
+      if (view === NEW && !viewCard) view = newest();
+      show(view, viewCard);
       $("text").focus();
     }
     resize();
@@ -121,6 +129,8 @@
         n.addEventListener("click", function (e) {
           e.stopPropagation();
           send({ t: "clicked", id: id });
+          openCard(id);
+          if (view === NEW) sentCard = id;
           send({ t: "reply", text: b.value || b.label, card: id });
           setOpen(true);
         });
@@ -147,6 +157,9 @@
       bubble.appendChild(body(it.card));
       col.appendChild(bubble);
       col.appendChild(buttons(it.card, it.id));
+    } else if (!it.mine && typeof it.html === "string") {
+      bubble.appendChild(body({ html: it.html })); // the team's light styling, sanitised by murmur
+      col.appendChild(bubble);
     } else {
       bubble.textContent = it.text;
       col.appendChild(bubble);
@@ -166,10 +179,110 @@
     var i = order.length;
     while (i > 0 && items[order[i - 1]].at > it.at) i--;
     order.splice(i, 0, it.id);
-    var t = $("thread"), node = threadNode(it);
-    t.insertBefore(node, t.children[i] || null);
-    if (open) scrollDown();
+    if (inView(it) && !quiet) renderThread();
     return true;
+  }
+
+  // ---- conversations ------------------------------------------------------
+  function convOf(it) {
+    if (!it.card) return it.conversation || NEW;
+    var ids = Object.keys(convs);
+    for (var i = 0; i < ids.length; i++) if (convs[ids[i]].card === it.id) return ids[i];
+    return null; // a card nobody answered yet
+  }
+
+  // NEW shows the card opened, else the cards no conversation answers yet.
+  function inView(it) {
+    if (view === NEW) return !!it.card && (viewCard ? it.id === viewCard : convOf(it) === null);
+    return convOf(it) === view;
+  }
+
+  function renderThread() {
+    var t = $("thread");
+    t.textContent = "";
+    for (var i = 0; i < order.length; i++) {
+      var it = items[order[i]];
+      if (inView(it)) t.appendChild(threadNode(it));
+    }
+    if (open) scrollDown();
+  }
+
+  // What the launcher opens: the newest conversation, unless a card nobody answered is newer.
+  function newest() {
+    var best = NEW, at = -1, ids = Object.keys(convs);
+    for (var i = 0; i < ids.length; i++) if (convs[ids[i]].at > at) { at = convs[ids[i]].at; best = ids[i]; }
+    var card = loneCard();
+    if (card && items[card].at > at) return NEW;
+    return best;
+  }
+
+  // The newest card no conversation answers.
+  function loneCard() {
+    for (var i = order.length - 1; i >= 0; i--) {
+      var it = items[order[i]];
+      if (it.card && convOf(it) === null) return it.id;
+    }
+    return null;
+  }
+
+  // Shows one conversation (or NEW, with the card that would start it); its team messages are read.
+  function show(id, card) {
+    view = id;
+    viewCard = id === NEW ? card || null : null;
+    listing = false;
+    $("convs").hidden = true;
+    $("thread").hidden = false;
+    $("reply").hidden = false;
+    $("title").textContent = "Conversation";
+    renderThread();
+    var c = convs[id];
+    if (open && c && c.unread) {
+      c.unread = 0;
+      send({ t: "read", conversation: id });
+      renderList();
+    }
+  }
+
+  function renderList() {
+    var ul = $("convlist");
+    ul.textContent = "";
+    var ids = Object.keys(convs).sort(function (a, b) { return convs[b].at - convs[a].at; });
+    for (var i = 0; i < ids.length; i++) {
+      var c = convs[ids[i]];
+      var li = el("li", "conv" + (c.unread ? " unread" : ""));
+      var b = el("button", null);
+      b.type = "button";
+      b.appendChild(el("span", "last", c.last || "Conversation"));
+      b.appendChild(el("span", "when", new Date(c.at).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" })));
+      if (c.unread) b.appendChild(el("span", "dot", String(c.unread)));
+      b.setAttribute("aria-label", (c.unread ? "Unread: " : "") + (c.last || "Conversation"));
+      (function (id) {
+        b.addEventListener("click", function () { show(id); $("text").focus(); });
+      })(c.id);
+      li.appendChild(b);
+      ul.appendChild(li);
+    }
+    $("noconvs").hidden = ids.length > 0;
+  }
+
+  function showList() {
+    listing = true;
+    renderList();
+    $("title").textContent = "Your conversations";
+    $("convs").hidden = false;
+    $("thread").hidden = true;
+    $("reply").hidden = true;
+  }
+
+  function noteConv(m, mine) {
+    var id = m.conversation;
+    if (!id) return;
+    var c = convs[id] || (convs[id] = { id: id, state: "open", at: 0, last: "", unread: 0, card: null });
+    if (m.at >= c.at) {
+      c.at = m.at;
+      c.last = m.text;
+    }
+    if (mine) c.state = "open";
   }
 
   function showCard(it) {
@@ -195,6 +308,7 @@
     c.appendChild(buttons(it.card, it.id));
     var openIt = function () {
       send({ t: "clicked", id: it.id });
+      openCard(it.id);
       setOpen(true);
     };
     c.addEventListener("click", openIt);
@@ -210,6 +324,14 @@
     }
   }
 
+  // A card opens its conversation, or a new one that starts with it.
+  function openCard(id) {
+    var it = items[id];
+    var c = it ? convOf(it) : null;
+    if (c) show(c);
+    else show(NEW, id);
+  }
+
   function dismiss(id) {
     var c = shownCards[id];
     if (c && c.parentNode) c.parentNode.removeChild(c);
@@ -221,11 +343,35 @@
   }
 
   function fromMessage(m) {
-    return { id: m.id, at: m.at, text: m.text, name: m.name, mine: m.role === "appUser" };
+    return { id: m.id, at: m.at, text: m.text, html: m.html, name: m.name, mine: m.role === "appUser",
+             conversation: m.conversation || NEW };
   }
 
   function received(it, fresh) {
-    if (!add(it)) return;
+    if (items[it.id]) return;
+    if (!it.card && it.conversation) {
+      var c = convs[it.conversation];
+      var known = !!c;
+      noteConv({ conversation: it.conversation, at: it.at, text: it.text }, it.mine);
+      c = convs[it.conversation];
+      // The user's first message in a new conversation: it is now this one
+      // (started by the card shown, if any).
+      if (fresh && it.mine && view === NEW) {
+        if (!known && sentCard) c.card = sentCard;
+        sentCard = null;
+        view = it.conversation;
+        viewCard = null;
+      }
+      // A team message while closed: opening shows its conversation.
+      if (fresh && !it.mine && !open) {
+        view = it.conversation;
+        viewCard = null;
+      }
+      if (fresh && !it.mine && (!open || view !== it.conversation || listing)) c.unread = (c.unread || 0) + 1;
+      if (fresh && !it.mine && open && view === it.conversation && !listing) send({ t: "read", conversation: it.conversation });
+      if (!add(it)) return;
+      if (listing) renderList();
+    } else if (!add(it)) return;
     if (!it.card && (since == null || it.at > since)) since = it.at;
     if (it.mine) return;
     if (it.card && !it.seen) {
@@ -317,9 +463,17 @@
       retry = 0;
       status("");
       presence(f.office);
-      var cards = f.cards || [], msgs = f.messages || [];
+      var cards = f.cards || [], msgs = f.messages || [], cl = f.conversations || [];
+      for (var c = 0; c < cl.length; c++) {
+        var x = cl[c];
+        convs[x.id] = { id: x.id, state: x.state, at: x.at, last: x.last, unread: x.unread, card: x.card };
+      }
+      quiet = true;
       for (var i = 0; i < msgs.length; i++) received(fromMessage(msgs[i]), false);
       for (var j = 0; j < cards.length; j++) received(fromCard(cards[j]), false);
+      quiet = false;
+      if (view === NEW && !viewCard) view = newest();
+      renderThread();
       var pending = outbox;
       outbox = [];
       for (var k = 0; k < pending.length; k++) send(pending[k]);
@@ -352,6 +506,9 @@
   function reset() {
     items = {};
     order = [];
+    convs = {};
+    view = NEW;
+    viewCard = null;
     since = null;
     unread = 0;
     setBadge();
@@ -361,13 +518,9 @@
     resize();
   }
 
-  function lastCardId() {
-    for (var i = order.length - 1; i >= 0; i--) {
-      var it = items[order[i]];
-      if (it.mine) return null;
-      if (it.card) return it.id;
-    }
-    return null;
+  // The card a reply answers: the one a new conversation starts with.
+  function replyCard() {
+    return view === NEW ? viewCard || loneCard() : null;
   }
 
   // ---- the host page --------------------------------------------------------
@@ -422,6 +575,14 @@
   $("close").addEventListener("click", function () {
     setOpen(false);
   });
+  $("back").addEventListener("click", function () {
+    if (listing) show(view, viewCard);
+    else showList();
+  });
+  $("new").addEventListener("click", function () {
+    show(NEW);
+    $("text").focus();
+  });
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape" && open) setOpen(false);
   });
@@ -430,8 +591,10 @@
     var text = $("text").value;
     if (!text.trim()) return;
     var frame = { t: "reply", text: text };
-    var card = lastCardId();
+    var card = replyCard();
     if (card) frame.card = card;
+    sentCard = card;
+    if (view !== NEW) frame.conversation = view;
     send(frame);
     $("text").value = "";
   });

@@ -26,7 +26,7 @@ use crate::{
         ActionError,
     },
     server::{crypto::new_id, AppState},
-    storage::{AppUserRow, MessageRow, NewAppUser},
+    storage::{AppUserRow, ConversationRow, ConversationTarget, MessageRow, NewAppUser},
 };
 
 type Params = Path<HashMap<String, String>>;
@@ -51,6 +51,7 @@ pub(crate) fn action_error(e: ActionError, user: &str) -> ApiError {
         )),
         ActionError::TooManyProperties => ApiError::bad_request(e.to_string() + "."),
         ActionError::NoUser => no_user(user),
+        ActionError::NoConversation => ApiError::not_found(format!("No such conversation for user {user:?}.")),
         ActionError::Duplicate => ApiError::conflict(format!("A user with userId {user:?} already exists.")),
         ActionError::Failed(e) => ApiError::internal(e),
     }
@@ -202,15 +203,23 @@ pub async fn list_messages(State(state): State<AppState>, app: ApiApp, Path(para
     })))
 }
 
-/// `POST /v1.1/appusers/{userId}/messages`: a text message from the user
-/// (`role: "appUser"`) or the team (`role: "appMaker"`).
-pub async fn post_message(
-    State(state): State<AppState>,
-    app: ApiApp,
-    Path(params): Params,
-    JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Json_>)> {
-    let user = user_ref(&params)?;
+/// The conversation JSON: Smooch's `_id` and `unreadCount` (the user's
+/// unread messages), and murmur's state, assignee and origin.
+fn conversation_json(c: &ConversationRow) -> Json_ {
+    json!({
+        "_id": c.id,
+        "unreadCount": c.unread_user,
+        "state": c.state,
+        "assigneeId": c.assignee_id,
+        "startedBy": c.started_by,
+        "cardId": c.card_id,
+        "lastUpdatedAt": c.last_activity_at as f64 / 1000.0,
+        "createdAt": format_iso8601(c.created_at),
+    })
+}
+
+/// A message posted through the REST API: role, type, text, name.
+fn new_message(body: &Map<String, Json_>) -> ApiResult<NewMessage> {
     let role = match body.get("role").and_then(Json_::as_str).and_then(Role::parse) {
         Some(r) => r,
         None => return Err(ApiError::bad_request("role must be \"appUser\" or \"appMaker\".")),
@@ -228,10 +237,66 @@ pub async fn post_message(
         Some(_) => return Err(ApiError::bad_request("name must be a string of at most 128 characters.")),
     };
     // The name given (or none), as Smooch does.
-    let given = NewMessage { role, text, name, name_from_user: false, replying_to: None };
-    let (u, m) = state.engine.post_message(&app.app_id, user, given).await.map_err(|e| action_error(e, user))?;
+    Ok(NewMessage { name, ..NewMessage::new(role, text) })
+}
+
+/// `POST /v1.1/appusers/{userId}/messages`: a text message from the user
+/// (`role: "appUser"`) or the team (`role: "appMaker"`), into the user's
+/// newest open conversation (a new one if none is open).
+pub async fn post_message(
+    State(state): State<AppState>,
+    app: ApiApp,
+    Path(params): Params,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Json_>)> {
+    let user = user_ref(&params)?;
+    let given = new_message(&body)?;
+    let p = state.engine.post_message(&app.app_id, user, given).await.map_err(|e| action_error(e, user))?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "message": message_json(&m, &u), "conversation": { "_id": u.id, "unreadCount": 0 } })),
+        Json(
+            json!({ "message": message_json(&p.message, &p.user), "conversation": conversation_json(&p.conversation) }),
+        ),
+    ))
+}
+
+/// `GET /v1.1/appusers/{userId}/conversations`: the user's conversations,
+/// newest activity first, each with its messages (oldest first, the last 100).
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    app: ApiApp,
+    Path(params): Params,
+) -> ApiResult<Json<Json_>> {
+    let u = find(&state, &app, user_ref(&params)?).await?;
+    let mut out = vec![];
+    for c in state.store.user_conversations(&u.id, PAGE).await? {
+        let messages = state.store.conversation_messages(&c.id, PAGE).await?;
+        let mut j = conversation_json(&c);
+        j["messages"] = messages.iter().map(|m| message_json(m, &u)).collect();
+        out.push(j);
+    }
+    Ok(Json(json!({ "conversations": out })))
+}
+
+/// `POST /v1.1/appusers/{userId}/conversations/{conversationId}/messages`:
+/// a message into that conversation (a user's message reopens it).
+pub async fn post_to_conversation(
+    State(state): State<AppState>,
+    app: ApiApp,
+    Path(params): Params,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Json_>)> {
+    let user = user_ref(&params)?;
+    let conversation = params
+        .get("conversation_id")
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+        .ok_or_else(|| ApiError::not_found("No such conversation."))?;
+    let given = NewMessage { conversation: ConversationTarget::Given(conversation.clone()), ..new_message(&body)? };
+    let p = state.engine.post_message(&app.app_id, user, given).await.map_err(|e| action_error(e, user))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "message": message_json(&p.message, &p.user), "conversation": conversation_json(&p.conversation) }),
+        ),
     ))
 }

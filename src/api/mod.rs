@@ -24,6 +24,8 @@ enum Op {
     ListMessages,
     PostMessage,
     TrackEvent,
+    ListConversations,
+    PostToConversation,
 }
 
 struct Endpoint {
@@ -101,6 +103,24 @@ const ENDPOINTS: &[Endpoint] = &[
         status: 201,
         response: "EventResponse",
     },
+    Endpoint {
+        op: Op::ListConversations,
+        method: "get",
+        path: "/appusers/{userId}/conversations",
+        summary: "The user's conversations, newest activity first, each with its messages",
+        body: None,
+        status: 200,
+        response: "ConversationsResponse",
+    },
+    Endpoint {
+        op: Op::PostToConversation,
+        method: "post",
+        path: "/appusers/{userId}/conversations/{conversationId}/messages",
+        summary: "Post a text message into one of the user's conversations (a user's message reopens it)",
+        body: Some("MessageInput"),
+        status: 201,
+        response: "MessageResponse",
+    },
 ];
 
 fn handler(op: Op) -> MethodRouter<AppState> {
@@ -112,12 +132,15 @@ fn handler(op: Op) -> MethodRouter<AppState> {
         Op::ListMessages => get(appusers::list_messages),
         Op::PostMessage => post(appusers::post_message),
         Op::TrackEvent => post(appusers::track),
+        Op::ListConversations => get(appusers::list_conversations),
+        Op::PostToConversation => post(appusers::post_to_conversation),
     }
 }
 
-/// `{userId}` in the documentation is `{user_id}` in the router.
+/// `{userId}` in the documentation is `{user_id}` in the router (and
+/// `{conversationId}`, `{conversation_id}`).
 fn router_path(p: &str) -> String {
-    p.replace("{userId}", "{user_id}")
+    p.replace("{userId}", "{user_id}").replace("{conversationId}", "{conversation_id}")
 }
 
 pub fn router() -> Router<AppState> {
@@ -146,6 +169,9 @@ pub fn openapi() -> Value {
             }
             if e.path.contains("{userId}") {
                 params.push(json!({"name": "userId", "in": "path", "required": true, "description": "The customer's userId, or murmur's _id", "schema": {"type": "string"}}));
+            }
+            if e.path.contains("{conversationId}") {
+                params.push(json!({"name": "conversationId", "in": "path", "required": true, "description": "One of the user's conversations (its _id)", "schema": {"type": "string"}}));
             }
             let mut op = json!({
                 "summary": e.summary,
@@ -204,7 +230,14 @@ pub fn openapi() -> Value {
                     "name": {"type": "string", "nullable": true}, "authorId": {"type": "string", "nullable": true},
                     "received": {"type": "number", "description": "Unix seconds"}, "source": {"type": "object"}
                 }},
-                "Conversation": {"type": "object", "properties": {"_id": {"type": "string"}, "unreadCount": {"type": "integer"}}},
+                "Conversation": {"type": "object", "properties": {
+                    "_id": {"type": "string"}, "unreadCount": {"type": "integer", "description": "The team's messages the user has not read"},
+                    "state": {"type": "string", "enum": ["open", "closed"]}, "assigneeId": {"type": "string", "nullable": true},
+                    "startedBy": {"type": "string", "enum": ["user", "teammate", "card"]}, "cardId": {"type": "string", "nullable": true},
+                    "lastUpdatedAt": {"type": "number", "description": "Unix seconds"}, "createdAt": {"type": "string", "format": "date-time"}
+                }},
+                "ConversationWithMessages": {"allOf": [{"$ref": "#/components/schemas/Conversation"}, {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}}]},
+                "ConversationsResponse": {"type": "object", "properties": {"conversations": {"type": "array", "items": {"$ref": "#/components/schemas/ConversationWithMessages"}}}},
                 "MessageResponse": {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}, "conversation": {"$ref": "#/components/schemas/Conversation"}}},
                 "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": "string", "nullable": true}}},
                 "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}, "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}}},

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod conditions;
+pub mod conversation;
 pub mod email;
 pub mod manual;
 pub mod messages;

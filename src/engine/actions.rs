@@ -18,8 +18,8 @@ use crate::{
         Invalid,
     },
     storage::{
-        new_id, AppUserChanges, AppUserRow, DeliveryRow, MessageRow, PendingEvent, PendingMessage, PendingUpdate,
-        Properties, Reaction, StoreError, UserWriteError,
+        new_id, AppUserChanges, AppUserRow, ConversationRow, ConversationTarget, DeliveryRow, Joining, MessageRow,
+        PendingEvent, PendingMessage, PendingUpdate, Properties, Reaction, StoreError, UserWriteError,
     },
 };
 
@@ -31,6 +31,9 @@ pub enum ActionError {
     Invalid(Invalid),
     #[error("no such user")]
     NoUser,
+    /// The conversation named is not one of this user's.
+    #[error("no such conversation")]
+    NoConversation,
     #[error("property {name:?} is a {existing} property in this app")]
     TypeConflict { name: String, existing: String },
     #[error("a user can have at most {MAX_CUSTOM_PROPERTIES} custom properties")]
@@ -148,6 +151,35 @@ pub struct NewMessage {
     pub name_from_user: bool,
     /// The card this message answers (a widget reply to a whisper).
     pub replying_to: Option<String>,
+    /// The conversation it goes into (see `ConversationTarget`).
+    pub conversation: ConversationTarget,
+    /// The teammate writing, from the dashboard.
+    pub teammate: Option<String>,
+}
+
+impl NewMessage {
+    /// A message into the user's current conversation (or a new one), by no teammate.
+    pub fn new(role: Role, text: MessageText) -> Self {
+        NewMessage {
+            role,
+            text,
+            name: None,
+            name_from_user: false,
+            replying_to: None,
+            conversation: ConversationTarget::Latest,
+            teammate: None,
+        }
+    }
+}
+
+/// A stored message, its user and its conversation.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub user: AppUserRow,
+    pub message: MessageRow,
+    pub conversation: ConversationRow,
+    /// The message started the conversation.
+    pub started: bool,
 }
 
 impl Engine {
@@ -224,17 +256,19 @@ impl Engine {
         Ok((row, delivered))
     }
 
-    /// Posts a message into the user's conversation. A user's first own
-    /// message fires first-message whispers in the same transaction (so two
-    /// first messages at once fire them once). Returns the user and the
-    /// stored message.
-    pub async fn post_message(
-        &self,
-        app_id: &str,
-        user_ref: &str,
-        m: NewMessage,
-    ) -> Result<(AppUserRow, MessageRow), ActionError> {
+    /// Posts a message into one of the user's conversations (found or
+    /// started in the message's transaction: `ConversationTarget`; a user's
+    /// message reopens a closed one). A user's first own message fires
+    /// first-message whispers in the same transaction (so two first
+    /// messages at once fire them once). Returns the user, the stored
+    /// message and its conversation.
+    pub async fn post_message(&self, app_id: &str, user_ref: &str, m: NewMessage) -> Result<Posted, ActionError> {
         check_user_ref(user_ref)?;
+        if let ConversationTarget::Given(id) = &m.conversation {
+            if self.store.user_conversation(app_id, user_ref, id).await?.is_none() {
+                return Err(ActionError::NoConversation);
+            }
+        }
         let now = self.now();
         let (plan, office_reply) = match m.role {
             Role::AppUser => match self.planner.whispers(&self.store, app_id).await {
@@ -262,19 +296,38 @@ impl Engine {
                 name: m.name,
                 text: m.text.into_string(),
                 created_at: now,
+                conversation_id: None,
+            },
+            joining: Joining {
+                target: m.conversation,
+                card: m.replying_to.clone(),
+                teammate: m.teammate,
+                new_id: new_id(),
             },
         };
         let posted = self.writer.message(pending, plan).await?.ok_or(ActionError::NoUser)?;
         if let Some(card) = m.replying_to {
             self.react(&posted.user.id, &card, Reaction::Replied).await?;
         }
-        // Live to the user's open widgets; an offline user gets it when their widget next starts.
-        self.publish_message(&posted.user.id, &posted.message).await;
+        // Live to the user's open widgets and the open inboxes; an offline
+        // user gets it when their widget next starts.
+        self.publish_message(app_id, &posted.user.id, &posted.message).await;
         if let Some(reply) = &posted.reply {
-            self.publish_message(&posted.user.id, reply).await;
+            self.publish_message(app_id, &posted.user.id, reply).await;
         }
         self.publish_deliveries(&posted.delivered).await;
-        Ok((posted.user, posted.message))
+        Ok(Posted {
+            user: posted.user,
+            message: posted.message,
+            conversation: posted.conversation,
+            started: posted.started,
+        })
+    }
+
+    /// The widget's user read one of their conversations.
+    pub async fn conversation_read(&self, app_user_id: &str, conversation_id: &str) -> Result<(), ActionError> {
+        self.store.conversation_read_by_user(app_user_id, conversation_id).await?;
+        Ok(())
     }
 
     /// With office hours on: whether the team is open now and when it is

@@ -193,7 +193,8 @@ impl Mailer {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
                 let err = from_smtp(&e);
-                tracing::warn!(host = %target.settings.host, port = target.settings.port, error = %err, "email not sent");
+                let (host, port) = (&target.settings.host, target.settings.port);
+                tracing::warn!(%host, port, error = %err, "email not sent");
                 Err(err)
             }
             Err(_) => {
@@ -253,8 +254,8 @@ pub fn html_body(mail: &OutgoingMail) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{subject}</title></head>\n\
 <body style=\"margin:0;padding:0;background:#ffffff;\">\n\
-<div style=\"max-width:600px;margin:0 auto;padding:24px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
-font-size:16px;line-height:1.5;color:#1f2328;\">\n{html}\n\
+<div style=\"max-width:600px;margin:0 auto;padding:24px;\
+font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;\">\n{html}\n\
 <hr style=\"border:none;border-top:1px solid #d0d7de;margin:32px 0 16px;\">\n\
 <p style=\"font-size:12px;color:#57606a;\">Sent by {from}. \
 <a href=\"{url}\" style=\"color:#57606a;\">Unsubscribe</a> from these emails.</p>\n\

@@ -55,6 +55,18 @@ pub struct Engine {
     /// The email channel, wired at start (`set_email`); without it email
     /// deliveries wait.
     email: std::sync::OnceLock<send::EmailChannel>,
+    /// What changes in the apps' inboxes, for the dashboards open on this
+    /// instance (`inbox_events`): fed by this instance's writes and the
+    /// other instances' notices.
+    inbox: tokio::sync::broadcast::Sender<InboxEvent>,
+}
+
+/// Something changed in a conversation of an app (a message, its state,
+/// its assignee, its unread count): open inboxes reload what they show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEvent {
+    pub app: Arc<str>,
+    pub conversation: Arc<str>,
 }
 
 /// What happened that a widget on another instance should hear about.
@@ -64,7 +76,19 @@ enum Notice {
     #[serde(rename = "d")]
     Delivery { from: String, user: String, id: String },
     #[serde(rename = "m")]
-    Message { from: String, user: String, id: String },
+    Message {
+        from: String,
+        user: String,
+        id: String,
+        /// The app and conversation, for open inboxes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
+    },
+    /// A conversation changed (state, assignee, read).
+    #[serde(rename = "c")]
+    Conversation { from: String, app: String, id: String },
     #[serde(rename = "w")]
     Whispers { from: String, app: String },
     /// A manual message's recipients are fixed: push its cards.
@@ -85,8 +109,15 @@ pub fn card_frame(d: &DeliveryRow) -> String {
 }
 
 /// A message as the widget shows it.
+/// A team message also carries its light styling as sanitised HTML
+/// (`domain::conversation::team_html`); a user's is text only.
 pub fn message_json(m: &MessageRow) -> serde_json::Value {
-    serde_json::json!({ "id": m.id, "role": m.role, "name": m.name, "text": m.text, "at": m.created_at })
+    let mut j = serde_json::json!({ "id": m.id, "role": m.role, "name": m.name, "text": m.text, "at": m.created_at,
+                                    "conversation": m.conversation_id });
+    if m.role == "appMaker" {
+        j["html"] = crate::domain::conversation::team_html(&m.text).into();
+    }
+    j
 }
 
 fn message_frame(m: &MessageRow) -> String {
@@ -111,6 +142,7 @@ impl Engine {
             hub: Arc::new(Hub::default()),
             instance: new_id(),
             email: std::sync::OnceLock::new(),
+            inbox: tokio::sync::broadcast::channel(1024).0,
         }))
     }
 
@@ -149,10 +181,42 @@ impl Engine {
         Ok(())
     }
 
-    /// Pushes a stored message to the user's widgets here and elsewhere.
-    pub async fn publish_message(&self, app_user_id: &str, m: &MessageRow) {
+    /// Pushes a stored message to the user's widgets and to the open
+    /// inboxes, here and elsewhere.
+    pub async fn publish_message(&self, app_id: &str, app_user_id: &str, m: &MessageRow) {
         self.hub.push(app_user_id, Arc::from(message_frame(m)));
-        let notice = Notice::Message { from: self.instance.clone(), user: app_user_id.to_string(), id: m.id.clone() };
+        if let Some(c) = &m.conversation_id {
+            self.inbox_changed_here(app_id, c);
+        }
+        let notice = Notice::Message {
+            from: self.instance.clone(),
+            user: app_user_id.to_string(),
+            id: m.id.clone(),
+            app: Some(app_id.to_string()),
+            conversation: m.conversation_id.clone(),
+        };
+        self.notify(&notice).await;
+    }
+
+    /// Changes in the apps' inboxes, as they happen on any instance.
+    pub fn inbox_events(&self) -> tokio::sync::broadcast::Receiver<InboxEvent> {
+        self.inbox.subscribe()
+    }
+
+    fn inbox_changed_here(&self, app_id: &str, conversation_id: &str) {
+        // No dashboard open here: nobody to tell (not an error).
+        let _ = self.inbox.send(InboxEvent { app: Arc::from(app_id), conversation: Arc::from(conversation_id) });
+    }
+
+    /// A conversation changed (state, assignee, read): tell the open inboxes
+    /// here and on the other instances.
+    pub async fn conversation_changed(&self, app_id: &str, conversation_id: &str) {
+        self.inbox_changed_here(app_id, conversation_id);
+        let notice = Notice::Conversation {
+            from: self.instance.clone(),
+            app: app_id.to_string(),
+            id: conversation_id.to_string(),
+        };
         self.notify(&notice).await;
     }
 
@@ -174,7 +238,9 @@ impl Engine {
             | Notice::Message { from, .. }
             | Notice::Whispers { from, .. }
             | Notice::Manual { from, .. }
+            | Notice::Conversation { from, .. }
                 if from == self.instance => {}
+            Notice::Conversation { app, id, .. } => self.inbox_changed_here(&app, &id),
             Notice::Manual { id, .. } => {
                 self.publish_manual_here(&id).await.map_err(|e| e.to_string())?;
             }
@@ -186,7 +252,10 @@ impl Engine {
                     }
                 }
             }
-            Notice::Message { user, id, .. } => {
+            Notice::Message { user, id, app, conversation, .. } => {
+                if let (Some(app), Some(c)) = (app, conversation) {
+                    self.inbox_changed_here(&app, &c);
+                }
                 if self.hub.is_online(&user) {
                     if let Some((owner, m)) = self.store.message(&id).await.map_err(|e| e.to_string())? {
                         self.hub.push(&owner, Arc::from(message_frame(&m)));

@@ -129,8 +129,3 @@ fn NotBuilt(title: &'static str, what: &'static str) -> impl IntoView {
 pub fn Overview() -> impl IntoView {
     view! { <NotBuilt title="Overview" what="It will chart users, active users, and whispers and messages sent and seen over time."/> }
 }
-
-#[component]
-pub fn Inbox() -> impl IntoView {
-    view! { <NotBuilt title="Inbox" what="It will hold open and closed conversations with your users."/> }
-}

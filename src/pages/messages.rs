@@ -504,7 +504,7 @@ fn Detail(d: ManualDetail) -> impl IntoView {
                     <progress max=total.max(1) value=done aria-label="Delivered so far"></progress>
                     <p role="status" data-testid="message-stats">
                         {match s.recipients {
-                            Some(n) => format!("{n} recipients · {}", stats_line(&s)),
+                            Some(n) => format!("{n} {} · {}", if n == 1 { "recipient" } else { "recipients" }, stats_line(&s)),
                             None => "Recipients are fixed when the send starts.".to_string(),
                         }}
                         {(s.pending > 0).then(|| format!(" · {} waiting for their next visit", s.pending))}

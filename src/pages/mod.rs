@@ -5,6 +5,7 @@
 mod apps;
 mod auth;
 mod frame;
+mod inbox;
 mod messages;
 mod office_hours;
 pub mod preview;
@@ -65,7 +66,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("users/:user_ref") view=users::UserProfilePage/>
                     <Route path=path!("messages") view=messages::MessagesPage/>
                     <Route path=path!("messages/:message_id") view=messages::MessagePage/>
-                    <Route path=path!("inbox") view=frame::Inbox/>
+                    <Route path=path!("inbox/:conversation_id?") view=inbox::InboxPage/>
+                    <Route path=path!("teammates/:teammate_id") view=inbox::TeammatePageView/>
                     <Route path=path!("settings") view=settings::SettingsPage/>
                 </ParentRoute>
             </Routes>

@@ -419,6 +419,7 @@ pub fn UserProfilePage() -> impl IntoView {
                         <h1>{p.name.clone()}</h1>
                         <p class="muted">{format!("User ID: {}", p.user_id.clone().unwrap_or_else(|| "anonymous".into()))}</p>
                         <p><a class="button" href=format!("/apps/{}/messages/new?users={}", app_id.get_untracked(), p.id)>"New message"</a></p>
+                        <super::inbox::UserConversations app_id=app_id.get_untracked() user=p.id.clone() conversations=p.conversations.clone()/>
                         <section class="panel" aria-labelledby="received-h">
                             <h2 id="received-h">"Messages received"</h2>
                             {if p.manual.is_empty() {

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod auth;
 pub mod config;
+pub mod conversations;
 pub mod crypto;
 pub mod csrf;
 pub mod email;

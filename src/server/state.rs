@@ -58,11 +58,20 @@ impl AppState {
         let engine = Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window)
             .await
             .map_err(|e| format!("cannot open the database: {e}"))?;
+        let secrets = Arc::new(secrets);
+        // Email goes out through the engine's email channel: SMTP with each
+        // app's settings (the password opened here) and unsubscribe links
+        // signed with a key derived from the server key.
+        engine.set_email(crate::engine::send::EmailChannel {
+            mailer: crate::engine::email::Mailer::new(std::time::Duration::from_secs(30)),
+            target: super::email::smtp_target_fn(store.clone(), secrets.clone()),
+            unsubscribe_url: super::email::unsubscribe_url_fn(public_url.clone(), &secrets),
+        });
         Ok(AppState {
             engine,
             store,
             clock,
-            secrets: Arc::new(secrets),
+            secrets,
             config: Arc::new(RuntimeConfig {
                 public_url,
                 trust_proxy: settings.trust_proxy,

@@ -146,7 +146,9 @@ pub async fn profile(
     let messages = state.store.user_messages(&u.id, 50).await.map_err(internal)?;
     let cards = state.store.user_cards(&u.id, 50).await.map_err(internal)?;
     let manual = state.store.user_manual(&u.id, 50).await.map_err(internal)?;
+    let conversations = super::conversations::of_user(state, &u.id, &display_name(&u)).await?;
     Ok(UserProfile {
+        conversations,
         manual,
         id: u.id.clone(),
         user_id: u.user_id.clone(),

@@ -5,6 +5,7 @@
 
 mod apps;
 pub mod audience;
+pub mod conversations;
 pub mod email;
 pub mod manual;
 mod office;
@@ -14,6 +15,7 @@ mod whispers;
 mod widget;
 
 pub use apps::{ApiKeyRow, AppRow};
+pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,

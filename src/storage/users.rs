@@ -33,8 +33,8 @@ macro_rules! insert_message {
     ($tx:ident, $app_id:expr, $user_id:expr, $m:expr, $kind:expr) => {{
         let m: &MessageRow = $m;
         sqlx::query(
-            "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at, kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO messages (id, app_id, app_user_id, role, name, text, created_at, kind, conversation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&m.id)
         .bind($app_id)
@@ -44,6 +44,7 @@ macro_rules! insert_message {
         .bind(&m.text)
         .bind(m.created_at)
         .bind($kind)
+        .bind(&m.conversation_id)
         .execute(&mut *$tx)
         .await?;
     }};
@@ -205,6 +206,8 @@ pub struct MessageRow {
     pub name: Option<String>,
     pub text: String,
     pub created_at: i64,
+    /// The conversation it belongs to (set when it is stored).
+    pub conversation_id: Option<String>,
 }
 
 /// Registers each (name, type) in the app's property catalog, inside the
@@ -515,7 +518,7 @@ impl Store {
     /// A user's conversation, oldest first, the last `limit` messages.
     pub async fn user_messages(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<MessageRow>> {
         let mut rows: Vec<MessageRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, role, name, text, created_at FROM messages WHERE app_user_id = $1 \
+            "SELECT id, role, name, text, created_at, conversation_id FROM messages WHERE app_user_id = $1 \
              ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(app_user_id)
@@ -563,6 +566,8 @@ pub struct PendingMessage {
     pub name_from_user: bool,
     /// Outside office hours: the automatic reply (see `OfficeReply`).
     pub office_reply: Option<OfficeReply>,
+    /// The conversation it joins (found or started in its transaction).
+    pub joining: super::conversations::Joining,
 }
 
 /// The reply a user's message gets outside office hours: sent once per
@@ -592,6 +597,10 @@ pub struct PostedMessage {
     pub delivered: Vec<DeliveryRow>,
     /// The office-hours reply it got, if any.
     pub reply: Option<MessageRow>,
+    /// Its conversation after it (and the reply) joined.
+    pub conversation: super::conversations::ConversationRow,
+    /// The message started that conversation.
+    pub started: bool,
 }
 
 impl Store {
@@ -630,7 +639,13 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?
                         == 0;
+                let (conversation, started) = super::conversations::find_or_start_conversation!(
+                    tx, &job.app_id, &user.id, m.role.as_str(), &job.joining, m.created_at
+                );
+                m.conversation_id = Some(conversation.id.clone());
                 insert_message!(tx, &job.app_id, &user.id, &m, None::<&str>);
+                let mut conversation =
+                    super::conversations::touch_conversation!(tx, &conversation.id, &m, m.role == "appMaker");
                 let mut reply = None;
                 if let (Some(o), "appUser") = (&job.office_reply, m.role.as_str()) {
                     let sent: Option<String> = sqlx::query_scalar(
@@ -648,8 +663,10 @@ impl Store {
                             name: o.name.clone(),
                             text: (o.text)(&user),
                             created_at: m.created_at + 1,
+                            conversation_id: Some(conversation.id.clone()),
                         };
                         insert_message!(tx, &job.app_id, &user.id, &r, Some("office_hours"));
+                        conversation = super::conversations::touch_conversation!(tx, &conversation.id, &r, false);
                         reply = Some(r);
                     }
                 }
@@ -660,7 +677,7 @@ impl Store {
                 };
                 let created = insert_deliveries!(tx, planned);
                 let delivered = planned.iter().filter(|d| created.contains(&d.id)).map(NewDelivery::row).collect();
-                out.push(Some(PostedMessage { user, message: m, first, delivered, reply }));
+                out.push(Some(PostedMessage { user, message: m, first, delivered, reply, conversation, started }));
             }
             tx.commit().await?;
         });

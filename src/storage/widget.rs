@@ -238,7 +238,8 @@ impl Store {
                     .fetch_optional(&mut *sp)
                     .await?;
                     if let Some(anon) = anon {
-                        for table in ["messages", "events"] {
+                        // Conversations first: their messages point at them.
+                        for table in ["conversations", "messages", "events"] {
                             sqlx::query(&format!("UPDATE {table} SET app_user_id = $1 WHERE app_user_id = $2"))
                                 .bind(&row.id)
                                 .bind(&anon)
@@ -405,19 +406,25 @@ impl Store {
 
     /// One message with its user's id.
     pub async fn message(&self, id: &str) -> StoreResult<Option<(String, MessageRow)>> {
-        let row: Option<(String, String, String, Option<String>, String, i64)> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT app_user_id, id, role, name, text, created_at FROM messages WHERE id = $1",
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            app_user_id: String,
+            #[sqlx(flatten)]
+            m: MessageRow,
+        }
+        let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT app_user_id, id, role, name, text, created_at, conversation_id FROM messages WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(pool)
         .await?);
-        Ok(row.map(|(user, id, role, name, text, created_at)| (user, MessageRow { id, role, name, text, created_at })))
+        Ok(row.map(|r| (r.app_user_id, r.m)))
     }
 
     /// A user's messages from `since` (inclusive), oldest first, at most `limit`.
     pub async fn messages_since(&self, app_user_id: &str, since: i64, limit: i64) -> StoreResult<Vec<MessageRow>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, role, name, text, created_at FROM messages WHERE app_user_id = $1 AND created_at >= $2 \
+            "SELECT id, role, name, text, created_at, conversation_id FROM messages WHERE app_user_id = $1 AND created_at >= $2 \
              ORDER BY created_at, id LIMIT $3",
         )
         .bind(app_user_id)

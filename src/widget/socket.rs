@@ -33,7 +33,7 @@ use crate::{
         message_json, ActionError,
     },
     server::{apps::identity_secret_context, jwt::Jwt, state::AppState},
-    storage::Reaction,
+    storage::{ConversationTarget, Reaction},
 };
 
 /// A frame from the widget: JSON with `t` naming the kind. The protocol is
@@ -62,13 +62,20 @@ pub enum ClientFrame {
         #[serde(default)]
         text: Value,
         card: Option<String>,
+        /// The conversation it goes into (none: the card's, else the newest open one, else a new one).
+        conversation: Option<String>,
+    },
+    /// The user opened a conversation: the team's messages in it are read.
+    Read {
+        conversation: String,
     },
     Ping,
 }
 
 impl ClientFrame {
     /// Every kind a widget may send.
-    pub const KINDS: &'static [&'static str] = &["hello", "track", "update", "seen", "clicked", "reply", "ping"];
+    pub const KINDS: &'static [&'static str] =
+        &["hello", "track", "update", "seen", "clicked", "reply", "read", "ping"];
 
     /// Reads one frame; the error says what was wrong in words.
     pub fn parse(text: &str) -> Result<ClientFrame, String> {
@@ -173,6 +180,7 @@ impl From<ActionError> for Refusal {
             )),
             ActionError::TooManyProperties | ActionError::Duplicate => Refusal::invalid(format!("{e}.")),
             ActionError::NoUser => Refusal::fatal("invalid_user", "This user no longer exists."),
+            ActionError::NoConversation => Refusal::invalid("No such conversation."),
             ActionError::Failed(e) => Refusal::internal(e),
         }
     }
@@ -480,16 +488,25 @@ async fn welcome(
     let mut cards = state.engine.cards_for_start(&s.id).await?;
     cards.retain(|c| !just_made.iter().any(|d| d.id == c.id));
     let office = state.engine.office_status(&s.app_id).await.map(|(open, back)| json!({ "open": open, "back": back }));
+    let conversations = state.store.user_conversations(&s.id, 50).await.map_err(Refusal::internal)?;
     let head = json!({
         "t": "welcome",
         "user": { "id": s.id, "userId": user.user_id, "givenName": user.given_name },
         "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
+        "conversations": conversations.iter().map(conversation_json).collect::<Vec<_>>(),
         "office": office,
     })
     .to_string();
     // The cards are spliced in as stored (serialised once, when planned).
     let cards: Vec<String> = cards.iter().map(card_frame).collect();
     Ok(format!(r#"{},"cards":[{}]}}"#, &head[..head.len() - 1], cards.join(",")))
+}
+
+/// A conversation as the widget lists it: the newest text, when, unread
+/// team messages, and the card that started it.
+fn conversation_json(c: &crate::storage::ConversationRow) -> Value {
+    json!({ "id": c.id, "state": c.state, "at": c.last_activity_at, "last": c.last_text, "unread": c.unread_user,
+            "card": c.card_id, "started": c.created_at })
 }
 
 /// One frame after the hello. `Ok(Some(frame))` is an answer to send back.
@@ -520,11 +537,24 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
             state.engine.react(&s.id, &id, Reaction::Clicked).await?;
             Ok(None)
         }
-        ClientFrame::Reply { text, card } => {
+        ClientFrame::Reply { text, card, conversation } => {
             let text =
                 MessageText::parse(text.as_str().unwrap_or_default()).map_err(|e| Refusal::invalid(e.message))?;
-            let m = NewMessage { role: Role::AppUser, text, name: None, name_from_user: true, replying_to: card };
+            let conversation = match conversation {
+                Some(c) => ConversationTarget::Given(c),
+                None => ConversationTarget::Latest,
+            };
+            let m = NewMessage {
+                name_from_user: true,
+                replying_to: card,
+                conversation,
+                ..NewMessage::new(Role::AppUser, text)
+            };
             state.engine.post_message(&s.app_id, &s.id, m).await?;
+            Ok(None)
+        }
+        ClientFrame::Read { conversation } => {
+            state.engine.conversation_read(&s.id, &conversation).await?;
             Ok(None)
         }
     }
