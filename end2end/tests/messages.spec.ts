@@ -180,6 +180,7 @@ test('an email to a segment arrives over SMTP with a working unsubscribe link', 
   await row.getByLabel('Property').selectOption('plan');
   await row.getByLabel('Operator').selectOption('is');
   await row.getByLabel('Value').fill('gold');
+  await row.getByLabel('Value').press('Tab');
   await expect(owner.getByText('3 users match now')).toBeVisible();
   await owner.getByLabel('Text').fill('Dear {{ firstName || customer }}, see our [offers](https://shop.example/offers).');
   await owner.getByRole('button', { name: 'Send now' }).click();
@@ -215,6 +216,7 @@ test('a message is stopped for good, and found by part of its sender name', asyn
   await row.getByLabel('Property').selectOption('plan');
   await row.getByLabel('Operator').selectOption('is');
   await row.getByLabel('Value').fill('free');
+  await row.getByLabel('Value').press('Tab');
   await owner.getByLabel('Text').fill('Upgrade today!');
   await owner.getByRole('button', { name: 'Send now' }).click();
   await expect(owner).toHaveURL(/\/messages\/[0-9a-f]{24}$/);

@@ -4,7 +4,7 @@
 //!     [--target murmur|socketio|socketio-durable|all] [--database sqlite|postgres]
 //!     [--timeout S] [--event-group-commit true|false] [--ping-every S]
 //!     [--storm-new PERCENT] [--storm-concurrency N] [--svg FILE] [--csv FILE]
-//!     [--pg-admin URL]
+//!     [--pg-admin URL] [--manual-send-at S] [--offline-users N]
 //! bench/widget.sh [RUNS]      (build, then the full comparison RUNS times)
 //! ```
 //!
@@ -184,6 +184,11 @@ struct Args {
     svg: PathBuf,
     csv: Option<PathBuf>,
     pg_admin: String,
+    /// A manual message to every user of the app, sent this many seconds
+    /// into the track window (murmur only).
+    manual_send_at: Option<f64>,
+    /// Users seeded besides the widgets' (never online): the send's segment.
+    offline_users: usize,
 }
 
 fn args() -> Args {
@@ -202,6 +207,8 @@ fn args() -> Args {
         svg: PathBuf::new(),
         csv: None,
         pg_admin: std::env::var("WSBENCH_PG_ADMIN").unwrap_or_else(|_| DEFAULT_PG_ADMIN.into()),
+        manual_send_at: None,
+        offline_users: 0,
     };
     let mut svg = None;
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -220,6 +227,8 @@ fn args() -> Args {
             "--svg" => svg = Some(PathBuf::from(v)),
             "--csv" => a.csv = Some(PathBuf::from(v)),
             "--pg-admin" => a.pg_admin = v,
+            "--manual-send-at" => a.manual_send_at = Some(v.parse().expect("--manual-send-at S")),
+            "--offline-users" => a.offline_users = v.parse().expect("--offline-users N"),
             "--database" => {
                 a.database = match v.as_str() {
                     "sqlite" => Backend::Sqlite,
@@ -327,6 +336,36 @@ fn ensure_open_files(need: u64) {
 static CLEANUP: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
 /// PostgreSQL databases made for murmur: (admin URL, name), dropped at the end.
 static PG_DATABASES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// The manual send's report line, and when (from the window's start) it
+/// was requested and its last card arrived.
+#[allow(clippy::type_complexity)]
+static MANUAL_REPORT: Mutex<Vec<(String, Duration, Option<Duration>)>> = Mutex::new(Vec::new());
+
+/// Schedules a manual message to every user of the bench app, due now: the
+/// server's send worker fixes the recipients and pushes it to the open widgets.
+async fn schedule_manual_send(url: &str) {
+    let store = Store::connect(&DbUrl::parse(url).unwrap()).await.unwrap();
+    let now = now_ms();
+    let m = murmur::storage::manual::ManualRow {
+        id: "5e0d00000000000000000001".into(),
+        app_id: APP_ID.into(),
+        title: "Everyone".into(),
+        sender_id: Some(OWNER_ID.into()),
+        sender_name: "Bench Owner".into(),
+        kind: "chat".into(),
+        body: "Hello {{ firstName || there }}, **news**".into(),
+        audience: r#"{"type":"segment","conditions":[]}"#.into(),
+        state: "scheduled".into(),
+        send_at: Some(now),
+        recipients: None,
+        created_by: None,
+        created_at: now,
+        updated_at: now,
+        stopped_at: None,
+    };
+    store.insert_manual(&m).await.unwrap();
+    store.close().await;
+}
 
 /// A server child process and its temp dir (log, database); killed and
 /// removed when dropped, including when a phase times out.
@@ -563,7 +602,7 @@ fn event_name(round: usize) -> String {
 
 /// One app without identity verification, its owner, and `rounds` active
 /// whispers for everyone, whisper k on the event `bench-event-k`.
-async fn seed_murmur(url: &str, rounds: usize) {
+async fn seed_murmur(url: &str, rounds: usize, offline_users: usize) {
     let store = Store::connect(&DbUrl::parse(url).unwrap()).await.unwrap();
     store.migrate().await.unwrap();
     let now = now_ms();
@@ -594,6 +633,24 @@ async fn seed_murmur(url: &str, rounds: usize) {
         let errs = d.validate(|_| None);
         assert!(errs.is_empty(), "bench whisper does not validate: {errs:?}");
         store.insert_whisper(&whisper_id(round), APP_ID, "active", &d, now).await.unwrap();
+    }
+    if offline_users > 0 {
+        let sql = match &store {
+            Store::Sqlite(_) => format!(
+                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {offline_users}) \
+                 INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 SELECT printf('0ff%021x', n), '{APP_ID}', 'offline' || n, {now}, jsonb('{{}}'), {now}, {now} FROM g"
+            ),
+            Store::Postgres(_) => format!(
+                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 SELECT '0ff' || lpad(to_hex(g), 21, '0'), '{APP_ID}', 'offline' || g, {now}, '{{}}', {now}, {now} \
+                 FROM generate_series(1, {offline_users}) g"
+            ),
+        };
+        match &store {
+            Store::Sqlite(p) => sqlx::query(&sql).execute(p).await.map(|_| ()).unwrap(),
+            Store::Postgres(p) => sqlx::query(&sql).execute(p).await.map(|_| ()).unwrap(),
+        }
     }
     store.close().await;
 }
@@ -634,7 +691,7 @@ async fn start_murmur(dir: PathBuf, a: &Args) -> Server {
         Backend::Sqlite => format!("sqlite://{}", dir.join("murmur.db").display()),
         Backend::Postgres => create_pg_database(&a.pg_admin).await,
     };
-    seed_murmur(&url, a.rounds()).await;
+    seed_murmur(&url, a.rounds(), a.offline_users).await;
     let exe = std::env::current_exe().unwrap().with_file_name("murmur");
     assert!(
         exe.exists(),
@@ -653,6 +710,10 @@ async fn start_murmur(dir: PathBuf, a: &Args) -> Server {
         .env("RUST_LOG", "warn");
     if let Some(g) = a.group_commit {
         cmd.env("EVENT_GROUP_COMMIT", g.to_string());
+    }
+    if a.manual_send_at.is_some() && std::env::var("SCHEDULER_PERIOD_MS").is_err() {
+        // The send worker picks the message up within 100 ms.
+        cmd.env("SCHEDULER_PERIOD_MS", "100");
     }
     let mut s = Server::start(cmd, dir, addr, false, Some(url));
     s.ready().await;
@@ -798,6 +859,10 @@ struct Shared {
     welcome_unseen: AtomicU64,
     /// Notified when a card arrives.
     arrived: Notify,
+    /// Cards of the manual message (ids starting with `m`), and when the
+    /// first and the last arrived.
+    manual_cards: AtomicU64,
+    manual_span: Mutex<Option<(Instant, Instant)>>,
     connecting: Semaphore,
     storm_connecting: Semaphore,
 }
@@ -942,6 +1007,14 @@ fn on_text(shared: &Shared, seen: &mut Seen, pending: &mut VecDeque<Instant>, t:
         },
     };
     match kind.as_str() {
+        "card" if body["id"].as_str().is_some_and(|id| id.starts_with('m')) => {
+            // The manual message: not an answer to a track.
+            let now = Instant::now();
+            shared.manual_cards.fetch_add(1, Ordering::Relaxed);
+            let mut span = shared.manual_span.lock().unwrap();
+            *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+            body["id"].as_str().map(String::from)
+        }
         "card" => {
             let Some(sent_at) = pending.pop_front() else {
                 shared.error(format!("unexpected card: {t}"));
@@ -1189,6 +1262,8 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         pongs: AtomicU64::new(0),
         welcome_unseen: AtomicU64::new(0),
         arrived: Notify::new(),
+        manual_cards: AtomicU64::new(0),
+        manual_span: Mutex::new(None),
         connecting: Semaphore::new(CONNECTING),
         storm_connecting: Semaphore::new(a.storm_concurrency),
     });
@@ -1258,7 +1333,15 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     let started = Instant::now();
     let mut sent = 0;
     let mut max_send_lag = Duration::ZERO;
+    let mut manual_requested: Option<Instant> = None;
     while sent < tracks {
+        if let (Some(at), None, Some(url)) = (a.manual_send_at, manual_requested, &server.db_url) {
+            if started.elapsed().as_secs_f64() >= at {
+                manual_requested = Some(Instant::now());
+                let url = url.clone();
+                tokio::spawn(async move { schedule_manual_send(&url).await });
+            }
+        }
         let due = ((started.elapsed().as_secs_f64() * a.rate as f64) as usize + 1).min(tracks);
         while sent < due {
             let scheduled = Duration::from_secs_f64(sent as f64 / a.rate as f64);
@@ -1276,6 +1359,39 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         }
     }
     let cpu = Clocks::read(pid, ticks).since(&before);
+    if let Some(requested) = manual_requested {
+        // Every open widget gets the message (bounded wait).
+        let until = Instant::now() + Duration::from_secs(60);
+        while (shared.manual_cards.load(Ordering::Relaxed) as usize) < open.len() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got = shared.manual_cards.load(Ordering::Relaxed);
+        let span = *shared.manual_span.lock().unwrap();
+        let line = match span {
+            Some((first, last)) => {
+                let spread = (last - first).as_secs_f64();
+                format!(
+                    "| manual message to {} users ({} online) during the load | first card {:.2} s after the send was requested, last {:.2} s | {} of {} online widgets got it | {:.0} deliveries/s to online widgets |",
+                    thousands(a.offline_users + open.len()),
+                    thousands(open.len()),
+                    (first - requested).as_secs_f64(),
+                    (last - requested).as_secs_f64(),
+                    thousands(got as usize),
+                    thousands(open.len()),
+                    got as f64 / spread.max(0.001),
+                )
+            }
+            None => {
+                format!("| manual message during the load | no card arrived within 60 s | 0 of {} | — |", open.len())
+            }
+        };
+        eprintln!("  {line}");
+        MANUAL_REPORT.lock().unwrap().push((
+            line,
+            requested.saturating_duration_since(started),
+            span.map(|(_, l)| l.saturating_duration_since(started)),
+        ));
+    }
     drop(triggers);
     let cards_in_window = shared.cards.load(Ordering::Relaxed);
     eprintln!("  {cards_in_window} of {tracks} cards in {:.1} s", cpu.wall.as_secs_f64());
@@ -1521,6 +1637,25 @@ fn report(a: &Args, outcomes: &[Outcome], svg: Option<&Path>) {
         );
     }
 
+    for (line, from, to) in MANUAL_REPORT.lock().unwrap().iter() {
+        // Track → card latency for the tracks sent while the send ran.
+        let during = outcomes.iter().find(|o| o.kind == Kind::Murmur).map(|o| {
+            let to = to.unwrap_or(o.phase);
+            let mut l: Vec<Duration> =
+                o.samples.iter().filter(|(at, _)| *at >= *from && *at <= to).map(|(_, l)| *l).collect();
+            l.sort();
+            (percentile(&l, 0.5), percentile(&l, 0.99), l.len())
+        });
+        println!("\n| manual send | when | reach | throughput |\n| --- | --- | --- | --- |\n{line}");
+        if let Some((p50, p99, n)) = during {
+            println!(
+                "\nWhile the send ran ({} tracks sent between the request and the last card): track → card p50 {} ms, p99 {} ms.",
+                thousands(n),
+                ms(p50),
+                ms(p99)
+            );
+        }
+    }
     println!("\n<details><summary>Details</summary>\n");
     let header: Vec<&str> = outcomes.iter().map(|o| o.kind.name()).collect();
     println!("| measure | {} |\n| --- |{}", header.join(" | "), " --- |".repeat(outcomes.len()));

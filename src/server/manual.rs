@@ -245,7 +245,8 @@ pub async fn save(
     let now = state.now();
     let (msg_state, send_at) = match &mode {
         SendMode::Draft => (State::Draft, None),
-        SendMode::Now => (State::Scheduled, Some(now)),
+        // Sending from now on: no longer editable, picked up by any worker.
+        SendMode::Now => (State::Sending, Some(now)),
         SendMode::At(local) => {
             let zone = time_zone(state, &app.id).await?;
             let Some(at) = local_to_ms(local, &zone) else {
