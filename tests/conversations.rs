@@ -199,15 +199,15 @@ async fn inbox_flow(backend: Backend) {
 
     // Newest activity first, with the team's unread counts.
     let open = inbox(&app, &shop, "open", "all", "").await;
-    assert_eq!(ids(&open), [grace.clone(), ada.clone()]);
+    assert_eq!(ids(&open), [grace.as_str(), ada.as_str()]);
     assert_eq!(open["conversations"][0]["unread"], 2);
     assert_eq!(open["conversations"][0]["user_name"], "Grace");
     assert_eq!(open["conversations"][0]["last_text"], "Hello??");
     assert_eq!(open["open_counts"], json!([2, 2, 0]));
 
     // Search by name and by message text.
-    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "ada").await), [ada.clone()]);
-    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "REFUND").await), [grace.clone()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "ada").await), [ada.as_str()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "REFUND").await), [grace.as_str()]);
     assert!(ids(&inbox(&app, &shop, "open", "all", "nothing like it").await).is_empty());
 
     // Opening a conversation reads it; it holds the user's profile.
@@ -221,8 +221,8 @@ async fn inbox_flow(backend: Backend) {
     // Assign to me; filters follow.
     let me = open["me"].as_str().unwrap().to_string();
     call(&app, &shop, "inbox/assign", &[("app_id", &shop.app_id), ("conversation_id", &ada), ("assignee", &me)]).await;
-    assert_eq!(ids(&inbox(&app, &shop, "open", "mine", "").await), [ada.clone()]);
-    assert_eq!(ids(&inbox(&app, &shop, "open", "unassigned", "").await), [grace.clone()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "mine", "").await), [ada.as_str()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "unassigned", "").await), [grace.as_str()]);
     let r = app
         .call(
             "inbox/assign",
@@ -248,11 +248,11 @@ async fn inbox_flow(backend: Backend) {
     assert_eq!(last["html"], "<p>On its <strong>way</strong></p>");
     assert_eq!(last["message"]["name"], "Olive Owner");
     set_open(&app, &shop, &ada, false).await;
-    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "").await), [grace.clone()]);
-    assert_eq!(ids(&inbox(&app, &shop, "closed", "all", "").await), [ada.clone()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "").await), [grace.as_str()]);
+    assert_eq!(ids(&inbox(&app, &shop, "closed", "all", "").await), [ada.as_str()]);
     // The teammate's page lists what they are assigned or started.
     let t = call(&app, &shop, "teammates/conversations", &[("app_id", &shop.app_id), ("teammate_id", &me)]).await;
-    assert_eq!(ids(&t), [ada.clone()]);
+    assert_eq!(ids(&t), [ada.as_str()]);
 
     // "Start a conversation" from the profile: a new one, started by and assigned to the teammate.
     let started: String = serde_json::from_value(
@@ -397,7 +397,7 @@ async fn live_flow(backend: Backend) {
     w.send(json!({"t": "reply", "text": "One more thing", "conversation": conv})).await;
     w.wait_for("message").await.expect("the echo");
     live.wait_for(&format!("data: {conv}")).await.expect("the inbox is told of the message");
-    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "").await), [conv.clone()]);
+    assert_eq!(ids(&inbox(&app, &shop, "open", "all", "").await), [conv.as_str()]);
     // A reply into someone else's conversation is refused.
     w.send(json!({"t": "reply", "text": "x", "conversation": "ffffffffffffffffffffffff"})).await;
     let (err, _) = w.wait_for("error").await.expect("an error");

@@ -13,7 +13,13 @@
 //! never logged: `SmtpTarget`'s `Debug` leaves it out, and errors carry
 //! only the server's reply.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, Mac};
@@ -65,6 +71,16 @@ impl std::fmt::Debug for SmtpTarget {
             .finish()
     }
 }
+
+/// Loads an app's SMTP target (password opened): `None` when email is off
+/// for the app or the target cannot be loaded. The server makes one
+/// (`server::email::smtp_target_fn`), so engine code needs neither the
+/// store's secrets nor the server key.
+pub type TargetFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Option<SmtpTarget>> + Send>> + Send + Sync>;
+
+/// Makes a user's unsubscribe link from (app id, app user id)
+/// (`server::email::unsubscribe_url_fn`).
+pub type UnsubscribeUrlFn = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
 
 /// Why a message was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -324,7 +324,7 @@ mod tests {
             updated_at: 0,
             stopped_at: None,
         };
-        let card: Card = serde_json::from_str(&render_card(&m, &[("firstName".into(), "<Bo>".into())])).unwrap();
+        let card: Card = serde_json::from_str(&render_card(&m, &[("givenName".into(), "<Bo>".into())])).unwrap();
         assert_eq!(card.sender.initials, "AL");
         assert!(card.html.contains("Hi &lt;Bo&gt;"), "{}", card.html);
         assert!(!card.html.contains("<b>"), "{}", card.html);

@@ -10,7 +10,7 @@
 //! than the one it was saved for: after the host or the security changes,
 //! it must be typed again.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::sync::Arc;
 
 use super::{
     apps::app_of,
@@ -28,6 +28,8 @@ use crate::{
     models::SmtpView,
     storage::{email::PasswordChange, Store, TeammateRow},
 };
+
+pub use crate::engine::email::{TargetFn, UnsubscribeUrlFn};
 
 /// The purpose the unsubscribe key is derived for (`SecretBox::derive_key`).
 pub const UNSUBSCRIBE_KEY_PURPOSE: &str = "unsubscribe";
@@ -190,12 +192,8 @@ pub async fn smtp_target(state: &AppState, app_id: &str) -> Result<Option<SmtpTa
     load_smtp_target(&state.store, &state.secrets, app_id).await
 }
 
-/// Loads an app's SMTP target, for engine code (which never sees the
-/// store's secrets): `None` when email is off or the target cannot be
-/// loaded (the cause is logged).
-pub type TargetFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Option<SmtpTarget>> + Send>> + Send + Sync>;
-
-/// A `TargetFn` over `store` and `secrets`.
+/// A `TargetFn` over `store` and `secrets`: `None` when email is off for
+/// the app or the target cannot be loaded (the cause is logged).
 pub fn smtp_target_fn(store: Store, secrets: Arc<SecretBox>) -> TargetFn {
     Arc::new(move |app_id: String| {
         let (store, secrets) = (store.clone(), secrets.clone());
@@ -203,10 +201,8 @@ pub fn smtp_target_fn(store: Store, secrets: Arc<SecretBox>) -> TargetFn {
     })
 }
 
-/// Makes a user's unsubscribe link: `{public_url}/unsubscribe/{token}`.
-pub type UnsubscribeUrlFn = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
-
-/// An `UnsubscribeUrlFn` for this server (its public URL and unsubscribe key).
+/// An `UnsubscribeUrlFn` for this server (its public URL and unsubscribe
+/// key): `{public_url}/unsubscribe/{token}`.
 pub fn unsubscribe_url_fn(public_url: String, secrets: &SecretBox) -> UnsubscribeUrlFn {
     let key = unsubscribe_key(secrets);
     Arc::new(move |app_id: &str, app_user_id: &str| unsubscribe_url(&public_url, &key, app_id, app_user_id))
