@@ -46,12 +46,9 @@ pub const EMAIL_BACKOFF_MS: [i64; 4] = [60_000, 5 * 60_000, 30 * 60_000, 2 * 3_6
 /// app's settings with the password opened, and unsubscribe links.
 pub struct EmailChannel {
     pub mailer: Mailer,
-    #[allow(clippy::type_complexity)]
-    pub target: Arc<
-        dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<SmtpTarget>> + Send>> + Send + Sync,
-    >,
+    pub target: super::email::TargetFn,
     /// The unsubscribe URL for (app, user).
-    pub unsubscribe_url: Arc<dyn Fn(&str, &str) -> String + Send + Sync>,
+    pub unsubscribe_url: super::email::UnsubscribeUrlFn,
 }
 
 /// A message's card for one user, serialised once.
