@@ -295,6 +295,9 @@ pub struct ManualDetail {
     pub recipients: Vec<RecipientView>,
     /// The conversations it started: recipients who replied.
     pub replied_users: Vec<UserChip>,
+    /// Those conversations' ids, by user id (for links to the inbox).
+    #[serde(default)]
+    pub conversations: Vec<(String, String)>,
     pub stoppable: bool,
 }
 

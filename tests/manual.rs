@@ -222,6 +222,8 @@ async fn selection_live_and_later(backend: Backend) {
     assert_eq!(d["summary"]["seen"], 1, "{d}");
     assert_eq!(d["summary"]["replied"], 1, "{d}");
     assert_eq!(d["replied_users"][0]["id"], bob.as_str(), "the conversation it started");
+    assert_eq!(d["conversations"][0][0], bob.as_str(), "{d}");
+    assert!(d["conversations"][0][1].as_str().is_some_and(|c| !c.is_empty()));
     // A second visit does not bring it twice.
     let (_w2, welcome) = widget(&app, &shop, "bob").await;
     assert_eq!(cards_of(&welcome).len(), 1);

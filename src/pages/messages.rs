@@ -536,12 +536,18 @@ fn Detail(d: ManualDetail) -> impl IntoView {
         <section class="panel" aria-labelledby="conv-started-h">
             <h2 id="conv-started-h">"Conversations it started"</h2>
             {move || {
-                let users = current.get().replied_users;
+                let d = current.get();
+                let users = d.replied_users;
                 if users.is_empty() {
                     view! { <p class="muted">"No replies yet."</p> }.into_any()
                 } else {
-                    view! { <ul>{users.into_iter().map(|u| view! {
-                        <li><a href=format!("/apps/{}/users/{}", app_id.get_untracked(), u.id)>{u.name}</a></li>
+                    view! { <ul>{users.into_iter().map(|u| {
+                        // The conversation in the inbox, else the user's profile.
+                        let href = match d.conversations.iter().find(|(user, _)| *user == u.id) {
+                            Some((_, c)) => format!("/apps/{}/inbox/{c}", app_id.get_untracked()),
+                            None => format!("/apps/{}/users/{}", app_id.get_untracked(), u.id),
+                        };
+                        view! { <li><a href=href>{u.name}</a></li> }
                     }).collect_view()}</ul> }.into_any()
                 }
             }}

@@ -333,12 +333,14 @@ pub async fn detail(state: &AppState, actor: &TeammateRow, app_id: &str, id: &st
             error: r.error.clone(),
         })
         .collect();
+    let conversations = state.store.manual_conversations(&app.id, &m.id).await.map_err(internal)?;
     let st = State::parse(&m.state);
     Ok(ManualDetail {
         summary: summary(&m, stats.get(&m.id)),
         body: m.body.clone(),
         recipients,
         replied_users,
+        conversations,
         stoppable: matches!(st, Some(State::Scheduled | State::Sending | State::Sent)),
     })
 }
