@@ -313,11 +313,15 @@ impl Store {
         let insert = format!(
             "INSERT INTO message_deliveries (id, app_id, message_id, app_user_id, channel, state, next_attempt_at, created_at) \
              SELECT {id_expr}, u.app_id, $1, u.id, '{channel}', 'pending', {next}, {at} FROM app_users u \
-             WHERE u.app_id = $2 AND u.id > $3 AND ($4 = '' OR u.id <= $4){filter} AND ({cond}) \
+             WHERE u.app_id = $2 AND u.id > $3 AND {{upto_filter}}{filter} AND ({cond}) \
              ON CONFLICT (message_id, app_user_id) DO NOTHING",
             next = if q.email { at.to_string() } else { "NULL".into() },
             cond = q.conditions.sql,
         );
+        // The chunk's bound is a plain range on (app_id, id) (an `OR` with
+        // "no bound" would make the planners scan every user per chunk).
+        let bounded = insert.replace("{upto_filter}", "u.id <= $4");
+        let unbounded = insert.replace("{upto_filter}", "$4 = ''");
         let users_json = serde_json::to_string(q.users.as_deref().unwrap_or_default()).unwrap_or_default();
         let not_received_json = serde_json::to_string(&q.not_received).unwrap_or_default();
         Ok(with_pool!(self, pool => {
@@ -341,7 +345,8 @@ impl Store {
                 .bind(&app_id).bind(&after).bind(FIX_CHUNK - 1)
                 .fetch_optional(&mut *tx).await?
             };
-            let mut ins = sqlx::query(&insert)
+            let sql = if upto.is_some() { &bounded } else { &unbounded };
+            let mut ins = sqlx::query(sql)
                 .bind(message_id).bind(&app_id).bind(&after).bind(upto.clone().unwrap_or_default())
                 .bind(&users_json).bind(&not_received_json);
             for p in &q.conditions.params {
