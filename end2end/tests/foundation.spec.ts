@@ -151,8 +151,8 @@ test('sign out, wrong password, sign in again', async () => {
   await expect(page.getByText('Overview is not built yet.')).toBeVisible();
   const options = await page.getByRole('combobox', { name: 'App' }).locator('option').allTextContents();
   expect(options).toEqual(['Acme Shop', '+ New app']);
-  await page.getByRole('link', { name: 'Inbox' }).click();
-  await expect(page.getByText('Inbox is not built yet.')).toBeVisible();
+  await page.getByRole('link', { name: 'Messages' }).click();
+  await expect(page.getByRole('heading', { name: 'Messages' })).toBeVisible();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page).toHaveURL(/\/login$/);
 });
