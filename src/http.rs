@@ -131,8 +131,6 @@ pub async fn serve(
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
     if let Some(period) = state.config.scheduler_period {
         state.engine.start_scheduler(period);
-        // Scheduled manual messages, sends a crash interrupted, and email retries.
-        state.engine.start_send_worker(period);
     }
     let hub = state.engine.hub.clone();
     let mut http = hyper::server::conn::http1::Builder::new();

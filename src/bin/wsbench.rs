@@ -1013,6 +1013,7 @@ fn on_text(shared: &Shared, seen: &mut Seen, pending: &mut VecDeque<Instant>, t:
             shared.manual_cards.fetch_add(1, Ordering::Relaxed);
             let mut span = shared.manual_span.lock().unwrap();
             *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+            shared.arrived.notify_one();
             body["id"].as_str().map(String::from)
         }
         "card" => {
@@ -1362,8 +1363,11 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     if let Some(requested) = manual_requested {
         // Every open widget gets the message (bounded wait).
         let until = Instant::now() + Duration::from_secs(60);
-        while (shared.manual_cards.load(Ordering::Relaxed) as usize) < open.len() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while (shared.manual_cards.load(Ordering::Relaxed) as usize) < open.len() {
+            let wait = shared.arrived.notified();
+            if tokio::time::timeout_at(until.into(), wait).await.is_err() {
+                break;
+            }
         }
         let got = shared.manual_cards.load(Ordering::Relaxed);
         let span = *shared.manual_span.lock().unwrap();

@@ -47,7 +47,8 @@ impl Engine {
         }
     }
 
-    /// Runs `run_due` every `period` for as long as the server runs.
+    /// Runs `run_due`, then the manual sends and the email worker
+    /// (`engine::send`), every `period` for as long as the server runs.
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
         let engine = Arc::downgrade(self);
         let mut closing = self.hub.closing();
@@ -62,6 +63,13 @@ impl Engine {
                 let Some(engine) = engine.upgrade() else { return };
                 if let Err(e) = engine.run_due().await {
                     tracing::error!(error = %e, "the scheduler's tick failed");
+                }
+                // Scheduled manual messages, sends a crash interrupted, email retries.
+                if let Err(e) = engine.run_sends().await {
+                    tracing::error!(error = %e, "the send worker's tick failed");
+                }
+                if let Err(e) = engine.run_email().await {
+                    tracing::error!(error = %e, "the email worker's tick failed");
                 }
             }
         });

@@ -6,7 +6,7 @@
 //! widget next starts (`cards_for_start`). Email: a worker claims due
 //! deliveries, sends them over SMTP, and retries with backoff.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::collections::HashMap;
 
 use futures_util::{stream, StreamExt};
 
@@ -271,30 +271,6 @@ impl Engine {
                 return Ok(sent);
             }
         }
-    }
-
-    /// Runs the sends and the email worker every `period` for as long as
-    /// the server runs (a send started from the dashboard runs at once).
-    pub fn start_send_worker(self: &Arc<Self>, period: Duration) {
-        let engine = Arc::downgrade(self);
-        let mut closing = self.hub.closing();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = closing.changed() => return,
-                }
-                let Some(engine) = engine.upgrade() else { return };
-                if let Err(e) = engine.run_sends().await {
-                    tracing::error!(error = %e, "the send worker's tick failed");
-                }
-                if let Err(e) = engine.run_email().await {
-                    tracing::error!(error = %e, "the email worker's tick failed");
-                }
-            }
-        });
     }
 }
 

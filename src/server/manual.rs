@@ -296,7 +296,7 @@ pub async fn save(
         let engine = state.engine.clone();
         tokio::spawn(async move {
             if let Err(e) = engine.run_sends().await {
-                tracing::error!(error = %e, "a send failed to start; the worker retries it");
+                tracing::error!(error = %e, "a send failed to start; the scheduler's tick retries it");
             }
         });
     }
