@@ -296,6 +296,107 @@ async fn inbox_flow(backend: Backend) {
     assert_eq!(r.status, 401);
 }
 
+/// The inbox's pages: keyset cursors walk every conversation once, newest
+/// first (ties broken by id), and the list previews the team's styled
+/// words without their markers.
+async fn pages_and_previews(backend: Backend) {
+    let Some((_db, app, shop)) = setup(backend).await else { return };
+    let n = 33;
+    for i in 0..n {
+        let user = format!("p{i:02}");
+        create_user(&app, &shop, &user, "Pat").await;
+        let text = format!("Question {i}");
+        let r = rest(
+            &app,
+            &shop,
+            "POST",
+            &format!("/v1.1/appusers/{user}/messages"),
+            json!({"role": "appUser", "text": text}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        // Pairs share a time: the id decides between them.
+        if i % 2 == 1 {
+            app.clock.advance_ms(10);
+        }
+    }
+    let page = |after: String| {
+        let (app, shop) = (&app, &shop);
+        async move {
+            call(
+                app,
+                shop,
+                "inbox/list",
+                &[
+                    ("input[app_id]", &shop.app_id),
+                    ("input[state]", "open"),
+                    ("input[filter]", "all"),
+                    ("input[search]", ""),
+                    ("input[after]", &after),
+                ],
+            )
+            .await
+        }
+    };
+    let first = page(String::new()).await;
+    assert_eq!(ids(&first).len(), 30);
+    let next = first["next"].as_str().expect("a cursor to the older page").to_string();
+    let second = page(next).await;
+    assert_eq!(ids(&second).len(), n - 30);
+    assert!(second["next"].is_null(), "the last page has no cursor: {second}");
+    let mut all = ids(&first);
+    all.extend(ids(&second));
+    let times: Vec<i64> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["conversations"].as_array().unwrap().iter().map(|c| c["last_activity_at"].as_i64().unwrap()))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let mut distinct = all.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), n, "every conversation once: {all:?}");
+
+    // The team's styled answer: the list shows its words.
+    let c = &all[0];
+    let user = first["conversations"][0]["user"].as_str().unwrap().to_string();
+    let path = format!("/v1.1/appusers/{user}/conversations/{c}/messages");
+    let r = rest(
+        &app,
+        &shop,
+        "POST",
+        &path,
+        json!({"role": "appMaker", "text": "**Sure**, see [the guide](https://shop.example/g)"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let list = inbox(&app, &shop, "open", "all", "").await;
+    let row = list["conversations"].as_array().unwrap().iter().find(|r| r["id"] == c.as_str()).unwrap().clone();
+    assert_eq!(row["last_text"], "Sure, see the guide");
+    // A user's words stay as typed.
+    let r = rest(
+        &app,
+        &shop,
+        "POST",
+        &format!("/v1.1/appusers/{user}/messages"),
+        json!({"role": "appUser", "text": "2 * 3 **is** 6"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let list = inbox(&app, &shop, "open", "all", "").await;
+    let row = list["conversations"].as_array().unwrap().iter().find(|r| r["id"] == c.as_str()).unwrap().clone();
+    assert_eq!(row["last_text"], "2 * 3 **is** 6");
+}
+
+#[tokio::test]
+async fn pages_and_previews_sqlite() {
+    bounded(pages_and_previews(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn pages_and_previews_postgres() {
+    bounded(pages_and_previews(Backend::Postgres)).await;
+}
+
 #[tokio::test]
 async fn inbox_flow_sqlite() {
     bounded(inbox_flow(Backend::Sqlite)).await;

@@ -5,6 +5,7 @@
 //!     [--timeout S] [--event-group-commit true|false] [--ping-every S]
 //!     [--storm-new PERCENT] [--storm-concurrency N] [--svg FILE] [--csv FILE]
 //!     [--pg-admin URL] [--manual-send-at S] [--offline-users N]
+//!     [--inbox-rate R]
 //! bench/widget.sh [RUNS]      (build, then the full comparison RUNS times)
 //! ```
 //!
@@ -70,6 +71,14 @@
 //!   one is welcomed (murmur) or connected and in its room (socket.io,
 //!   whose CONNECT packet is sent in the same tick as the room is joined).
 //!
+//! With `--inbox-rate R` (murmur only), a teammate's inbox is open (the
+//! dashboard's event stream `/live/inbox/{app}`, with a session seeded for
+//! the app's owner) and R users per second write to the team during the
+//! track window, each a different widget's first message (a `reply` frame
+//! with no card: a new conversation). Per message: the time from sending
+//! the frame to the inbox hearing of its conversation (the page then
+//! reloads its list, whose server time `bench --parts inbox` measures).
+//!
 //! Output (stdout): a markdown header with the commit, one table row per
 //! server that can be pasted into BENCHMARKS.md, and a detailed table.
 //! A plot of latency against send time (per 100 ms of send time: p50, p99
@@ -85,7 +94,7 @@
 //! under `ulimit -n` (up to the hard limit).
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     fmt::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -189,6 +198,10 @@ struct Args {
     manual_send_at: Option<f64>,
     /// Users seeded besides the widgets' (never online): the send's segment.
     offline_users: usize,
+    /// Users writing to the team per second during the track window, each
+    /// a different widget's first message (a new conversation), timed until
+    /// a teammate's open inbox (`/live/inbox`) hears of it (murmur only; 0: off).
+    inbox_rate: f64,
 }
 
 fn args() -> Args {
@@ -209,6 +222,7 @@ fn args() -> Args {
         pg_admin: std::env::var("WSBENCH_PG_ADMIN").unwrap_or_else(|_| DEFAULT_PG_ADMIN.into()),
         manual_send_at: None,
         offline_users: 0,
+        inbox_rate: 0.0,
     };
     let mut svg = None;
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -229,6 +243,7 @@ fn args() -> Args {
             "--pg-admin" => a.pg_admin = v,
             "--manual-send-at" => a.manual_send_at = Some(v.parse().expect("--manual-send-at S")),
             "--offline-users" => a.offline_users = v.parse().expect("--offline-users N"),
+            "--inbox-rate" => a.inbox_rate = v.parse().expect("--inbox-rate R"),
             "--database" => {
                 a.database = match v.as_str() {
                     "sqlite" => Backend::Sqlite,
@@ -340,6 +355,69 @@ static PG_DATABASES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 /// was requested and its last card arrived.
 #[allow(clippy::type_complexity)]
 static MANUAL_REPORT: Mutex<Vec<(String, Duration, Option<Duration>)>> = Mutex::new(Vec::new());
+/// The inbox's report line (user message → open inbox).
+static INBOX_REPORT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The bench owner's dashboard session (seeded), for the inbox's live stream.
+const INBOX_SESSION: &str = "bench-inbox-session-0123456789abcdef";
+/// A widget's trigger that means "write to the team" rather than "track".
+const WRITE: usize = usize::MAX;
+
+/// A teammate's open inbox: reads `/live/inbox/{app}` (server-sent events)
+/// and notes when each conversation's first change arrived, until `stop`;
+/// `live` is notified when the stream goes live and on every change.
+async fn inbox_listener(
+    addr: SocketAddr,
+    heard: Arc<Mutex<HashMap<String, Instant>>>,
+    live: Arc<Notify>,
+    mut stop: watch::Receiver<Phase>,
+) -> Result<(), String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("inbox: {e}"))?;
+    let mut stream = BufReader::new(stream);
+    let req = format!(
+        "GET /live/inbox/{APP_ID} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nCookie: murmur_session={INBOX_SESSION}\r\n\r\n"
+    );
+    stream.get_mut().write_all(req.as_bytes()).await.map_err(|e| format!("inbox: {e}"))?;
+    let mut line = String::new();
+    stream.read_line(&mut line).await.map_err(|e| format!("inbox: {e}"))?;
+    if !line.contains(" 200 ") {
+        return Err(format!("inbox stream refused: {}", line.trim()));
+    }
+    loop {
+        line.clear();
+        let read = tokio::select! {
+            r = stream.read_line(&mut line) => r,
+            _ = stop.wait_for(|p| *p == Phase::Stop) => return Ok(()),
+        };
+        match read {
+            Ok(0) => return Err("inbox stream closed".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("inbox: {e}")),
+        }
+        // Chunk sizes come on lines of their own; the events' lines are whole.
+        if let Some(data) = line.trim_end().strip_prefix("data:") {
+            let data = data.trim();
+            if data != "*" {
+                heard.lock().unwrap().entry(data.to_string()).or_insert_with(Instant::now);
+            }
+            live.notify_one();
+        }
+    }
+}
+
+/// Which widget started each of the app's conversations: conversation id → widget index.
+async fn conversation_starters(url: &str) -> HashMap<String, usize> {
+    let store = Store::connect(&DbUrl::parse(url).unwrap()).await.unwrap();
+    let sql =
+        "SELECT c.id, u.user_id FROM conversations c JOIN app_users u ON u.id = c.app_user_id WHERE c.app_id = $1";
+    let rows: Vec<(String, Option<String>)> = match &store {
+        Store::Sqlite(p) => sqlx::query_as(sql).bind(APP_ID).fetch_all(p).await.unwrap(),
+        Store::Postgres(p) => sqlx::query_as(sql).bind(APP_ID).fetch_all(p).await.unwrap(),
+    };
+    store.close().await;
+    rows.into_iter().filter_map(|(c, u)| Some((c, u?.strip_prefix("bench-")?.parse().ok()?))).collect()
+}
 
 /// Schedules a manual message to every user of the bench app, due now: the
 /// server's send worker fixes the recipients and pushes it to the open widgets.
@@ -616,6 +694,8 @@ async fn seed_murmur(url: &str, rounds: usize, offline_users: usize) {
         created_at: now,
     };
     store.insert_teammate(&owner, None).await.unwrap();
+    let hash = murmur::server::crypto::sha256_hex(INBOX_SESSION);
+    store.insert_session(&hash, OWNER_ID, now, now + 7 * 86_400_000).await.unwrap();
     let app = AppRow { id: APP_ID.into(), name: "bench".into(), identity_secret_enc: vec![0], created_at: now };
     store.insert_app(&app, &[OWNER_ID]).await.unwrap();
     store.set_identity_enforced(APP_ID, false).await.unwrap();
@@ -707,7 +787,9 @@ async fn start_murmur(dir: PathBuf, a: &Args) -> Server {
         .env("LEPTOS_SITE_ADDR", addr.to_string())
         .env("LEPTOS_OUTPUT_NAME", "murmur")
         .env("LEPTOS_SITE_ROOT", "target/site")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        // Every widget connects from 127.0.0.1: no per-address limit.
+        .env("WIDGET_CONNECT_RATE_LIMIT", "off");
     if let Some(g) = a.group_commit {
         cmd.env("EVENT_GROUP_COMMIT", g.to_string());
     }
@@ -863,6 +945,8 @@ struct Shared {
     /// first and the last arrived.
     manual_cards: AtomicU64,
     manual_span: Mutex<Option<(Instant, Instant)>>,
+    /// When each widget (by index) wrote to the team.
+    writes: Mutex<HashMap<usize, Instant>>,
     connecting: Semaphore,
     storm_connecting: Semaphore,
 }
@@ -1083,6 +1167,15 @@ async fn widget(
         }
         tokio::select! {
             round = tracks.recv(), if tracks_open => match round {
+                Some(WRITE) => {
+                    let frame = json!({"t": "reply", "text": format!("Hello from widget {i}, a question about my order")});
+                    shared.writes.lock().unwrap().insert(i, Instant::now());
+                    if let Err(e) = send(&mut ws, frame.to_string()).await {
+                        shared.error(format!("send reply: {e}"));
+                        seen.lost = true;
+                        break;
+                    }
+                }
                 Some(round) => {
                     pending.push_back(Instant::now());
                     if let Err(e) = send(&mut ws, shared.track_frame(round)).await {
@@ -1265,6 +1358,7 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         arrived: Notify::new(),
         manual_cards: AtomicU64::new(0),
         manual_span: Mutex::new(None),
+        writes: Mutex::new(HashMap::new()),
         connecting: Semaphore::new(CONNECTING),
         storm_connecting: Semaphore::new(a.storm_concurrency),
     });
@@ -1330,6 +1424,21 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
     let rounds = a.rounds();
     let tracks = ((a.rate * a.seconds) as usize).min(open.len() * rounds);
     eprintln!("  {tracks} tracks at {}/s ({rounds} per user at most)", a.rate);
+    // A teammate's open inbox, live before the window starts.
+    let inbox = (a.inbox_rate > 0.0 && kind == Kind::Murmur).then(|| {
+        let heard = Arc::new(Mutex::new(HashMap::new()));
+        let live = Arc::new(Notify::new());
+        let task = tokio::spawn(inbox_listener(server.addr, heard.clone(), live.clone(), phase_rx.clone()));
+        (heard, live, task)
+    });
+    if let Some((_, live, task)) = &inbox {
+        if tokio::time::timeout(Duration::from_secs(10), live.notified()).await.is_err() || task.is_finished() {
+            shared.error("the inbox stream did not go live within 10 s".into());
+        }
+    }
+    // Each write is a different widget's (a new conversation each).
+    let writes = if inbox.is_some() { ((a.inbox_rate * a.seconds as f64) as usize).min(open.len()) } else { 0 };
+    let mut written = 0;
     let before = Clocks::read(pid, ticks);
     let started = Instant::now();
     let mut sent = 0;
@@ -1350,6 +1459,12 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
             let _ = triggers[open[sent % n]].send(sent / n);
             sent += 1;
         }
+        let writes_due = ((started.elapsed().as_secs_f64() * a.inbox_rate) as usize).min(writes);
+        while written < writes_due {
+            // Spread over the connections, away from the tracks' order.
+            let _ = triggers[open[(written * 7919 + n / 2) % n]].send(WRITE);
+            written += 1;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let drain_until = tokio::time::Instant::now() + DRAIN;
@@ -1360,6 +1475,48 @@ async fn measure(kind: Kind, server: &Server, a: &Args, ticks: f64) -> Outcome {
         }
     }
     let cpu = Clocks::read(pid, ticks).since(&before);
+    if let (Some((heard, live, task)), Some(url)) = (inbox, &server.db_url) {
+        while written < writes {
+            let _ = triggers[open[(written * 7919 + n / 2) % n]].send(WRITE);
+            written += 1;
+        }
+        // Until the inbox has heard of as many conversations as there were writes (bounded).
+        let until = tokio::time::Instant::now() + DRAIN;
+        while heard.lock().unwrap().len() < writes {
+            if tokio::time::timeout_at(until, live.notified()).await.is_err() {
+                break;
+            }
+        }
+        task.abort();
+        let starters = conversation_starters(url).await;
+        let writes_at = shared.writes.lock().unwrap().clone();
+        let first = heard.lock().unwrap().clone();
+        let mut latencies: Vec<Duration> = starters
+            .iter()
+            .filter_map(|(c, i)| Some(first.get(c)?.saturating_duration_since(*writes_at.get(i)?)))
+            .collect();
+        latencies.sort();
+        let line = if latencies.is_empty() {
+            format!(
+                "| user message → open inbox, {} widgets online | none heard of {writes} written | — | — |",
+                thousands(open.len())
+            )
+        } else {
+            format!(
+                "| user message → open inbox (its live stream), {} widgets online, {:.0} messages/s beside {} tracks/s | p50 {} ms, p99 {} ms, max {} ms | {} of {} heard | target p99 ≤ 100 ms |",
+                thousands(open.len()),
+                a.inbox_rate,
+                a.rate,
+                ms(percentile(&latencies, 0.5)),
+                ms(percentile(&latencies, 0.99)),
+                ms(*latencies.last().unwrap()),
+                thousands(latencies.len()),
+                thousands(writes),
+            )
+        };
+        eprintln!("  {line}");
+        INBOX_REPORT.lock().unwrap().push(line);
+    }
     if let Some(requested) = manual_requested {
         // Every open widget gets the message (bounded wait).
         let until = Instant::now() + Duration::from_secs(60);
@@ -1641,6 +1798,9 @@ fn report(a: &Args, outcomes: &[Outcome], svg: Option<&Path>) {
         );
     }
 
+    for line in INBOX_REPORT.lock().unwrap().iter() {
+        println!("\n| inbox | latency | heard | note |\n| --- | --- | --- | --- |\n{line}");
+    }
     for (line, from, to) in MANUAL_REPORT.lock().unwrap().iter() {
         // Track → card latency for the tracks sent while the send ran.
         let during = outcomes.iter().find(|o| o.kind == Kind::Murmur).map(|o| {

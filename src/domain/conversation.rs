@@ -1,4 +1,5 @@
-//! Conversations' pure rules: the light styling of the team's messages.
+//! Conversations' pure rules: the light styling of the team's messages,
+//! and the plain words a list shows of them.
 
 use super::template;
 
@@ -13,9 +14,48 @@ pub fn team_html(text: &str) -> String {
     }
 }
 
+/// A team message as the inbox list and the widget's list preview it:
+/// the words of its light styling without the markers (`**Yes**` reads
+/// "Yes", a link its label), blocks and lines joined by spaces. Read off
+/// `team_html`, so the preview and the message agree on what is styling.
+pub fn team_preview(text: &str) -> String {
+    let html = team_html(text);
+    let mut words = String::with_capacity(html.len());
+    let mut tag: Option<String> = None;
+    for ch in html.chars() {
+        match (&mut tag, ch) {
+            (None, '<') => tag = Some(String::new()),
+            (Some(t), '>') => {
+                // Block ends and line breaks separate words; inline tags do not.
+                if matches!(t.as_str(), "/p" | "br" | "/li") {
+                    words.push(' ');
+                }
+                tag = None;
+            }
+            (Some(t), c) => t.push(c),
+            (None, c) => words.push(c),
+        }
+    }
+    let words = words
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    words.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_plain_words() {
+        assert_eq!(team_preview("**Yes**, see [the docs](https://example.com/d)"), "Yes, see the docs");
+        assert_eq!(team_preview("Two things:\n\n- *one*\n- two & <three>"), "Two things: one two & <three>");
+        assert_eq!(team_preview("a {{ name }} b"), "a {{ name }} b");
+        assert_eq!(team_preview("5 * 3 = 15"), "5 * 3 = 15");
+    }
 
     #[test]
     fn styles_and_escapes() {

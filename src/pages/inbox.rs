@@ -175,6 +175,8 @@ fn Inbox(app_id: Memo<String>, current: Memo<String>) -> impl IntoView {
     let tab = RwSignal::new("open".to_string());
     let filter = RwSignal::new("all".to_string());
     let search = RwSignal::new(String::new());
+    // The page shown: the cursors of the pages before it (empty: the newest).
+    let pages: RwSignal<Vec<String>> = RwSignal::new(vec![]);
     let list_tick = RwSignal::new(0u64);
     let conv_tick = RwSignal::new(0u64);
     let selected = RwSignal::new(0usize);
@@ -191,7 +193,7 @@ fn Inbox(app_id: Memo<String>, current: Memo<String>) -> impl IntoView {
                 state: tab.get(),
                 filter: filter.get(),
                 search: search.get(),
-                after: String::new(),
+                after: pages.with(|p| p.last().cloned().unwrap_or_default()),
             };
             (q, list_tick.get())
         },
@@ -315,6 +317,7 @@ fn Inbox(app_id: Memo<String>, current: Memo<String>) -> impl IntoView {
                 class:active=move || tab.get() == value
                 on:click=move |_| {
                     tab.set(value.to_string());
+                    pages.set(vec![]);
                     selected.set(0);
                 }
             >{label}</button>
@@ -331,7 +334,7 @@ fn Inbox(app_id: Memo<String>, current: Memo<String>) -> impl IntoView {
                 </div>
                 <div class="inbox-filters">
                     <label for="inbox-filter" class="visually-hidden">"Show"</label>
-                    <select id="inbox-filter" on:change=move |ev| { filter.set(event_target_value(&ev)); selected.set(0); }>
+                    <select id="inbox-filter" on:change=move |ev| { filter.set(event_target_value(&ev)); pages.set(vec![]); selected.set(0); }>
                         <option value="all" selected=true>"All"</option>
                         <option value="mine">"Assigned to me"</option>
                         <option value="unassigned">"Unassigned"</option>
@@ -341,13 +344,13 @@ fn Inbox(app_id: Memo<String>, current: Memo<String>) -> impl IntoView {
                         id="inbox-search"
                         type="search"
                         placeholder="Search by name or text"
-                        on:input=move |ev| { search.set(event_target_value(&ev)); selected.set(0); }
+                        on:input=move |ev| { search.set(event_target_value(&ev)); pages.set(vec![]); selected.set(0); }
                     />
                 </div>
                 <Transition fallback=Loading>
                     {move || Suspend::new(async move {
                         match list.await {
-                            Ok(page) => view! { <ConversationList page app_id current selected/> }.into_any(),
+                            Ok(page) => view! { <ConversationList page app_id current selected pages/> }.into_any(),
                             Err(error) => view! { <PageError error/> }.into_any(),
                         }
                     })}
@@ -375,13 +378,36 @@ fn ConversationList(
     app_id: Memo<String>,
     current: Memo<String>,
     selected: RwSignal<usize>,
+    pages: RwSignal<Vec<String>>,
 ) -> impl IntoView {
     let (all, unassigned, mine) = page.open_counts;
     let counts = format!("Open: {all} · unassigned {unassigned} · mine {mine}");
+    // Newer / older pages (keyset cursors: a page stays put while new activity arrives).
+    let paging = {
+        let next = page.next.clone();
+        let deeper = pages.with_untracked(|p| !p.is_empty());
+        (deeper || next.is_some()).then(|| {
+            view! {
+                <nav class="inbox-paging" aria-label="Pages">
+                    {deeper.then(|| view! {
+                        <button type="button" on:click=move |_| { pages.set(vec![]); selected.set(0); }>"Newest"</button>
+                        <button type="button" on:click=move |_| { pages.update(|p| { p.pop(); }); selected.set(0); }>"Newer"</button>
+                    })}
+                    {next.map(|cursor| view! {
+                        <button type="button" data-testid="inbox-older" on:click=move |_| {
+                            pages.update(|p| p.push(cursor.clone()));
+                            selected.set(0);
+                        }>"Older"</button>
+                    })}
+                </nav>
+            }
+        })
+    };
     if page.conversations.is_empty() {
         return view! {
             <p class="muted counts">{counts}</p>
             <p class="muted" data-testid="inbox-empty">"No conversations here."</p>
+            {paging}
         }
         .into_any();
     }
@@ -411,6 +437,7 @@ fn ConversationList(
                 }
             }).collect_view()}
         </ul>
+        {paging}
     }
     .into_any()
 }

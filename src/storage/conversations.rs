@@ -167,7 +167,11 @@ macro_rules! touch_conversation {
         let row: $crate::storage::conversations::ConversationRow = sqlx::query_as(&sql)
             .bind($id)
             .bind(m.created_at)
-            .bind(m.text.chars().take(200).collect::<String>())
+            .bind({
+                // The list's preview: a user's words as typed, the team's without styling markers.
+                let preview = if from_user { m.text.clone() } else { $crate::domain::conversation::team_preview(&m.text) };
+                preview.chars().take(200).collect::<String>()
+            })
             .bind(from_user)
             .bind($team_read)
             .fetch_one(&mut *$tx)
@@ -330,10 +334,12 @@ impl Store {
 
     /// How many open conversations the app has: all, unassigned, assigned to `teammate_id`.
     pub async fn inbox_counts(&self, app_id: &str, teammate_id: &str) -> StoreResult<(i64, i64, i64)> {
+        // Three counts, each read from an index alone (no row is visited):
+        // `conversations_inbox` for all, `conversations_assignee` for the others.
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN assignee_id IS NULL THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN assignee_id = $2 THEN 1 ELSE 0 END), 0) \
-             FROM conversations WHERE app_id = $1 AND state = 'open'",
+            "SELECT (SELECT COUNT(*) FROM conversations WHERE app_id = $1 AND state = 'open'), \
+             (SELECT COUNT(*) FROM conversations WHERE app_id = $1 AND assignee_id IS NULL AND state = 'open'), \
+             (SELECT COUNT(*) FROM conversations WHERE app_id = $1 AND assignee_id = $2 AND state = 'open')",
         )
         .bind(app_id)
         .bind(teammate_id)

@@ -1,5 +1,5 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler,send]`
+//!  [--parts audience,ingest,scheduler,send,inbox] [--conversations N]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -13,10 +13,14 @@
 //!   10,000 due users against a naive full re-evaluation, and property
 //!   updates with and without due-time maintenance;
 //! - a manual message to every seeded user (`send.rs`): recipients fixed
-//!   and queued, against the application-side way.
+//!   and queued, against the application-side way;
+//! - the inbox's first page with `--conversations` conversations (default
+//!   100,000, at most N) per filter (`inbox.rs`), against one hand-written
+//!   query for the page's rows.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
+mod inbox;
 mod scheduler;
 mod seed;
 mod send;
@@ -57,8 +61,9 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
-    /// Which parts run: audience, ingest, scheduler, send (all by default).
+    /// Which parts run: audience, ingest, scheduler, send, inbox (all by default).
     parts: Vec<String>,
+    conversations: usize,
 }
 
 fn args() -> Args {
@@ -66,7 +71,8 @@ fn args() -> Args {
         users: 1_000_000,
         seconds: 10,
         backends: vec!["sqlite", "postgres"],
-        parts: ["audience", "ingest", "scheduler", "send"].map(String::from).to_vec(),
+        parts: ["audience", "ingest", "scheduler", "send", "inbox"].map(String::from).to_vec(),
+        conversations: 100_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -82,6 +88,7 @@ fn args() -> Args {
                     _ => vec!["sqlite", "postgres"],
                 }
             }
+            "--conversations" => a.conversations = v.parse().expect("--conversations N"),
             "--parts" => a.parts = v.split(',').map(str::to_string).collect(),
             other => panic!("unknown argument {other}"),
         }
@@ -214,8 +221,8 @@ async fn audience(store: &Store, now: i64) {
     assert_eq!(rows.len(), 26);
 }
 
-/// Runs murmur on 127.0.0.1:0 against `url`.
-async fn start_server(url: &str, data_dir: &std::path::Path, group_commit: bool) -> (std::net::SocketAddr, AppState) {
+/// murmur's state on `url`, for a server on `addr`.
+async fn open_state(url: &str, data_dir: &std::path::Path, group_commit: bool, addr: std::net::SocketAddr) -> AppState {
     let vars = [
         ("DATABASE_URL", url.to_string()),
         ("DATA_DIR", data_dir.display().to_string()),
@@ -223,12 +230,19 @@ async fn start_server(url: &str, data_dir: &std::path::Path, group_commit: bool)
         ("EVENT_GROUP_COMMIT", group_commit.to_string()),
         // murmur's default unless this program's environment sets it.
         ("COMMIT_WINDOW_MS", std::env::var("COMMIT_WINDOW_MS").unwrap_or_default()),
+        // The ingest load is one API key at full speed: no rate limit.
+        ("API_RATE_LIMIT", "off".to_string()),
     ];
     let settings = Settings::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let options = LeptosOptions::builder().output_name("murmur").site_root("target/site").site_addr(addr).build();
+    AppState::open(&settings, options, Arc::new(SystemClock)).await.unwrap()
+}
+
+/// Runs murmur on 127.0.0.1:0 against `url`.
+async fn start_server(url: &str, data_dir: &std::path::Path, group_commit: bool) -> (std::net::SocketAddr, AppState) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let options = LeptosOptions::builder().output_name("murmur").site_root("target/site").site_addr(addr).build();
-    let state = AppState::open(&settings, options, Arc::new(SystemClock)).await.unwrap();
+    let state = open_state(url, data_dir, group_commit, addr).await;
     let s = state.clone();
     tokio::spawn(async move { murmur::server::serve(listener, s, std::future::pending()).await });
     (addr, state)
@@ -364,6 +378,11 @@ async fn main() {
             send::send(&store, a.users, now).await;
         }
         store.close().await;
+        if a.parts.iter().any(|p| p == "inbox") {
+            let state = open_state(&url, &dir, true, "127.0.0.1:0".parse().unwrap()).await;
+            inbox::inbox(&state, a.conversations.min(a.users), now, 500).await;
+            state.store.close().await;
+        }
         if a.parts.iter().any(|p| p == "ingest") {
             ingest(&url, &dir, a.seconds).await;
         }
