@@ -1,14 +1,15 @@
 //! The server binary's start and its HTTP router: health check, the REST
 //! API, the widget, the Leptos pages and server functions, static files,
-//! and the cross-site guard in front of all of it.
+//! the cross-site guard in front of all of it, and page redirects made real.
 
 use std::{process::ExitCode, sync::Arc};
 
 use axum::{
+    body::Body,
     extract::{ConnectInfo, State},
-    http::StatusCode,
-    middleware,
-    response::IntoResponse,
+    http::{header, Method, Request, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
@@ -34,13 +35,51 @@ pub fn router(state: AppState) -> Router {
         .route("/live/inbox/{app_id}", get(crate::server::conversations::live))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
+        .merge(crate::server::assets::router(&pkg_url(&state), &pkg_dir(&state)))
         .leptos_routes_with_context(&state, routes, context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(real_page_redirects))
         .layer(middleware::from_fn(csrf::refuse_cross_site))
         .with_state(state)
+}
+
+/// Where the dashboard's built files are served (`/pkg`) and read from.
+fn pkg_url(state: &AppState) -> String {
+    format!("/{}", state.leptos_options.site_pkg_dir.trim_matches('/'))
+}
+
+fn pkg_dir(state: &AppState) -> std::path::PathBuf {
+    std::path::Path::new(&*state.leptos_options.site_root).join(&*state.leptos_options.site_pkg_dir)
+}
+
+/// A page that redirects (`<Redirect>` while rendering: setup needed, not
+/// signed in, `/` to the first app) gets a `Location` header from
+/// leptos_axum, but a 302 status only if the request's `Accept` names
+/// `text/html`; a plain HTTP client (curl, a crawler, `Accept: */*`) would
+/// get 200 and an empty page. Every page GET answering with a `Location`
+/// is made a 302 with no body here. Server functions (`/api/…`) are left
+/// alone: their client reads the `Location` of a 200 itself.
+async fn real_page_redirects(req: Request<Body>, next: Next) -> Response {
+    let page = matches!(*req.method(), Method::GET | Method::HEAD) && !req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let redirect = page
+        && matches!(res.status(), StatusCode::OK | StatusCode::FOUND)
+        && res.headers().contains_key(header::LOCATION);
+    if !redirect {
+        return res;
+    }
+    // The rendered page (the empty shell) is not sent.
+    let (mut parts, _page) = res.into_parts();
+    parts.status = StatusCode::FOUND;
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_SECURITY_POLICY] {
+        parts.headers.remove(name);
+    }
+    // leptos_axum's marker for its server-function client, meaningless here.
+    parts.headers.remove(leptos::server_fn::redirect::REDIRECT_HEADER);
+    Response::from_parts(parts, Body::empty())
 }
 
 /// 200 when the database answers, 503 when it does not.
@@ -127,6 +166,7 @@ pub async fn serve(
     use axum::serve::Listener;
     use hyper_util::rt::{TokioIo, TokioTimer};
 
+    crate::server::assets::prepare(pkg_dir(&state));
     state.engine.listen();
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
     if let Some(period) = state.config.scheduler_period {

@@ -23,6 +23,9 @@ pub struct Dashboard {
     pub me: TeammateView,
     pub apps: Vec<AppSummary>,
     pub app: AppSummary,
+    /// The app's widget requires a signed JWT for identified users (off:
+    /// the frame warns on every page of the app).
+    pub identity_enforced: bool,
 }
 
 /// A new app, with its identity-verification secret shown this once.
@@ -73,6 +76,10 @@ pub struct AppSettings {
     pub max_active_whispers: Option<i64>,
     /// The widget requires a signed JWT for identified users.
     pub identity_enforced: bool,
+    /// Custom properties the widget may not set and events it may not
+    /// track (only the backend may, through the REST API).
+    pub server_only_properties: Vec<String>,
+    pub server_only_events: Vec<String>,
     /// Office hours, with whether the team is open now.
     pub office: OfficeHoursView,
     /// Email (SMTP) settings.

@@ -88,7 +88,12 @@ async fn session_cookie_is_httponly_samesite_and_secure_over_https() {
     let r = app2
         .call(
             "setup",
-            &[("input[name]", "Olive"), ("input[email]", "o@example.com"), ("input[password]", "owner password 1")],
+            &[
+                ("input[name]", "Olive"),
+                ("input[email]", "o@example.com"),
+                ("input[password]", "owner password 1"),
+                ("input[setup_token]", &app2.setup_token()),
+            ],
             None,
             &[],
         )
@@ -568,4 +573,95 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
     // The server itself is fine.
     assert_eq!(app.get("/healthz", None).await.status, 200);
+}
+
+/// One GET on a fresh connection; the status, headers (lower-case names)
+/// and the body's bytes as sent (no transfer or content decoding but chunks).
+async fn get_bytes(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", app.addr);
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = raw[split + 4..].to_vec();
+    assert!(!headers.iter().any(|(k, _)| k == "transfer-encoding"), "files are sent with a length");
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `/pkg`: the brotli or gzip twin the browser accepts (written at start),
+/// else the file; revalidated with `Last-Modified` (304 with no body); a
+/// new build's file is never answered with the old build's twin.
+#[tokio::test]
+async fn dashboard_files_are_served_compressed_and_revalidated() {
+    let site = support::temp_dir();
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let build = |n: u32| -> Vec<u8> {
+        (0..4_000u32).flat_map(|i| format!("function f{i}() {{ return {}; }}\n", i * n).into_bytes()).collect()
+    };
+    std::fs::write(pkg.join("murmur.js"), build(1)).unwrap();
+    murmur::server::assets::precompress(&pkg).unwrap();
+    let root = site.display().to_string();
+    let (_db, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root)]).await;
+
+    let (status, headers, body) = get_bytes(&app, "/pkg/murmur.js", &[("Accept-Encoding", "gzip, deflate, br")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), Some("br"));
+    assert!(header(&headers, "vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    let mut unpacked = vec![];
+    brotli::BrotliDecompress(&mut &body[..], &mut unpacked).unwrap();
+    assert_eq!(unpacked, build(1));
+    assert!(body.len() * 4 < unpacked.len(), "{} bytes for {}", body.len(), unpacked.len());
+
+    let (_, headers, body) = get_bytes(&app, "/pkg/murmur.js", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    let mut gunzipped = vec![];
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut gunzipped).unwrap();
+    assert_eq!(gunzipped, build(1));
+
+    let (_, headers, body) = get_bytes(&app, "/pkg/murmur.js", &[]).await;
+    assert_eq!(header(&headers, "content-encoding"), None);
+    assert_eq!(body, build(1));
+
+    // A repeat visit: 304, nothing but headers.
+    let since = header(&headers, "last-modified").expect("Last-Modified").to_string();
+    let (status, _, body) =
+        get_bytes(&app, "/pkg/murmur.js", &[("Accept-Encoding", "br"), ("If-Modified-Since", &since)]).await;
+    assert_eq!((status, body.len()), (304, 0));
+
+    // A new build, then a (re)start: the old twins are gone before it answers.
+    std::fs::write(pkg.join("murmur.js"), build(2)).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options().write(true).open(pkg.join("murmur.js")).unwrap().set_modified(later).unwrap();
+    drop(app);
+    let (_db2, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root)]).await;
+    let (status, headers, body) = get_bytes(&app, "/pkg/murmur.js", &[("Accept-Encoding", "br")]).await;
+    assert_eq!(status, 200);
+    let served = if header(&headers, "content-encoding") == Some("br") {
+        let mut unpacked = vec![];
+        brotli::BrotliDecompress(&mut &body[..], &mut unpacked).unwrap();
+        unpacked
+    } else {
+        body
+    };
+    assert_eq!(served, build(2), "the new build, never the old build's twin");
+    let _ = std::fs::remove_dir_all(&site);
 }

@@ -322,7 +322,12 @@ async fn reengage_follows_the_last_visit() {
     assert!(d.iter().any(|(_, u, h)| u == &ids[1] && *h == 4 * 24 + 1), "{d:?}");
     // u2 comes back now: its widget starts (an app launch).
     engine
-        .update_user(&shop.app_id, &ids[2], &Default::default(), murmur::engine::actions::UpdateFrom::Launch)
+        .update_user(
+            &shop.app_id,
+            &ids[2],
+            &Default::default(),
+            murmur::engine::actions::UpdateFrom::Launch { verified: true },
+        )
         .await
         .unwrap();
     // Its old due time (7 days after the first visit) passes: nothing.

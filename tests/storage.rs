@@ -270,6 +270,7 @@ async fn events_commit_in_batches(s: &Store) {
         name: name.into(),
         at,
         properties: (name == "paid").then(|| r#"{"amount":12}"#.to_string()),
+        max_catalog: i64::MAX,
     };
     let batch = vec![
         ev("app1", "user1", "opened", 10),
@@ -300,6 +301,8 @@ async fn user_updates_commit_in_batches(s: &Store) {
         changes: AppUserChanges { properties: props.as_object().unwrap().clone(), ..Default::default() },
         types: props.as_object().unwrap().keys().map(|k| (k.clone(), ty)).collect(),
         max_properties: 100,
+        fix_types: true,
+        max_catalog: i64::MAX,
         now: 50,
     };
     let batch = vec![
@@ -438,6 +441,7 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
         name: "item-in-cart".into(),
         at,
         properties: None,
+        max_catalog: i64::MAX,
     };
     // The plan sees the whole user row, read inside the transaction.
     let plan = |id: &'static str| -> Option<DeliveryPlan> {

@@ -78,7 +78,7 @@ test('create an app and see its install snippet', async () => {
   const snippet = page.getByLabel('Install snippet');
   await expect(snippet).toContainText(`Murmur.init({ appId: "${appId}" });`);
   await expect(snippet).toContainText('/widget/loader.js');
-  await expect(page.getByRole('link', { name: 'Settings' })).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByRole('link', { name: 'Settings', exact: true })).toHaveAttribute('aria-current', 'page');
   await expect(page.getByRole('combobox', { name: 'App' })).toHaveValue(appId);
   await expect(page.getByText(owner.name).first()).toBeVisible();
 });

@@ -22,7 +22,7 @@ use crate::{
         users::{check_user_ref, Event, UserPatch},
     },
     engine::{
-        actions::{stored_properties, version_change, NewMessage, UpdateFrom},
+        actions::{stored_properties, version_change, Author, NewMessage, UpdateFrom},
         ActionError,
     },
     server::{crypto::new_id, AppState},
@@ -50,6 +50,11 @@ pub(crate) fn action_error(e: ActionError, user: &str) -> ApiError {
             "Property {name:?} is a {existing} property in this app; send a {existing} value."
         )),
         ActionError::TooManyProperties => ApiError::bad_request(e.to_string() + "."),
+        // Only the widget is bound by the server-only list; kept for completeness.
+        ActionError::ServerOnly { .. } => ApiError::new(StatusCode::FORBIDDEN, "server_only", e.sentence()),
+        ActionError::CatalogFull { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "catalog_full", e.sentence())
+        }
         ActionError::NoUser => no_user(user),
         ActionError::NoConversation => ApiError::not_found(format!("No such conversation for user {user:?}.")),
         ActionError::Duplicate => ApiError::conflict(format!("A user with userId {user:?} already exists.")),
@@ -116,7 +121,11 @@ pub async fn create(
         properties: properties.into_iter().filter(|(_, v)| !v.is_null()).collect(),
         now,
     };
-    let row = state.store.create_app_user(&new, &types).await.map_err(|e| action_error(e.into(), &user_id))?;
+    let row = state
+        .store
+        .create_app_user_capped(&new, &types, state.engine.caps().properties)
+        .await
+        .map_err(|e| action_error(e.into(), &user_id))?;
     Ok((StatusCode::CREATED, Json(json!({ "appUser": app_user_json(&state, &row, false).await? }))))
 }
 
@@ -173,7 +182,7 @@ pub async fn track(
     let user = user_ref(&params)?;
     let event = Event::parse(body.get("name"), body.get("properties"))?;
     let name = event.name.clone();
-    let at = state.engine.track(&app.app_id, user, event, false).await.map_err(|e| action_error(e, user))?;
+    let at = state.engine.track(&app.app_id, user, event, Author::Backend).await.map_err(|e| action_error(e, user))?;
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
 }
 

@@ -1,7 +1,9 @@
 //! Who is calling the REST API: an app, proven by one of its API keys,
 //! either as `Authorization: Bearer <JWT>` (HS256 signed with the key's
 //! secret, `kid` = key id, claim `scope: "app"`, as the smooch-core client
-//! makes them) or as `Basic keyId:secret`.
+//! makes them) or as `Basic keyId:secret`. A JWT lives at most 30 days
+//! (`jwt::Lifetime::App`). Each key is then held to the REST API's rate
+//! limit (`API_RATE_LIMIT`, 429 beyond it).
 
 use std::collections::HashMap;
 
@@ -14,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::server::{
-    jwt::{self, Jwt},
+    jwt::{self, Jwt, Lifetime},
     AppState,
 };
 
@@ -62,7 +64,7 @@ impl FromRequestParts<AppState> for ApiApp {
                 if jwt.claims["scope"] != "app" {
                     return Err(ApiError::unauthorized("The JWT must have the claim scope: \"app\"."));
                 }
-                jwt.check_expiry(state.now(), false).map_err(ApiError::unauthorized)?;
+                jwt.check_lifetime(state.now(), Lifetime::App).map_err(ApiError::unauthorized)?;
             }
             Proof::Secret(given) => {
                 // Compare digests: equal-length, so the comparison time says nothing.
@@ -78,6 +80,15 @@ impl FromRequestParts<AppState> for ApiApp {
                     return Err(ApiError::not_found(format!("No app {app_id:?}.")));
                 }
             }
+        }
+        // Each key has its own allowance (`API_RATE_LIMIT`): a 429 here
+        // comes before the body is read, so nothing changes.
+        if let Err(wait) = state.limits.api.check(&key_id) {
+            let rate = state.limits.api.rate().map(|r| r.describe()).unwrap_or_default();
+            return Err(ApiError::too_many_requests(
+                wait,
+                format!("Too many requests with this API key (at most {rate}). Try again in {wait} s."),
+            ));
         }
         Ok(ApiApp { app_id: key.app_id, key_id })
     }

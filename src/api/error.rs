@@ -1,8 +1,9 @@
 //! `ApiError`: the REST API's one error type. Every failure is a JSON body
-//! `{"error": {"code", "description"}}` with its status (Smooch's shape).
+//! `{"error": {"code", "description"}}` with its status (Smooch's shape);
+//! a 429 also says in `Retry-After` how many seconds to wait.
 
 use axum::{
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -14,11 +15,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
+    /// Seconds to wait, sent as `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into() }
+        Self { status, code, description: description.into(), retry_after: None }
     }
     pub fn bad_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", d)
@@ -31,6 +34,10 @@ impl ApiError {
     }
     pub fn conflict(d: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", d)
+    }
+    /// 429: the caller is over a rate limit; try again in `retry_after_secs`.
+    pub fn too_many_requests(retry_after_secs: u64, d: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d) }
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error in the REST API");
@@ -53,7 +60,11 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "description": self.description } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -179,6 +179,7 @@ pub fn openapi() -> Value {
                 "parameters": params,
                 "responses": {
                     e.status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.response)}}}},
+                    "429": {"$ref": "#/components/responses/TooManyRequests"},
                     "default": {"description": "Error (400, 401, 404, 409, 413, 415, ...)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 }
             });
@@ -191,14 +192,25 @@ pub fn openapi() -> Value {
     }
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "murmur REST API", "version": "1.1", "description": "Smooch v1.1-compatible users, messages and events."},
+        "info": {"title": "murmur REST API", "version": "1.1", "description": "Smooch v1.1-compatible users, messages and events. \
+            Each API key may make a limited number of requests (by default 100 a second, in bursts of up to 200; \
+            the server's API_RATE_LIMIT setting): beyond it the answer is 429 with a Retry-After header \
+            (seconds to wait) and an Error body with code too_many_requests, and nothing is changed."},
         "servers": [{"url": "/"}],
         "security": [{"jwt": []}, {"basic": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 with an app key's secret; header kid = key id; claim scope: \"app\""},
+                "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 with an app key's secret; header kid = key id; claim scope: \"app\"; \
+                    a token lives at most 30 days: exp (seconds) at most 30 days ahead, or without exp an iat (it is then good for 30 days after it)"},
                 "basic": {"type": "http", "scheme": "basic", "description": "keyId:secret"}
+            },
+            "responses": {
+                "TooManyRequests": {
+                    "description": "Too many requests with this API key: wait Retry-After seconds; nothing was changed",
+                    "headers": {"Retry-After": {"description": "Seconds to wait before the next request can pass", "schema": {"type": "integer", "minimum": 1}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                }
             },
             "schemas": {
                 "AppUserInput": {"type": "object", "properties": {

@@ -5,6 +5,13 @@
 //! stores the fact and the deliveries it triggers in one transaction
 //! (through the writer), publishes them after commit, and returns one typed
 //! error.
+//!
+//! Who writes (`Author`) decides what a write may do: the customer's
+//! backend anything the rules allow; the end user's widget never the app's
+//! server-only properties and events, and, unless its userId was verified
+//! with a JWT, no new property type (its new properties are stored on the
+//! user, but the type is fixed by the first backend or verified write).
+//! Every write is bounded by the app's catalog caps (`CatalogCaps`).
 
 use serde_json::{json, Map, Value as Json};
 
@@ -38,11 +45,27 @@ pub enum ActionError {
     TypeConflict { name: String, existing: String },
     #[error("a user can have at most {MAX_CUSTOM_PROPERTIES} custom properties")]
     TooManyProperties,
+    /// The widget may not set this property or track this event: the app
+    /// keeps it for its backend (Settings, "What the widget may set").
+    #[error("{} {name:?} can only be {} by this app's backend (REST API), not from the widget", .kind.noun(), .kind.verb())]
+    ServerOnly { kind: NameKind, name: String },
+    /// A new name would take the app's catalog past its cap.
+    #[error("this app has {max} {} names already, the most it may have: no new ones can be added", .kind.noun())]
+    CatalogFull { kind: NameKind, max: i64 },
     #[error("a user with this userId exists")]
     Duplicate,
     /// The database failed (logged where it happened).
     #[error("{0}")]
     Failed(String),
+}
+
+impl ActionError {
+    /// The error in words, as a sentence (for an API body or a widget frame).
+    pub fn sentence(&self) -> String {
+        let text = self.to_string();
+        let mut chars = text.chars();
+        chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".").unwrap_or_default()
+    }
 }
 
 impl From<Invalid> for ActionError {
@@ -71,10 +94,70 @@ impl From<UserWriteError> for ActionError {
         match e {
             UserWriteError::TypeConflict { name, existing } => ActionError::TypeConflict { name, existing },
             UserWriteError::TooManyProperties => ActionError::TooManyProperties,
+            UserWriteError::CatalogFull { max } => ActionError::CatalogFull { kind: NameKind::Property, max },
             UserWriteError::NotFound => ActionError::NoUser,
             UserWriteError::Duplicate => ActionError::Duplicate,
             UserWriteError::Store(e) => e.into(),
         }
+    }
+}
+
+/// A property or an event, as a name a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Property,
+    Event,
+}
+
+impl NameKind {
+    fn noun(self) -> &'static str {
+        match self {
+            NameKind::Property => "property",
+            NameKind::Event => "event",
+        }
+    }
+    fn verb(self) -> &'static str {
+        match self {
+            NameKind::Property => "set",
+            NameKind::Event => "tracked",
+        }
+    }
+}
+
+/// Per-app caps on the catalogs: how many property names and event names
+/// an app may have (`MAX_PROPERTY_NAMES`, `MAX_EVENT_NAMES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogCaps {
+    pub properties: i64,
+    pub events: i64,
+}
+
+impl CatalogCaps {
+    pub const DEFAULT: CatalogCaps = CatalogCaps { properties: 500, events: 1_000 };
+}
+
+impl Default for CatalogCaps {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Who writes an end user's data, which decides what the write may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    /// The customer's backend (REST API, API key), or murmur itself on the
+    /// user's behalf (an email's signed unsubscribe link).
+    Backend,
+    /// The end user's widget: never the app's server-only properties and
+    /// events. `verified`: its userId was proven with a JWT signed with the
+    /// app's identity secret; only then may it fix a new property's type.
+    Widget { verified: bool },
+}
+
+impl Author {
+    /// May add a name to the property catalog, fixing its type.
+    pub fn fixes_types(self) -> bool {
+        !matches!(self, Author::Widget { verified: false })
     }
 }
 
@@ -83,11 +166,24 @@ impl From<UserWriteError> for ActionError {
 pub enum UpdateFrom {
     /// The customer's backend: anything, including `signedUpAt`.
     Api,
-    /// The page, through the widget: not the sign-up date.
-    Widget,
+    /// The page, through the widget: not the sign-up date (and see `Author`).
+    Widget { verified: bool },
     /// The widget's start: a widget update that is also a sighting (last
     /// seen now) and fires app-launch whispers.
-    Launch,
+    Launch { verified: bool },
+    /// murmur on the end user's behalf, from a link it signed (an email's
+    /// unsubscribe link): as the widget, but not bound by the server-only
+    /// list, and it may fix types.
+    Link,
+}
+
+impl UpdateFrom {
+    pub fn author(self) -> Author {
+        match self {
+            UpdateFrom::Api | UpdateFrom::Link => Author::Backend,
+            UpdateFrom::Widget { verified } | UpdateFrom::Launch { verified } => Author::Widget { verified },
+        }
+    }
 }
 
 /// Splits a patch's custom properties into the JSON to store (dates as
@@ -117,7 +213,14 @@ pub fn version_change(patch: &UserPatch) -> Option<Option<(String, String)>> {
         .map(|v| v.as_ref().and_then(|s| Version::parse(s).map(|parsed| (s.clone(), parsed.sort_key()))))
 }
 
-fn pending_update(app_id: &str, user_ref: &str, patch: &UserPatch, now: i64) -> PendingUpdate {
+fn pending_update(
+    app_id: &str,
+    user_ref: &str,
+    patch: &UserPatch,
+    now: i64,
+    author: Author,
+    max_catalog: i64,
+) -> PendingUpdate {
     let (properties, types) = stored_properties(patch);
     let changes = AppUserChanges {
         given_name: patch.given_name.clone(),
@@ -135,6 +238,8 @@ fn pending_update(app_id: &str, user_ref: &str, patch: &UserPatch, now: i64) -> 
         changes,
         types,
         max_properties: MAX_CUSTOM_PROPERTIES as i64,
+        fix_types: author.fixes_types(),
+        max_catalog,
         now,
     }
 }
@@ -184,17 +289,19 @@ pub struct Posted {
 
 impl Engine {
     /// A user of the app tracked an event: stores it with the deliveries of
-    /// the whispers it fires. `from_widget`: a widget's track (`user_ref` is
-    /// murmur's id of a connected user; its batch may wait the commit
-    /// window). Returns the event's time.
-    pub async fn track(
-        &self,
-        app_id: &str,
-        user_ref: &str,
-        event: Event,
-        from_widget: bool,
-    ) -> Result<i64, ActionError> {
+    /// the whispers it fires. From the widget (`user_ref` is murmur's id of
+    /// a connected user; its batch may wait the commit window), never an
+    /// event the app keeps for its backend. A new name past the app's event
+    /// catalog cap is refused. Returns the event's time.
+    pub async fn track(&self, app_id: &str, user_ref: &str, event: Event, author: Author) -> Result<i64, ActionError> {
         check_user_ref(user_ref)?;
+        let from_widget = matches!(author, Author::Widget { .. });
+        if from_widget {
+            let live = self.planner.whispers(&self.store, app_id).await?;
+            if live.server_only().events.contains(&event.name) {
+                return Err(ActionError::ServerOnly { kind: NameKind::Event, name: event.name });
+            }
+        }
         let at = self.now();
         let online = from_widget && self.hub.is_online(user_ref);
         let plan = self.planner.plan(&self.store, app_id, Trigger::Event(event.name.clone()), at, online).await;
@@ -204,10 +311,14 @@ impl Engine {
             name: event.name,
             at,
             properties: event.properties,
+            max_catalog: self.caps().events,
         };
         let tracked = self.writer.track(pending, plan, from_widget).await?;
         if !tracked.found {
             return Err(ActionError::NoUser);
+        }
+        if tracked.catalog_full {
+            return Err(ActionError::CatalogFull { kind: NameKind::Event, max: self.caps().events });
         }
         self.publish_deliveries(&tracked.delivered).await;
         Ok(at)
@@ -238,12 +349,16 @@ impl Engine {
         if patch.user_id.as_deref().is_some_and(|id| id != user_ref) && from == UpdateFrom::Api {
             return Err(Invalid::new("userId", "userId cannot be changed.").into());
         }
+        let author = from.author();
+        if let Author::Widget { .. } = author {
+            self.widget_may_set(app_id, patch).await?;
+        }
         let now = self.now();
-        let mut job = pending_update(app_id, user_ref, patch, now);
+        let mut job = pending_update(app_id, user_ref, patch, now, author, self.caps().properties);
         if from != UpdateFrom::Api {
             job.changes.signed_up_at = None;
         }
-        let launch = from == UpdateFrom::Launch;
+        let launch = matches!(from, UpdateFrom::Launch { .. });
         if launch {
             job.changes.last_seen_at = Some(now);
         }
@@ -254,6 +369,18 @@ impl Engine {
         let (row, delivered) = self.writer.update(job, plan).await??;
         self.publish_deliveries(&delivered).await;
         Ok((row, delivered))
+    }
+
+    /// Refuses a widget's patch that names one of the app's server-only
+    /// properties (set or removed). Also checked by a starting widget before
+    /// its user is found or created, so that a refused hello writes nothing.
+    pub async fn widget_may_set(&self, app_id: &str, patch: &UserPatch) -> Result<(), ActionError> {
+        let live = self.planner.whispers(&self.store, app_id).await?;
+        let server_only = &live.server_only().properties;
+        match patch.properties.iter().find(|(name, _)| server_only.contains(name)) {
+            Some((name, _)) => Err(ActionError::ServerOnly { kind: NameKind::Property, name: name.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// Posts a message into one of the user's conversations (found or

@@ -59,6 +59,9 @@ pub struct Engine {
     /// instance (`inbox_events`): fed by this instance's writes and the
     /// other instances' notices.
     inbox: tokio::sync::broadcast::Sender<InboxEvent>,
+    /// Per-app caps on the property and event catalogs (`set_caps`).
+    max_property_names: std::sync::atomic::AtomicI64,
+    max_event_names: std::sync::atomic::AtomicI64,
 }
 
 /// Something changed in a conversation of an app (a message, its state,
@@ -143,11 +146,30 @@ impl Engine {
             instance: new_id(),
             email: std::sync::OnceLock::new(),
             inbox: tokio::sync::broadcast::channel(1024).0,
+            max_property_names: actions::CatalogCaps::DEFAULT.properties.into(),
+            max_event_names: actions::CatalogCaps::DEFAULT.events.into(),
         }))
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Sets the per-app catalog caps (`MAX_PROPERTY_NAMES`, `MAX_EVENT_NAMES`;
+    /// `CatalogCaps::DEFAULT` until called).
+    pub fn set_caps(&self, caps: actions::CatalogCaps) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.max_property_names.store(caps.properties, Relaxed);
+        self.max_event_names.store(caps.events, Relaxed);
+    }
+
+    /// The per-app catalog caps in force.
+    pub fn caps(&self) -> actions::CatalogCaps {
+        use std::sync::atomic::Ordering::Relaxed;
+        actions::CatalogCaps {
+            properties: self.max_property_names.load(Relaxed),
+            events: self.max_event_names.load(Relaxed),
+        }
     }
 
     /// An app's whispers changed: forget them here and on every other instance.

@@ -22,8 +22,8 @@ use crate::{
     },
     engine::office::Schedule,
     storage::{
-        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, OfficeReply, Planned, Received, Store,
-        StoreResult, UpdatePlan,
+        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, OfficeReply, Planned, Received,
+        ServerOnlyNames, Store, StoreResult, UpdatePlan,
     },
 };
 
@@ -74,13 +74,16 @@ struct LiveWhisper {
     buttons: Vec<CardButton>,
 }
 
-/// One app's active whispers, property types and office hours, as loaded
+/// One app's active whispers, property types, office hours and
+/// server-only names, as loaded
 /// at `loaded`.
 pub struct AppWhispers {
     loaded: Instant,
     whispers: Vec<LiveWhisper>,
     types: HashMap<String, PropType>,
     office: Option<Office>,
+    /// What the widget may not set or track (`engine::actions`).
+    server_only: ServerOnlyNames,
 }
 
 /// Office hours in force, with the reply's parsed text.
@@ -93,6 +96,12 @@ impl AppWhispers {
     /// The app's custom property types (as loaded with the whispers).
     pub fn types(&self) -> &HashMap<String, PropType> {
         &self.types
+    }
+
+    /// The app's server-only property and event names (as loaded with the
+    /// whispers): the widget may not set or track them.
+    pub fn server_only(&self) -> &ServerOnlyNames {
+        &self.server_only
     }
 
     /// A user's values for personalising text.
@@ -281,7 +290,8 @@ impl Planner {
             let reply = template::parse(&h.reply).ok()?;
             Some(Office { schedule: Schedule::of(&h)?, reply })
         });
-        let fresh = Arc::new(AppWhispers { loaded, whispers, types, office });
+        let server_only = store.server_only_names(app_id).await?;
+        let fresh = Arc::new(AppWhispers { loaded, whispers, types, office, server_only });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(app_id.to_string(), fresh.clone());
         }

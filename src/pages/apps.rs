@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, Field, FormError};
+use super::widgets::{last_error, Field, FormError, Loading};
 use crate::{error::AppError, models::CreatedApp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,8 +18,27 @@ pub async fn create_app(input: NewAppInput) -> Result<CreatedApp, AppError> {
     request::as_teammate(|state, me| async move { apps::create_app(&state, &me, &input.name).await }).await
 }
 
+/// `/new-app`: for a signed-in teammate only (others are sent to sign in,
+/// or to setup on a fresh install, with a real redirect).
 #[component]
 pub fn NewAppPage() -> impl IntoView {
+    use leptos_router::components::Redirect;
+    let info = Resource::new(|| (), |_| super::get_session());
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match info.await {
+                    Ok(i) if i.setup_needed => view! { <Redirect path="/setup"/> }.into_any(),
+                    Ok(i) if i.me.is_some() => view! { <NewAppForm/> }.into_any(),
+                    _ => view! { <Redirect path="/login"/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn NewAppForm() -> impl IntoView {
     let action = ServerAction::<CreateApp>::new();
     let error = last_error(action.value());
     let created = move || action.value().get().and_then(|r| r.ok());

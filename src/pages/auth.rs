@@ -13,6 +13,16 @@ pub struct SetupInput {
     pub name: String,
     pub email: String,
     pub password: String,
+    /// The one-time setup token, when murmur asks for one (`server::setup`).
+    #[serde(default)]
+    pub setup_token: String,
+}
+
+/// What the setup page needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupState {
+    pub setup_needed: bool,
+    pub token_required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,14 +54,29 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
     )
 }
 
-/// Creates the owner account (only while none exists) and signs them in.
+#[server(prefix = "/api", endpoint = "setup/status")]
+pub async fn setup_status() -> Result<SetupState, AppError> {
+    use crate::server::{auth, request};
+    request::respond(
+        async {
+            let state = request::state()?;
+            let setup_needed = auth::setup_needed(&state).await?;
+            Ok(SetupState { setup_needed, token_required: setup_needed && state.setup.required() })
+        }
+        .await,
+    )
+}
+
+/// Creates the owner account (only while none exists, and with the setup
+/// token when one is asked for) and signs them in.
 #[server(prefix = "/api", endpoint = "setup")]
 pub async fn setup(input: SetupInput) -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::respond(
         async {
             let state = request::state()?;
-            let token = auth::setup_owner(&state, &input.name, &input.email, &input.password).await?;
+            let token =
+                auth::setup_owner(&state, &input.name, &input.email, &input.password, &input.setup_token).await?;
             request::set_session_cookie(&state, Some(&token));
             leptos_axum::redirect("/");
             Ok(())
@@ -93,7 +118,7 @@ pub async fn logout() -> Result<(), AppError> {
 
 #[component]
 pub fn SetupPage() -> impl IntoView {
-    let info = Resource::new(|| (), |_| get_session());
+    let info = Resource::new(|| (), |_| setup_status());
     let action = ServerAction::<Setup>::new();
     let error = last_error(action.value());
     view! {
@@ -108,11 +133,14 @@ pub fn SetupPage() -> impl IntoView {
                                 <p>"The owner account exists. " <a href="/login">"Sign in"</a> " instead."</p>
                             </section>
                         }.into_any(),
-                        _ => view! {
+                        i => view! {
                             <section class="card">
                                 <h1>"Welcome to murmur"</h1>
                                 <p>"Create the owner account. The owner manages apps and teammates."</p>
                                 <ActionForm action>
+                                    {i.as_ref().is_ok_and(|i| i.token_required).then(|| view! {
+                                        <Field id="setup-token" label="Setup token" name="input[setup_token]" field="setup_token" error hint="This murmur can be reached from other machines, so creating the owner account needs the one-time token printed in its log at start (also in the setup.token file in its data directory)."/>
+                                    })}
                                     <Field id="setup-name" label="Your name" name="input[name]" field="name" error autocomplete="name"/>
                                     <Field id="setup-email" label="Email" name="input[email]" field="email" error autocomplete="email" inputmode="email"/>
                                     <Field id="setup-password" label="Password" name="input[password]" field="password" error kind="password" autocomplete="new-password" hint="At least 10 characters."/>

@@ -23,11 +23,18 @@ pub async fn load_dashboard(app_id: String) -> Result<Dashboard, AppError> {
         Ok(Dashboard {
             me: auth::teammate_view(&me),
             apps: apps::apps_of(&state, &me).await?,
+            identity_enforced: apps::identity_enforced(&state, &app.id).await?,
             app: apps::summary(&app),
         })
     })
     .await
 }
+
+/// Whether the current app's widget requires identity verification: the
+/// frame warns while it does not, and the Settings page, which changes it,
+/// keeps it current.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityEnforced(pub RwSignal<bool>);
 
 /// The current app's id from the URL.
 pub fn use_app_id() -> Memo<String> {
@@ -59,6 +66,9 @@ fn Frame(d: Dashboard) -> impl IntoView {
     let link = move |rel: &str| if rel.is_empty() { base.clone() } else { format!("{base}/{rel}") };
     let navigate = use_navigate();
     let current = d.app.id.clone();
+    let enforced = RwSignal::new(d.identity_enforced);
+    provide_context(IdentityEnforced(enforced));
+    let settings = link("settings");
     let nav = [
         ("", "Overview"),
         ("whispers", "Whispers"),
@@ -107,6 +117,13 @@ fn Frame(d: Dashboard) -> impl IntoView {
                 </ul>
             </nav>
             <main class="content" id="main">
+                {move || (!enforced.get()).then(|| view! {
+                    <div class="identity-warning" role="status" data-testid="identity-off-warning">
+                        <strong>"Identity verification is off for this app."</strong>
+                        " Anyone can open the widget as any userId, read that user's conversation and write as them. "
+                        <a href=settings.clone()>"Require verification in Settings"</a>
+                    </div>
+                })}
                 <Outlet/>
             </main>
         </div>

@@ -23,8 +23,11 @@ use leptos_router::{
 
 pub use auth::{get_session, Login, Logout, Setup};
 
-/// The HTML document around the app (server only renders this).
+/// The HTML document around the app (server only renders this), and the
+/// security headers every dashboard page is sent with.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security_headers();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -40,6 +43,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The dashboard's Content-Security-Policy: scripts only from murmur itself
+/// or carrying this response's nonce (Leptos' inline hydration script and
+/// resource data get it from leptos_axum), WebAssembly allowed to compile,
+/// styles, images, fetches and the inbox's event stream from murmur only, no
+/// plugins, no `<base>`, forms posting only here, and no framing anywhere
+/// (`frame-ancestors 'none'`, and `X-Frame-Options` for older browsers).
+/// The widget's frame and the unsubscribe page send their own.
+#[cfg(feature = "ssr")]
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+#[cfg(feature = "ssr")]
+fn security_headers() {
+    use axum::http::{header, HeaderValue};
+    let Some(res) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    let nonce = leptos::nonce::use_nonce();
+    let csp = content_security_policy(nonce.as_deref());
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.insert_header(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res.insert_header(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res.insert_header(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res.insert_header(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
 }
 
 #[component]

@@ -1,12 +1,13 @@
 //! Settings of one app: install snippet, API keys, identity verification,
-//! whisper limit, office hours, email (SMTP), teammates.
+//! what the widget may set, whisper limit, office hours, email (SMTP),
+//! teammates.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    frame::use_app_id,
+    frame::{use_app_id, IdentityEnforced},
     widgets::{last_error, Field, FormError, Loading, PageError},
 };
 use crate::{
@@ -91,6 +92,27 @@ pub async fn set_identity_enforced(input: EnforceInput) -> Result<(), AppError> 
             _ => return Err(AppError::Field { field: "enforced".into(), message: "Choose on or off.".into() }),
         };
         apps::set_identity_enforced(&state, &me, &input.app_id, enforced).await
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerOnlyInput {
+    pub app_id: String,
+    /// Custom property names, one a line.
+    #[serde(default)]
+    pub properties: String,
+    /// Event names, one a line.
+    #[serde(default)]
+    pub events: String,
+}
+
+/// Replaces the properties and events only the backend may set or track.
+#[server(prefix = "/api", endpoint = "apps/server-only")]
+pub async fn set_server_only(input: ServerOnlyInput) -> Result<(), AppError> {
+    use crate::server::{apps, request};
+    request::as_teammate(|state, me| async move {
+        apps::set_server_only(&state, &me, &input.app_id, &input.properties, &input.events).await
     })
     .await
 }
@@ -309,6 +331,7 @@ pub fn SettingsPage() -> impl IntoView {
     let remove = ServerAction::<RemoveTeammate>::new();
     let limit = ServerAction::<SetWhisperLimit>::new();
     let enforce = ServerAction::<SetIdentityEnforced>::new();
+    let server_only = ServerAction::<SetServerOnly>::new();
     let office = ServerAction::<super::office_hours::SaveOfficeHours>::new();
     let smtp_save = ServerAction::<SaveSmtp>::new();
     let smtp_clear = ServerAction::<ClearSmtp>::new();
@@ -322,6 +345,7 @@ pub fn SettingsPage() -> impl IntoView {
                 remove.version().get(),
                 limit.version().get(),
                 enforce.version().get(),
+                server_only.version().get(),
                 office.version().get(),
                 smtp_save.version().get(),
                 smtp_clear.version().get(),
@@ -329,6 +353,14 @@ pub fn SettingsPage() -> impl IntoView {
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
     );
+    // The frame's warning follows a change made here without a reload.
+    if let Some(IdentityEnforced(shown)) = use_context::<IdentityEnforced>() {
+        Effect::new(move |_| {
+            if let Some(Ok(s)) = data.get() {
+                shown.set(s.identity_enforced);
+            }
+        });
+    }
     view! {
         <Title text="Settings"/>
         <h1>"Settings"</h1>
@@ -339,6 +371,7 @@ pub fn SettingsPage() -> impl IntoView {
                         <Install s=s.clone()/>
                         <ApiKeys s=s.clone() create_key revoke_key/>
                         <Identity app_id=s.app.id.clone() enforced=s.identity_enforced manage=s.can_manage_secrets roll enforce/>
+                        <WidgetRules s=s.clone() action=server_only/>
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
                         <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone() v=s.office.clone() save=office/>
                         <SmtpPanel app_id=s.app.id.clone() v=s.smtp.clone() manage=s.can_manage_secrets save=smtp_save clear=smtp_clear/>
@@ -478,6 +511,56 @@ fn Identity(
                 }.into_any()
             } else {
                 view! { <p class="muted">"Only the owner can change verification or roll the secret."</p> }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// What the widget may set: the custom properties and events only the
+/// backend may set or track (owner only to change).
+#[component]
+fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl IntoView {
+    let error = last_error(action.value());
+    let message = move |field: &'static str| move || error.get().and_then(|e| e.field_message(field));
+    let invalid = move |field: &'static str| move || if message(field)().is_some() { "true" } else { "false" };
+    let listed = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let status = format!(
+        "Server-only properties: {}. Server-only events: {}.",
+        listed(&s.server_only_properties),
+        listed(&s.server_only_events)
+    );
+    view! {
+        <section class="panel" aria-labelledby="widget-rules-h">
+            <h2 id="widget-rules-h">"What the widget may set"</h2>
+            <p>"Anything the widget sends comes from the visitor's browser, so anyone can send it. List here the custom properties and events that only your backend may set or track (through the REST API); the widget is refused them with an error, and nothing is written."</p>
+            <p class="hint">"A new custom property's type is fixed by your backend, or by a widget whose user is verified with a JWT. A widget without a verified user can store values, but cannot fix a property's type."</p>
+            <p data-testid="server-only-status">{status}</p>
+            {if s.can_manage_secrets {
+                view! {
+                    <ActionForm action>
+                        <input type="hidden" name="input[app_id]" value=s.app.id.clone()/>
+                        <div class="field">
+                            <label for="server-only-properties">"Server-only properties"</label>
+                            <textarea id="server-only-properties" name="input[properties]" rows="4" autocomplete="off"
+                                aria-invalid=invalid("properties") aria-describedby="server-only-properties-hint server-only-properties-error"
+                                prop:value=s.server_only_properties.join("\n")>{s.server_only_properties.join("\n")}</textarea>
+                            <p class="hint" id="server-only-properties-hint">"One name a line, for example plan."</p>
+                            <p class="field-error" id="server-only-properties-error" aria-live="polite">{message("properties")}</p>
+                        </div>
+                        <div class="field">
+                            <label for="server-only-events">"Server-only events"</label>
+                            <textarea id="server-only-events" name="input[events]" rows="4" autocomplete="off"
+                                aria-invalid=invalid("events") aria-describedby="server-only-events-hint server-only-events-error"
+                                prop:value=s.server_only_events.join("\n")>{s.server_only_events.join("\n")}</textarea>
+                            <p class="hint" id="server-only-events-hint">"One name a line, for example subscription-cancelled."</p>
+                            <p class="field-error" id="server-only-events-error" aria-live="polite">{message("events")}</p>
+                        </div>
+                        <FormError error/>
+                        <button type="submit">"Save what the widget may set"</button>
+                    </ActionForm>
+                }.into_any()
+            } else {
+                view! { <p class="muted">"Only the owner can change what the widget may set."</p> }.into_any()
             }}
         </section>
     }

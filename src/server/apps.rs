@@ -1,6 +1,7 @@
 //! Apps and their secrets: creation (the creator and the owner get access),
 //! API keys (secret shown once, sealed at rest), identity-verification
-//! secret, settings view. Every call checks membership first.
+//! secret, what the widget may set (server-only names), settings view.
+//! Every call checks membership first.
 
 use super::{
     auth::{internal, teammate_view},
@@ -14,7 +15,7 @@ use crate::{
     },
     error::AppError,
     models::{ApiKeyView, AppSettings, AppSummary, CreatedApp, NewApiKey},
-    storage::{ApiKeyRow, AppRow, TeammateRow},
+    storage::{ApiKeyRow, AppRow, ServerOnlyNames, TeammateRow},
 };
 
 pub use super::crypto::{api_key_context, identity_secret_context};
@@ -64,6 +65,7 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
     let app = app_of(state, actor, app_id).await?;
     let keys = state.store.api_keys(&app.id).await.map_err(internal)?;
     let teammates = state.store.app_teammates(&app.id).await.map_err(internal)?;
+    let server_only = state.store.server_only_names(&app.id).await.map_err(internal)?;
     Ok(AppSettings {
         snippet: install_snippet(&state.config.public_url, &app.id),
         app: summary(&app),
@@ -82,13 +84,63 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
         office: super::office::load(state, actor, &app.id).await?,
         smtp: super::email::get_smtp(state, actor, &app.id).await?,
         max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
-        identity_enforced: state
-            .store
-            .widget_app(&app.id)
-            .await
-            .map_err(internal)?
-            .is_some_and(|a| a.identity_enforced),
+        identity_enforced: identity_enforced(state, &app.id).await?,
+        server_only_properties: server_only.properties,
+        server_only_events: server_only.events,
     })
+}
+
+/// Whether the app's widget requires a signed JWT for identified users.
+pub async fn identity_enforced(state: &AppState, app_id: &str) -> Result<bool, AppError> {
+    Ok(state.store.widget_app(app_id).await.map_err(internal)?.is_some_and(|a| a.identity_enforced))
+}
+
+/// Most names each server-only list may hold.
+pub const MAX_SERVER_ONLY_NAMES: usize = 200;
+
+/// Reads a list of names, one a line (blank lines skipped), each checked by
+/// `check`; sorted, without duplicates.
+fn name_list(
+    field: &'static str,
+    text: &str,
+    check: impl Fn(&str) -> Result<(), crate::domain::Invalid>,
+) -> Result<Vec<String>, AppError> {
+    let mut names = Vec::new();
+    for name in text.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        check(name).map_err(|e| AppError::Field { field: field.into(), message: e.message })?;
+        names.push(name.to_string());
+    }
+    names.sort();
+    names.dedup();
+    if names.len() > MAX_SERVER_ONLY_NAMES {
+        return Err(AppError::Field {
+            field: field.into(),
+            message: format!("List at most {MAX_SERVER_ONLY_NAMES} names."),
+        });
+    }
+    Ok(names)
+}
+
+/// Replaces the custom properties the widget may not set and the events it
+/// may not track (one name a line); the backend still may. Owner only,
+/// like the app's other security settings. Open widgets on every instance
+/// follow at once (the engine's cached copy of the app is dropped).
+pub async fn set_server_only(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    properties: &str,
+    events: &str,
+) -> Result<(), AppError> {
+    let app = owned_app(state, actor, app_id).await?;
+    let names = ServerOnlyNames {
+        properties: name_list("properties", properties, crate::domain::properties::check_custom_name)?,
+        events: name_list("events", events, crate::domain::users::check_event_name)?,
+    };
+    state.store.set_server_only_names(&app.id, &names, state.now()).await.map_err(internal)?;
+    state.engine.whispers_changed(&app.id).await;
+    tracing::info!(app = %app.id, properties = names.properties.len(), events = names.events.len(), "server-only names set");
+    Ok(())
 }
 
 /// The app, if the teammate belongs to it and is the owner: `NotFound` for

@@ -12,8 +12,13 @@ use crate::{
     storage::{StoreError, TeammateRow, ThrottleAllowance},
 };
 
-/// How long a sign-in lasts.
+/// How long a sign-in lasts at most.
 pub const SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// A session unused for this long ends (idle timeout).
+pub const SESSION_IDLE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How often a session in use records that it was seen (not on every
+/// request: a write per page view would be wasted).
+pub const SESSION_SEEN_EVERY_MS: i64 = 60 * 1000;
 
 /// Logs an internal failure and hides it from the client.
 pub fn internal(e: impl std::fmt::Display) -> AppError {
@@ -43,11 +48,29 @@ fn already_set_up() -> AppError {
     AppError::Conflict { field: "form".into(), message: "Setup is already complete: sign in instead.".into() }
 }
 
-/// Creates the owner account on a fresh install and signs them in.
-/// Returns the new session token.
-pub async fn setup_owner(state: &AppState, name: &str, email: &str, password: &str) -> Result<String, AppError> {
+/// Creates the owner account on a fresh install and signs them in, given
+/// the setup token when one is asked for (`server::setup`). Returns the new
+/// session token.
+pub async fn setup_owner(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    password: &str,
+    setup_token: &str,
+) -> Result<String, AppError> {
+    // The client address from the request being served (none outside one).
+    attempt_rate(state, super::request::client_ip(state))?;
     if !setup_needed(state).await? {
         return Err(already_set_up());
+    }
+    if !state.setup.admits(setup_token) {
+        tracing::warn!("setup refused: wrong or missing setup token");
+        let message = if setup_token.trim().is_empty() {
+            "Enter the setup token from murmur's log (or the setup.token file in its data directory)."
+        } else {
+            "This is not the setup token. Copy it from murmur's log or the setup.token file in its data directory."
+        };
+        return Err(AppError::Field { field: "setup_token".into(), message: message.into() });
     }
     let new = NewTeammate::parse(name, email, password).map_err(AppError::from_invalid)?;
     let row = new_row(state, new, true).await?;
@@ -57,6 +80,7 @@ pub async fn setup_owner(state: &AppState, name: &str, email: &str, password: &s
         e => store_err(e),
     })?;
     tracing::info!(teammate = %row.id, "owner account created");
+    state.setup.consume();
     start_session(state, &row.id).await
 }
 
@@ -79,15 +103,22 @@ async fn start_session(state: &AppState, teammate_id: &str) -> Result<String, Ap
     Ok(token)
 }
 
-/// The teammate a session token belongs to.
+/// The teammate a session token belongs to, if the session has neither
+/// expired nor been idle for `SESSION_IDLE_MS`; using it counts as activity.
 pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<TeammateRow, AppError> {
     let token = token.ok_or(AppError::Unauthenticated)?;
-    state
+    let hash = sha256_hex(token);
+    let now = state.now();
+    let (teammate, last_seen) = state
         .store
-        .session_teammate(&sha256_hex(token), state.now())
+        .active_session_teammate(&hash, now, now - SESSION_IDLE_MS)
         .await
         .map_err(store_err)?
-        .ok_or(AppError::Unauthenticated)
+        .ok_or(AppError::Unauthenticated)?;
+    if now - last_seen >= SESSION_SEEN_EVERY_MS {
+        state.store.touch_session(&hash, now).await.map_err(store_err)?;
+    }
+    Ok(teammate)
 }
 
 pub async fn sign_out(state: &AppState, token: Option<&str>) -> Result<(), AppError> {
@@ -128,14 +159,24 @@ pub mod throttle {
     /// when written as IPv4-mapped IPv6) as is, an IPv6 address by its /64,
     /// since one host is usually given a whole /64.
     pub fn address_key(ip: std::net::IpAddr) -> String {
-        match ip.to_canonical() {
+        match crate::server::limits::address_bucket(ip) {
             std::net::IpAddr::V4(v4) => format!("address:{v4}"),
-            std::net::IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                format!("address:{}/64", std::net::Ipv6Addr::from(prefix))
-            }
+            std::net::IpAddr::V6(prefix) => format!("address:{prefix}/64"),
         }
     }
+}
+
+/// Sign-in and setup attempts from one client address (an IPv6 address by
+/// its /64) are rate-limited in memory (`SIGN_IN_RATE_LIMIT`, default
+/// 30 a minute), before anything else: whatever the account, and whether
+/// the password is right or not. (The failure throttle above is another
+/// matter: it slows guessing, in the database, across instances.)
+fn attempt_rate(state: &AppState, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
+    let Some(ip) = ip else { return Ok(()) };
+    state.limits.sign_in.check(&super::limits::address_bucket(ip)).map_err(|wait| {
+        tracing::info!(ip = %ip, "sign-in rate limit reached");
+        AppError::Throttled { retry_after_secs: wait }
+    })
 }
 
 /// Signs in with email and password. Returns the new session token.
@@ -145,6 +186,7 @@ pub async fn sign_in(
     password: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<String, AppError> {
+    attempt_rate(state, ip)?;
     let email = match Email::parse(email) {
         Ok(e) => e,
         Err(invalid) => return Err(invalid.into()),
@@ -183,7 +225,7 @@ pub async fn sign_in(
     for (key, _) in &keys {
         state.store.throttle_clear(key).await.map_err(store_err)?;
     }
-    let _ = state.store.delete_expired_sessions(now).await;
+    let _ = state.store.delete_stale_sessions(now, now - SESSION_IDLE_MS).await;
     tracing::info!(teammate = %teammate.id, "signed in");
     start_session(state, &teammate.id).await
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::limits::Rate;
 use crate::storage::DbUrl;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum ConfigError {
     Bool { name: &'static str, value: String },
     #[error("{name} must be a whole number from {min} to {max}, not {value:?}")]
     Number { name: &'static str, value: String, min: u64, max: u64 },
+    #[error("{name} must be a rate such as 100/s, 30/min or 500/h, optionally with a burst (100/s,200), or off; not {value:?}")]
+    Rate { name: &'static str, value: String },
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +55,28 @@ pub struct Settings {
     /// default 5 s; 0 turns it off on this instance, e.g. for tests that
     /// tick it themselves as they move the clock).
     pub scheduler_period: Option<std::time::Duration>,
+    /// REST API calls per API key (`API_RATE_LIMIT`, default 100/s with
+    /// bursts of 200; `None`: no limit).
+    pub api_rate: Option<Rate>,
+    /// Widget connections per client address (`WIDGET_CONNECT_RATE_LIMIT`,
+    /// default 20/s with bursts of 100).
+    pub widget_connect_rate: Option<Rate>,
+    /// Sign-in and setup attempts per client address (`SIGN_IN_RATE_LIMIT`,
+    /// default 30/min).
+    pub sign_in_rate: Option<Rate>,
+    /// New users a widget without a verified identity may create per client
+    /// address (`NEW_ANONYMOUS_USER_RATE_LIMIT`, default 60/min).
+    pub new_anonymous_user_rate: Option<Rate>,
+    /// Per-app caps on the property and event catalogs (`MAX_PROPERTY_NAMES`,
+    /// default 500; `MAX_EVENT_NAMES`, default 1,000).
+    pub catalog_caps: crate::engine::actions::CatalogCaps,
 }
+
+/// The default rate limits (README's configuration table).
+pub const DEFAULT_API_RATE: Rate = Rate::new(100, std::time::Duration::from_secs(1), 200);
+pub const DEFAULT_WIDGET_CONNECT_RATE: Rate = Rate::new(20, std::time::Duration::from_secs(1), 100);
+pub const DEFAULT_SIGN_IN_RATE: Rate = Rate::new(30, std::time::Duration::from_secs(60), 30);
+pub const DEFAULT_NEW_ANONYMOUS_USER_RATE: Rate = Rate::new(60, std::time::Duration::from_secs(60), 60);
 
 /// A string that does not print itself.
 #[derive(Clone)]
@@ -121,6 +145,28 @@ impl Settings {
                 0 => None,
                 ms => Some(std::time::Duration::from_millis(ms)),
             },
+            api_rate: parse_rate("API_RATE_LIMIT", non_empty("API_RATE_LIMIT"), DEFAULT_API_RATE)?,
+            widget_connect_rate: parse_rate(
+                "WIDGET_CONNECT_RATE_LIMIT",
+                non_empty("WIDGET_CONNECT_RATE_LIMIT"),
+                DEFAULT_WIDGET_CONNECT_RATE,
+            )?,
+            sign_in_rate: parse_rate("SIGN_IN_RATE_LIMIT", non_empty("SIGN_IN_RATE_LIMIT"), DEFAULT_SIGN_IN_RATE)?,
+            new_anonymous_user_rate: parse_rate(
+                "NEW_ANONYMOUS_USER_RATE_LIMIT",
+                non_empty("NEW_ANONYMOUS_USER_RATE_LIMIT"),
+                DEFAULT_NEW_ANONYMOUS_USER_RATE,
+            )?,
+            catalog_caps: {
+                let d = crate::engine::actions::CatalogCaps::DEFAULT;
+                let cap = |name: &'static str, default: i64| {
+                    parse_number(name, non_empty(name), default as u64, 1..=1_000_000).map(|n| n as i64)
+                };
+                crate::engine::actions::CatalogCaps {
+                    properties: cap("MAX_PROPERTY_NAMES", d.properties)?,
+                    events: cap("MAX_EVENT_NAMES", d.events)?,
+                }
+            },
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
         })
@@ -149,6 +195,13 @@ fn parse_number(
             min: *range.start(),
             max: *range.end(),
         }),
+    }
+}
+
+fn parse_rate(name: &'static str, v: Option<String>, default: Rate) -> Result<Option<Rate>, ConfigError> {
+    match v {
+        None => Ok(Some(default)),
+        Some(v) => Rate::parse(&v).ok_or(ConfigError::Rate { name, value: v }),
     }
 }
 
@@ -251,6 +304,30 @@ mod tests {
         assert_eq!(s.header_read_timeout, std::time::Duration::from_millis(250));
         let e = settings(&[("DATA_DIR", d), ("HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err();
         assert_eq!(e.to_string(), "HEADER_READ_TIMEOUT_MS must be a whole number from 1 to 600000, not \"0\"");
+    }
+
+    #[test]
+    fn rate_limits_have_defaults_and_can_be_turned_off() {
+        let d = "/tmp";
+        let s = settings(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(s.api_rate, Some(DEFAULT_API_RATE));
+        assert_eq!(s.api_rate.unwrap().to_string(), "100/s,200");
+        assert_eq!(s.widget_connect_rate, Some(DEFAULT_WIDGET_CONNECT_RATE));
+        assert_eq!(s.sign_in_rate.unwrap().to_string(), "30/min,30");
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("API_RATE_LIMIT", "off"),
+            ("WIDGET_CONNECT_RATE_LIMIT", "0"),
+            ("SIGN_IN_RATE_LIMIT", "5/min,10"),
+        ])
+        .unwrap();
+        assert_eq!((s.api_rate, s.widget_connect_rate), (None, None));
+        assert_eq!(s.sign_in_rate.unwrap().to_string(), "5/min,10");
+        let e = settings(&[("DATA_DIR", d), ("API_RATE_LIMIT", "lots")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "API_RATE_LIMIT must be a rate such as 100/s, 30/min or 500/h, optionally with a burst (100/s,200), or off; not \"lots\""
+        );
     }
 
     #[test]

@@ -284,8 +284,7 @@ pub async fn live(
     };
     use tokio::sync::broadcast::error::RecvError;
 
-    let token =
-        super::request::session_token_from(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()));
+    let token = super::request::session_token_in(&state, &headers);
     let me = match super::auth::authenticate(&state, token.as_deref()).await {
         Ok(me) => me,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),

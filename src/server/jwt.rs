@@ -51,22 +51,67 @@ impl Jwt {
         mac.verify_slice(&self.signature).is_ok()
     }
 
-    /// Checks `exp` (seconds since the epoch) against `now_ms`; a token
-    /// without `exp` passes only when `required` is false.
+    /// Checks `exp` against `now_ms`: with `required` (the widget's
+    /// identity tokens) as `Lifetime::Identity`, else as `Lifetime::App`.
     pub fn check_expiry(&self, now_ms: i64, required: bool) -> Result<(), &'static str> {
-        match self.claims.get("exp") {
-            None if required => Err("The JWT has no exp claim."),
-            None => Ok(()),
-            Some(exp) => {
-                let exp = exp.as_f64().ok_or("The JWT's exp must be a number.")?;
-                if (exp * 1000.0) as i64 <= now_ms {
-                    Err("The JWT has expired.")
-                } else {
-                    Ok(())
+        self.check_lifetime(now_ms, if required { Lifetime::Identity } else { Lifetime::App })
+    }
+
+    /// Checks how long the token lives, against `now_ms` (the injected
+    /// clock): no token lives more than `MAX_LIFETIME_MS` (30 days).
+    ///
+    /// - With `exp` (seconds since the epoch): it must be in the future and
+    ///   at most 30 days ahead.
+    /// - Without `exp`: an identity token is refused; an app token (the
+    ///   smooch-core client makes them with `iat` and no `exp`) must have
+    ///   `iat`, and is good for 30 days after it (an `iat` more than
+    ///   5 minutes in the future is refused). Neither claim: refused.
+    pub fn check_lifetime(&self, now_ms: i64, kind: Lifetime) -> Result<(), &'static str> {
+        let millis = |name: &str| -> Result<Option<i64>, ()> {
+            match self.claims.get(name) {
+                None => Ok(None),
+                Some(v) => v.as_f64().map(|secs| Some((secs * 1000.0) as i64)).ok_or(()),
+            }
+        };
+        let exp = millis("exp").map_err(|_| "The JWT's exp must be a number (seconds since 1970).")?;
+        match (exp, kind) {
+            (Some(exp), _) if exp <= now_ms => Err("The JWT has expired."),
+            (Some(exp), _) if exp > now_ms.saturating_add(MAX_LIFETIME_MS) => {
+                Err("The JWT's exp is more than 30 days ahead: murmur accepts tokens that live at most 30 days.")
+            }
+            (Some(_), _) => Ok(()),
+            (None, Lifetime::Identity) => {
+                Err("The JWT has no exp claim: an identity token must expire, at most 30 days ahead.")
+            }
+            (None, Lifetime::App) => {
+                let iat = millis("iat").map_err(|_| "The JWT's iat must be a number (seconds since 1970).")?;
+                match iat {
+                    None => Err("The JWT has no exp claim (and no iat): an app token must say when it expires \
+                         (exp, at most 30 days ahead) or when it was made (iat: it is then good for 30 days)."),
+                    Some(iat) if iat > now_ms.saturating_add(IAT_SKEW_MS) => Err("The JWT's iat is in the future."),
+                    Some(iat) if iat.saturating_add(MAX_LIFETIME_MS) <= now_ms => Err(
+                        "The JWT has expired: an app token without exp is good for 30 days after its iat; sign a new one.",
+                    ),
+                    Some(_) => Ok(()),
                 }
             }
         }
     }
+}
+
+/// The longest any JWT lives: `exp` at most this far ahead, or (an app
+/// token without `exp`) this long after its `iat`.
+pub const MAX_LIFETIME_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// How far ahead of murmur's clock an `iat` may be (clocks differ a little).
+const IAT_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Whose token it is, for `Jwt::check_lifetime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// The widget's identity token (`scope: "appUser"`): `exp` required.
+    Identity,
+    /// A REST API app token (`scope: "app"`): `exp`, or else `iat`.
+    App,
 }
 
 /// Signs claims with HS256 (the way a customer's backend does; tests and
@@ -107,11 +152,37 @@ mod tests {
         assert!(Jwt::parse(&"a".repeat(9000)).is_err());
     }
 
+    fn token(claims: Value) -> Jwt {
+        Jwt::parse(&sign(Some("k"), &claims, b"s")).unwrap()
+    }
+
     #[test]
-    fn expiry_optional_or_required() {
-        let jwt = Jwt::parse(&sign(Some("k"), &json!({"scope": "app"}), b"s")).unwrap();
-        assert_eq!(jwt.kid.as_deref(), Some("k"));
-        assert!(jwt.check_expiry(0, false).is_ok());
-        assert!(jwt.check_expiry(0, true).is_err());
+    fn no_token_lives_more_than_30_days() {
+        const DAY_S: i64 = 86_400;
+        let now_s = 1_795_000_000;
+        let now = now_s * 1000;
+        for kind in [Lifetime::Identity, Lifetime::App] {
+            assert!(token(json!({"exp": now_s + 30 * DAY_S})).check_lifetime(now, kind).is_ok());
+            let e = token(json!({"exp": now_s + 30 * DAY_S + 1})).check_lifetime(now, kind).unwrap_err();
+            assert!(e.contains("more than 30 days ahead"), "{e}");
+            assert_eq!(token(json!({"exp": now_s})).check_lifetime(now, kind), Err("The JWT has expired."));
+            assert!(token(json!({"exp": "soon"})).check_lifetime(now, kind).is_err());
+        }
+        // Without exp: an identity token is refused whatever its iat.
+        let e = token(json!({"iat": now_s})).check_lifetime(now, Lifetime::Identity).unwrap_err();
+        assert!(e.contains("no exp claim"), "{e}");
+        // An app token needs iat, and is good for 30 days after it.
+        let e = token(json!({"scope": "app"})).check_lifetime(now, Lifetime::App).unwrap_err();
+        assert!(e.starts_with("The JWT has no exp claim (and no iat)"), "{e}");
+        assert!(token(json!({"iat": now_s})).check_lifetime(now, Lifetime::App).is_ok());
+        assert!(token(json!({"iat": now_s - 30 * DAY_S + 1})).check_lifetime(now, Lifetime::App).is_ok());
+        let e = token(json!({"iat": now_s - 30 * DAY_S})).check_lifetime(now, Lifetime::App).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        assert!(token(json!({"iat": now_s + 60})).check_lifetime(now, Lifetime::App).is_ok(), "a little skew");
+        let e = token(json!({"iat": now_s + 3600})).check_lifetime(now, Lifetime::App).unwrap_err();
+        assert_eq!(e, "The JWT's iat is in the future.");
+        // The old call: `required` is an identity token.
+        assert!(token(json!({"iat": now_s})).check_expiry(now, true).is_err());
+        assert!(token(json!({"iat": now_s})).check_expiry(now, false).is_ok());
     }
 }

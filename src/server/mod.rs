@@ -5,6 +5,7 @@
 //! delivery in `crate::engine`.
 
 pub mod apps;
+pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod conversations;
@@ -13,9 +14,11 @@ pub mod csrf;
 pub mod email;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 pub mod manual;
 pub mod office;
 pub mod request;
+pub mod setup;
 pub mod state;
 pub mod unsubscribe;
 pub mod users;

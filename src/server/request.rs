@@ -14,7 +14,21 @@ use leptos_axum::ResponseOptions;
 use super::state::AppState;
 use crate::error::AppError;
 
+/// The session cookie's name over plain http (local development).
 pub const SESSION_COOKIE: &str = "murmur_session";
+/// Its name when `PUBLIC_URL` is https: browsers keep a `__Host-` cookie
+/// only if it is `Secure`, has `Path=/` and no `Domain`, so a sibling
+/// subdomain or a plain-http page cannot plant or overwrite it.
+pub const SESSION_COOKIE_HTTPS: &str = "__Host-murmur_session";
+
+/// The session cookie's name on this instance (only that one is read).
+pub fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
+        SESSION_COOKIE_HTTPS
+    } else {
+        SESSION_COOKIE
+    }
+}
 pub use super::auth::SESSION_TTL_MS;
 
 pub fn state() -> Result<AppState, AppError> {
@@ -31,14 +45,21 @@ fn parts() -> Option<Parts> {
 /// The session token from the request's cookies, if any.
 pub fn session_token() -> Option<String> {
     let parts = parts()?;
-    session_token_from(parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
+    let state = use_context::<AppState>()?;
+    session_token_in(&state, &parts.headers)
 }
 
-pub fn session_token_from<'a>(cookie_headers: impl Iterator<Item = &'a str>) -> Option<String> {
+/// The session token among `headers`' cookies, under this instance's name.
+pub fn session_token_in(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    session_token_from(session_cookie_name(state), cookies)
+}
+
+pub fn session_token_from<'a>(name: &str, cookie_headers: impl Iterator<Item = &'a str>) -> Option<String> {
     cookie_headers
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_string())
         .filter(|v| !v.is_empty())
 }
@@ -47,18 +68,8 @@ pub fn session_token_from<'a>(cookie_headers: impl Iterator<Item = &'a str>) -> 
 /// address the proxy appended last to `X-Forwarded-For`.
 pub fn client_ip(state: &AppState) -> Option<IpAddr> {
     let parts = parts()?;
-    if state.config.trust_proxy {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    super::limits::client_address(&parts.headers, peer, state.config.trust_proxy)
 }
 
 fn served_over_https(state: &AppState) -> bool {
@@ -74,12 +85,12 @@ fn served_over_https(state: &AppState) -> bool {
 /// Sets (or, with `None`, clears) the session cookie on the response.
 pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
     let Some(res) = use_context::<ResponseOptions>() else { return };
-    let secure = if served_over_https(state) { "; Secure" } else { "" };
+    let name = session_cookie_name(state);
+    // A `__Host-` cookie must be `Secure` whatever the request looked like.
+    let secure = if name == SESSION_COOKIE_HTTPS || served_over_https(state) { "; Secure" } else { "" };
     let cookie = match token {
-        Some(t) => {
-            format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000)
-        }
-        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+        Some(t) => format!("{name}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     };
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.append_header(header::SET_COOKIE, v);
@@ -134,8 +145,16 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let headers = ["a=1; murmur_session=tok; b=2"];
-        assert_eq!(session_token_from(headers.into_iter()).as_deref(), Some("tok"));
-        assert_eq!(session_token_from(["murmur_session="].into_iter()), None);
-        assert_eq!(session_token_from(["x=murmur_session"].into_iter()), None);
+        assert_eq!(session_token_from(SESSION_COOKIE, headers.into_iter()).as_deref(), Some("tok"));
+        assert_eq!(session_token_from(SESSION_COOKIE, ["murmur_session="].into_iter()), None);
+        assert_eq!(session_token_from(SESSION_COOKIE, ["x=murmur_session"].into_iter()), None);
+    }
+
+    #[test]
+    fn reads_only_the_cookie_name_in_use() {
+        let both = ["murmur_session=plain; __Host-murmur_session=host"];
+        assert_eq!(session_token_from(SESSION_COOKIE_HTTPS, both.into_iter()).as_deref(), Some("host"));
+        assert_eq!(session_token_from(SESSION_COOKIE, both.into_iter()).as_deref(), Some("plain"));
+        assert_eq!(session_token_from(SESSION_COOKIE_HTTPS, ["murmur_session=plain"].into_iter()), None);
     }
 }

@@ -9,6 +9,7 @@ use super::{
     config::Settings,
     crypto::{Passwords, SecretBox},
     keys::KeyCache,
+    setup::SetupGate,
 };
 use crate::{clock::Clock, engine::Engine, storage::Store};
 
@@ -36,6 +37,10 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     /// The delivery engine: end-user actions, whispers, open widgets.
     pub engine: Arc<Engine>,
+    /// The one-time token first-run setup asks for (`server::setup`).
+    pub setup: Arc<SetupGate>,
+    /// Rate limits of this instance (REST API, widget connections, sign-in).
+    pub limits: Arc<super::limits::Limits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -54,6 +59,7 @@ impl AppState {
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir).map_err(|e| e.to_string())?;
         let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
+        let setup = setup_gate(settings, &store, leptos_options.site_addr).await?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         let engine = Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window)
             .await
@@ -67,6 +73,7 @@ impl AppState {
             target: super::email::smtp_target_fn(store.clone(), secrets.clone()),
             unsubscribe_url: super::email::unsubscribe_url_fn(public_url.clone(), &secrets),
         });
+        let limits = Arc::new(super::limits::Limits::new(settings, clock.clone()));
         Ok(AppState {
             engine,
             store,
@@ -81,10 +88,30 @@ impl AppState {
             leptos_options,
             keys: Arc::new(KeyCache::default()),
             passwords: Arc::new(Passwords::default()),
+            setup: Arc::new(setup),
+            limits,
         })
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
+}
+
+/// The setup token: made (or kept from an earlier start) and logged while no
+/// account exists and murmur can be reached from other machines.
+async fn setup_gate(settings: &Settings, store: &Store, listen: std::net::SocketAddr) -> Result<SetupGate, String> {
+    let fresh = store.count_teammates().await.map_err(|e| format!("cannot open the database: {e}"))? == 0;
+    let local = super::setup::reachable_only_locally(listen, settings.public_url.as_deref(), settings.trust_proxy);
+    if !fresh || local {
+        return Ok(SetupGate::open(&settings.data_dir));
+    }
+    let gate = SetupGate::with_token(&settings.data_dir)
+        .map_err(|e| format!("cannot write the setup token into {}: {e}", settings.data_dir.display()))?;
+    tracing::warn!(
+        token = gate.token().unwrap_or_default(),
+        file = %gate.path().display(),
+        "murmur is not set up yet and can be reached from other machines: the setup page asks for this one-time setup token"
+    );
+    Ok(gate)
 }

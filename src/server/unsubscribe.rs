@@ -8,8 +8,8 @@
 //! - `POST` (that button, or a mail client's RFC 8058 one-click request
 //!   with the body `List-Unsubscribe=One-Click`) sets the user's custom
 //!   boolean property `unsubscribedFromEmails` to true through the engine's
-//!   user-update path (`Engine::update_user`, as the end user:
-//!   `UpdateFrom::Widget`), so whispers and segments see it like any
+//!   user-update path (`Engine::update_user`, as the end user through
+//!   murmur's signed link: `UpdateFrom::Link`), so whispers and segments see it like any
 //!   other property change, then says so.
 //!
 //! The token is the whole credential (no cookie is involved), so the
@@ -141,7 +141,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
             return failed();
         }
     };
-    match state.engine.update_user(&app_id, &user_id, &patch, UpdateFrom::Widget).await {
+    match state.engine.update_user(&app_id, &user_id, &patch, UpdateFrom::Link).await {
         Ok(_) => {
             tracing::info!(app = %app_id, user = %user_id, "a user unsubscribed from email");
             page(

@@ -12,6 +12,15 @@ pub struct AppRow {
     pub created_at: i64,
 }
 
+/// An app's server-only names: properties the widget may not set and
+/// events it may not track (only the customer's backend may, through the
+/// REST API). Sorted, without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOnlyNames {
+    pub properties: Vec<String>,
+    pub events: Vec<String>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: String,
@@ -142,5 +151,46 @@ impl Store {
         .await?
         .rows_affected())
             == 1)
+    }
+
+    /// The app's server-only property and event names.
+    pub async fn server_only_names(&self, app_id: &str) -> StoreResult<ServerOnlyNames> {
+        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT kind, name FROM server_only_names WHERE app_id = $1 ORDER BY kind, name",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?);
+        let mut names = ServerOnlyNames::default();
+        for (kind, name) in rows {
+            match kind.as_str() {
+                "property" => names.properties.push(name),
+                _ => names.events.push(name),
+            }
+        }
+        Ok(names)
+    }
+
+    /// Replaces the app's server-only names, in one transaction.
+    pub async fn set_server_only_names(&self, app_id: &str, names: &ServerOnlyNames, now: i64) -> StoreResult<()> {
+        let rows = names.properties.iter().map(|n| ("property", n)).chain(names.events.iter().map(|n| ("event", n)));
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM server_only_names WHERE app_id = $1").bind(app_id).execute(&mut *tx).await?;
+            for (kind, name) in rows {
+                sqlx::query(
+                    "INSERT INTO server_only_names (app_id, kind, name, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(kind)
+                .bind(name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }

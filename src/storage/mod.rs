@@ -14,7 +14,7 @@ mod users;
 mod whispers;
 mod widget;
 
-pub use apps::{ApiKeyRow, AppRow};
+pub use apps::{ApiKeyRow, AppRow, ServerOnlyNames};
 pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{

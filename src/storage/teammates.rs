@@ -124,7 +124,7 @@ impl Store {
         expires_at: i64,
     ) -> StoreResult<()> {
         with_pool!(self, pool => { sqlx::query(
-            "INSERT INTO sessions (token_hash, teammate_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (token_hash, teammate_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $3)",
         )
         .bind(token_hash)
         .bind(teammate_id)
@@ -143,6 +143,44 @@ impl Store {
              WHERE s.token_hash = $1 AND s.expires_at > $2"
         );
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(token_hash).bind(now).fetch_optional(pool).await?))
+    }
+
+    /// The teammate a session belongs to and when the session was last
+    /// seen, if it has not expired and was seen after `idle_before`.
+    pub async fn active_session_teammate(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_before: i64,
+    ) -> StoreResult<Option<(TeammateRow, i64)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            teammate: TeammateRow,
+            last_seen_at: i64,
+        }
+        let sql = format!(
+            "SELECT {TEAMMATE_COLUMNS}, s.last_seen_at FROM sessions s JOIN teammates t ON t.id = s.teammate_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
+        );
+        let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(&sql).bind(token_hash).bind(now).bind(idle_before).fetch_optional(pool).await?);
+        Ok(row.map(|r| (r.teammate, r.last_seen_at)))
+    }
+
+    /// Records that a session was used at `now`.
+    pub async fn touch_session(&self, token_hash: &str, now: i64) -> StoreResult<()> {
+        with_pool!(self, pool => { sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2").bind(token_hash).bind(now).execute(pool).await?; });
+        Ok(())
+    }
+
+    /// Deletes sessions that have expired or were last seen before `idle_before`.
+    pub async fn delete_stale_sessions(&self, now: i64, idle_before: i64) -> StoreResult<u64> {
+        Ok(with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(idle_before)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {

@@ -158,6 +158,12 @@ pub struct PendingUpdate {
     pub changes: AppUserChanges,
     pub types: Vec<(String, &'static str)>,
     pub max_properties: i64,
+    /// The writer may add names to the property catalog, fixing their type
+    /// (the customer's backend, a verified widget). False for an anonymous
+    /// widget: its new names are stored on the user but not registered.
+    pub fix_types: bool,
+    /// Most names the app's property catalog may hold.
+    pub max_catalog: i64,
     pub now: i64,
 }
 
@@ -168,6 +174,9 @@ pub enum UserWriteError {
     TypeConflict { name: String, existing: String },
     #[error("too many properties")]
     TooManyProperties,
+    /// The app's property catalog holds `max` names already.
+    #[error("the property catalog is full")]
+    CatalogFull { max: i64 },
     #[error("no such user")]
     NotFound,
     #[error("a user with this userId exists")]
@@ -211,28 +220,47 @@ pub struct MessageRow {
 }
 
 /// Registers each (name, type) in the app's property catalog, inside the
-/// caller's transaction. The first type seen for a name is its type; a
-/// different one is a conflict and the caller's transaction is abandoned.
+/// caller's transaction. The first type a writer that may fix types
+/// (`$fix`: the customer's backend, a verified widget) gives a name is its
+/// type; a different one later is a conflict and the caller's transaction
+/// is abandoned. Without `$fix` (an anonymous widget) a new name is not
+/// registered (the value is stored, no type is fixed) and a known one is
+/// still checked. A new name that would take the catalog past `$max` names
+/// is refused (`CatalogFull`).
 macro_rules! register_types {
-    ($tx:expr, $app_id:expr, $types:expr, $now:expr) => {
+    ($tx:expr, $app_id:expr, $types:expr, $now:expr, $fix:expr, $max:expr) => {
         for (name, ty) in $types {
-            sqlx::query(
-                "INSERT INTO property_catalog (app_id, name, ty, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (app_id, name) DO NOTHING",
-            )
-            .bind($app_id)
-            .bind(name)
-            .bind(ty)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-            let existing: String =
+            // Insert first: on SQLite a transaction that writes first holds
+            // the write lock at once.
+            if $fix {
+                let added = sqlx::query(
+                    "INSERT INTO property_catalog (app_id, name, ty, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (app_id, name) DO NOTHING",
+                )
+                .bind($app_id)
+                .bind(name)
+                .bind(ty)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if added > 0 {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM property_catalog WHERE app_id = $1")
+                        .bind($app_id)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    if n > $max {
+                        return Err(UserWriteError::CatalogFull { max: $max });
+                    }
+                }
+            }
+            let existing: Option<String> =
                 sqlx::query_scalar("SELECT ty FROM property_catalog WHERE app_id = $1 AND name = $2")
                     .bind($app_id)
                     .bind(name)
-                    .fetch_one(&mut *$tx)
+                    .fetch_optional(&mut *$tx)
                     .await?;
-            if existing != *ty {
+            if let Some(existing) = existing.filter(|e| e != ty) {
                 return Err(UserWriteError::TypeConflict { name: name.to_string(), existing });
             }
         }
@@ -246,6 +274,17 @@ impl Store {
         u: &NewAppUser,
         types: &[(String, &'static str)],
     ) -> Result<AppUserRow, UserWriteError> {
+        self.create_app_user_capped(u, types, i64::MAX).await
+    }
+
+    /// As `create_app_user`, refusing new property names past `max_catalog`
+    /// names in the app's catalog (`CatalogFull`, nothing written).
+    pub async fn create_app_user_capped(
+        &self,
+        u: &NewAppUser,
+        types: &[(String, &'static str)],
+        max_catalog: i64,
+    ) -> Result<AppUserRow, UserWriteError> {
         let sql = format!(
             "INSERT INTO app_users (id, app_id, user_id, given_name, surname, email, signed_up_at, last_seen_at, \
              app_version, app_version_key, platform, properties, created_at, updated_at) \
@@ -255,7 +294,7 @@ impl Store {
         );
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            register_types!(tx, &u.app_id, types, u.now);
+            register_types!(tx, &u.app_id, types, u.now, true, max_catalog);
             let row: AppUserRow = sqlx::query_as(&sql)
                 .bind(&u.id)
                 .bind(&u.app_id)
@@ -313,6 +352,8 @@ impl Store {
             changes: c.clone(),
             types: types.to_vec(),
             max_properties,
+            fix_types: true,
+            max_catalog: i64::MAX,
             now,
         };
         let mut out = self.update_app_users_batch(std::slice::from_ref(&job), vec![None]).await?;
@@ -390,7 +431,7 @@ impl Store {
                         .fetch_optional(&mut *sp)
                         .await?;
                     let Some(row) = row else { return Err(UserWriteError::NotFound) };
-                    register_types!(sp, &job.app_id, &job.types, job.now);
+                    register_types!(sp, &job.app_id, &job.types, job.now, job.fix_types, job.max_catalog);
                     let n: i64 = sqlx::query_scalar(count).bind(&row.id).fetch_one(&mut *sp).await?;
                     if n > job.max_properties {
                         return Err(UserWriteError::TooManyProperties);
@@ -435,6 +476,24 @@ impl Store {
     pub async fn app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<Option<AppUserRow>> {
         let sql = format!("SELECT {} FROM app_users u WHERE u.id = {USER_BY_REF}", self.user_columns());
         Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).bind(user_ref).fetch_optional(pool).await?))
+    }
+
+    /// Whether a starting widget's user exists: by `user_id` if it names
+    /// one, else by its device.
+    pub async fn widget_user_exists(
+        &self,
+        app_id: &str,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+    ) -> StoreResult<bool> {
+        let (sql, key) = match (user_id, device_id) {
+            (Some(u), _) => ("SELECT 1 FROM app_users WHERE app_id = $1 AND user_id = $2", u),
+            (None, Some(d)) => ("SELECT 1 FROM app_users WHERE app_id = $1 AND device_id = $2", d),
+            (None, None) => return Ok(false),
+        };
+        let hit: Option<i32> =
+            with_pool!(self, pool => sqlx::query_scalar(sql).bind(app_id).bind(key).fetch_optional(pool).await?);
+        Ok(hit.is_some())
     }
 
     /// Deletes a user with their events and messages. False if none.
@@ -496,6 +555,7 @@ impl Store {
             name: name.to_string(),
             at,
             properties: properties.map(str::to_string),
+            max_catalog: i64::MAX,
         };
         Ok(self.insert_events_batch(std::slice::from_ref(&event)).await?[0])
     }
@@ -694,6 +754,9 @@ pub struct PendingEvent {
     pub at: i64,
     /// Properties as JSON text (already checked), if any.
     pub properties: Option<String>,
+    /// Most names the app's event catalog may hold: an event with a new
+    /// name past it is refused (`Tracked::catalog_full`, nothing written).
+    pub max_catalog: i64,
 }
 
 /// The deliveries a write should attempt, decided from its user's row
@@ -727,8 +790,70 @@ pub type Received = std::collections::HashSet<String>;
 pub struct Tracked {
     /// Its user exists (an event for an unknown user is not written).
     pub found: bool,
+    /// Its name is new and the app's event catalog is full: not written.
+    pub catalog_full: bool,
     /// The deliveries its plan made that did not exist yet, as stored.
     pub delivered: Vec<DeliveryRow>,
+}
+
+/// Inside the open transaction `$tx`, after the users of `$batch` were
+/// resolved into `$users` and the (app, name) pairs already in the event
+/// catalog gathered into `$known`: registers each new name of a found event
+/// while its app's catalog holds fewer than the event's `max_catalog`
+/// names. An event whose new name does not fit is refused: its user is
+/// cleared from `$users`, so nothing of it is written. Returns, per event,
+/// whether it was refused.
+macro_rules! admit_events {
+    ($tx:ident, $batch:expr, $users:expr, $known:expr) => {{
+        let mut refused = vec![false; $batch.len()];
+        // (app, name) decided in this batch: admitted or not.
+        let mut decided: std::collections::HashMap<(&str, &str), bool> = std::collections::HashMap::new();
+        let mut sizes: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (i, e) in $batch.iter().enumerate() {
+            if $users[i].is_none() {
+                continue;
+            }
+            let key = (e.app_id.as_str(), e.name.as_str());
+            let admitted = match decided.get(&key) {
+                Some(&a) => a,
+                None if $known.contains(&(e.app_id.clone(), e.name.clone())) => {
+                    decided.insert(key, true);
+                    true
+                }
+                None => {
+                    let size = match sizes.get(key.0) {
+                        Some(&n) => n,
+                        None => {
+                            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_catalog WHERE app_id = $1")
+                                .bind(&e.app_id)
+                                .fetch_one(&mut *$tx)
+                                .await?
+                        }
+                    };
+                    let admitted = size < e.max_catalog;
+                    if admitted {
+                        sqlx::query(
+                            "INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (app_id, name) DO NOTHING",
+                        )
+                        .bind(&e.app_id)
+                        .bind(&e.name)
+                        .bind(e.at)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                    sizes.insert(key.0, size + i64::from(admitted));
+                    decided.insert(key, admitted);
+                    admitted
+                }
+            };
+            if !admitted {
+                $users[i] = None;
+                refused[i] = true;
+            }
+        }
+        refused
+    }};
 }
 
 impl Store {
@@ -740,7 +865,9 @@ impl Store {
     }
 
     /// Writes a batch of events and the deliveries they trigger in one
-    /// transaction: resolves each event's user (the whole row), inserts the
+    /// transaction: resolves each event's user (the whole row), admits each
+    /// event's name to the app's event catalog (a new name past the event's
+    /// `max_catalog` is refused: that event is not written), inserts the
     /// events, asks each event's plan (if any) for deliveries given that
     /// row, inserts those (`ON CONFLICT DO NOTHING`: once per user ever),
     /// and commits once. `plans` is parallel to `batch`.
@@ -753,12 +880,13 @@ impl Store {
         let cols = self.user_columns_of("u");
         match self {
             Store::Sqlite(pool) => {
-                // Per chunk, two statements: resolve the users, then one
-                // multi-row insert (a statement per event costs a round trip
-                // to SQLite's worker thread each). IMMEDIATE: the transaction
-                // reads before it writes, and a deferred one would fail at
-                // once (SQLITE_BUSY_SNAPSHOT) if another connection wrote in
-                // between, instead of waiting its turn.
+                // Per chunk, one statement resolves the users, then one
+                // multi-row insert writes the events (a statement per event
+                // costs a round trip to SQLite's worker thread each).
+                // IMMEDIATE: the transaction reads before it writes, and a
+                // deferred one would fail at once (SQLITE_BUSY_SNAPSHOT) if
+                // another connection wrote in between, instead of waiting
+                // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 for (c, chunk) in batch.chunks(500).enumerate() {
                     let values = (0..chunk.len())
@@ -775,16 +903,28 @@ impl Store {
                     for e in chunk {
                         q = q.bind(&e.app_id).bind(&e.user_ref);
                     }
-                    let mut resolved = Vec::new();
                     for row in q.fetch_all(&mut *tx).await? {
                         let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
-                        resolved.push(c * 500 + ord as usize);
                         users[c * 500 + ord as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
                     }
-                    if resolved.is_empty() {
-                        continue;
+                }
+                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
+                let mut known = std::collections::HashSet::new();
+                for (app_id, name) in catalog_names(batch, &found) {
+                    let hit: Option<i64> =
+                        sqlx::query_scalar("SELECT 1 FROM event_catalog WHERE app_id = $1 AND name = $2")
+                            .bind(app_id)
+                            .bind(name)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if hit.is_some() {
+                        known.insert((app_id.to_string(), name.to_string()));
                     }
-                    let values = (0..resolved.len())
+                }
+                let refused = admit_events!(tx, batch, users, known);
+                let written: Vec<usize> = (0..batch.len()).filter(|&i| users[i].is_some()).collect();
+                for chunk in written.chunks(500) {
+                    let values = (0..chunk.len())
                         .map(|i| {
                             let n = 5 * i;
                             format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5)
@@ -795,28 +935,20 @@ impl Store {
                         "INSERT INTO events (app_id, app_user_id, name, created_at, properties) VALUES {values}"
                     );
                     let mut q = sqlx::query(&sql);
-                    for &i in &resolved {
+                    for &i in chunk {
                         let (e, user) = (&batch[i], users[i].as_ref().map(|u| u.id.as_str()));
                         q = q.bind(&e.app_id).bind(user).bind(&e.name).bind(e.at).bind(&e.properties);
                     }
                     q.execute(&mut *tx).await?;
                 }
-                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
-                for (app_id, name, at) in catalog_entries(batch, &found) {
-                    sqlx::query("INSERT INTO event_catalog (app_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (app_id, name) DO NOTHING")
-                        .bind(app_id)
-                        .bind(name)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
                 let (owners, planned) = plan_deliveries(&users, plans);
                 let created = insert_deliveries!(tx, planned);
                 tx.commit().await?;
-                Ok(outcomes(&users, &owners, &planned, &created))
+                Ok(outcomes(&found, &refused, &owners, &planned, &created))
             }
             Store::Postgres(pool) => {
-                // Two statements for the whole batch: resolve users, insert.
+                // A few statements for the whole batch: resolve users, find
+                // the known names, insert.
                 let col = |f: fn(&PendingEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
                 let (apps, refs) = (col(|e| e.app_id.clone()), col(|e| e.user_ref.clone()));
                 let mut tx = pool.begin().await?;
@@ -828,6 +960,20 @@ impl Store {
                     let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
                     users[(ord - 1) as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
                 }
+                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
+                let (c_app, c_name): (Vec<String>, Vec<String>) =
+                    catalog_names(batch, &found).into_iter().map(|(a, n)| (a.to_string(), n.to_string())).unzip();
+                let known: std::collections::HashSet<(String, String)> = sqlx::query_as(
+                    "SELECT c.app_id, c.name FROM event_catalog c \
+                     JOIN unnest($1::text[], $2::text[]) AS x(a, n) ON c.app_id = x.a AND c.name = x.n",
+                )
+                .bind(&c_app)
+                .bind(&c_name)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+                let refused = admit_events!(tx, batch, users, known);
                 let (mut ins_app, mut ins_user, mut ins_name, mut ins_at) = (vec![], vec![], vec![], vec![]);
                 let mut ins_props: Vec<Option<String>> = vec![];
                 for (e, user) in batch.iter().zip(&users) {
@@ -849,37 +995,17 @@ impl Store {
                 .bind(&ins_props)
                 .execute(&mut *tx)
                 .await?;
-                let found: Vec<bool> = users.iter().map(Option::is_some).collect();
-                let entries = catalog_entries(batch, &found);
-                let (c_app, c_name, c_at): (Vec<String>, Vec<String>, Vec<i64>) = entries
-                    .into_iter()
-                    .map(|(a, n, t)| (a.to_string(), n.to_string(), t))
-                    .fold((vec![], vec![], vec![]), |(mut a, mut n, mut t), (x, y, z)| {
-                        a.push(x);
-                        n.push(y);
-                        t.push(z);
-                        (a, n, t)
-                    });
-                sqlx::query(
-                    "INSERT INTO event_catalog (app_id, name, created_at) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT (app_id, name) DO NOTHING",
-                )
-                .bind(&c_app)
-                .bind(&c_name)
-                .bind(&c_at)
-                .execute(&mut *tx)
-                .await?;
                 let (owners, planned) = plan_deliveries(&users, plans);
                 let created = insert_deliveries!(tx, planned);
                 tx.commit().await?;
-                Ok(outcomes(&users, &owners, &planned, &created))
+                Ok(outcomes(&found, &refused, &owners, &planned, &created))
             }
         }
     }
 }
 
-/// Runs each found event's plan: the deliveries, and for each the index of
-/// the event it belongs to.
+/// Runs each written event's plan: the deliveries, and for each the index
+/// of the event it belongs to.
 fn plan_deliveries(users: &[Option<AppUserRow>], plans: Vec<Option<DeliveryPlan>>) -> (Vec<usize>, Vec<NewDelivery>) {
     let mut out = (vec![], vec![]);
     for (i, (user, plan)) in users.iter().zip(plans).enumerate() {
@@ -893,14 +1019,20 @@ fn plan_deliveries(users: &[Option<AppUserRow>], plans: Vec<Option<DeliveryPlan>
     out
 }
 
-/// Per event: whether its user was found and its deliveries that were created.
+/// Per event: whether its user was found, whether the catalog refused it,
+/// and its deliveries that were created.
 fn outcomes(
-    users: &[Option<AppUserRow>],
+    found: &[bool],
+    refused: &[bool],
     owners: &[usize],
     planned: &[NewDelivery],
     created: &std::collections::HashSet<String>,
 ) -> Vec<Tracked> {
-    let mut out: Vec<Tracked> = users.iter().map(|u| Tracked { found: u.is_some(), delivered: vec![] }).collect();
+    let mut out: Vec<Tracked> = found
+        .iter()
+        .zip(refused)
+        .map(|(&found, &catalog_full)| Tracked { found, catalog_full, delivered: vec![] })
+        .collect();
     for (&i, d) in owners.iter().zip(planned) {
         if created.contains(&d.id) {
             out[i].delivered.push(d.row());
@@ -909,13 +1041,13 @@ fn outcomes(
     out
 }
 
-/// Distinct (app, event name) pairs among the written events of a batch.
-fn catalog_entries<'a>(batch: &'a [PendingEvent], found: &[bool]) -> Vec<(&'a str, &'a str, i64)> {
+/// Distinct (app, event name) pairs among the found events of a batch.
+fn catalog_names<'a>(batch: &'a [PendingEvent], found: &[bool]) -> Vec<(&'a str, &'a str)> {
     let mut seen = std::collections::HashSet::new();
     batch
         .iter()
         .zip(found)
         .filter(|(e, ok)| **ok && seen.insert((e.app_id.as_str(), e.name.as_str())))
-        .map(|(e, _)| (e.app_id.as_str(), e.name.as_str(), e.at))
+        .map(|(e, _)| (e.app_id.as_str(), e.name.as_str()))
         .collect()
 }

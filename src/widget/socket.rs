@@ -8,10 +8,13 @@
 //! widget sends `track`, `update`, `seen`, `clicked`, `reply`, `ping`, and
 //! receives `card`, `message`, `pong` and `error`.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ConnectInfo,
+    },
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
@@ -27,7 +30,7 @@ use crate::{
         users::{Event, UserPatch},
     },
     engine::{
-        actions::{NewMessage, UpdateFrom},
+        actions::{Author, NewMessage, UpdateFrom},
         card_frame,
         hub::{Frame, Inbox},
         message_json, ActionError,
@@ -128,14 +131,30 @@ const PER_SECOND: f64 = 10.0;
 const RESUME_SLACK_MS: i64 = 5_000;
 
 /// `GET /widget/ws`: upgrades to a WebSocket if the page asking is
-/// murmur's own messenger frame.
-pub async fn upgrade(Extension(state): Extension<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// murmur's own messenger frame, and its client address (an IPv6 address
+/// by its /64) is within `WIDGET_CONNECT_RATE_LIMIT` (else 429).
+pub async fn upgrade(
+    Extension(state): Extension<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !origin.is_some_and(|o| crate::server::csrf::same_host(o, host)) {
         tracing::warn!(origin = ?origin, "refused a widget connection from another origin");
         let body = json!({ "error": { "code": "forbidden_origin", "description": "Widget connections must come from murmur's messenger frame." } });
         return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let client = crate::server::limits::client_address(&headers, peer, state.config.trust_proxy);
+    if let Some(ip) = client {
+        if let Err(wait) = state.limits.widget_connect.check(&crate::server::limits::address_bucket(ip)) {
+            tracing::info!(ip = %ip, "widget connection rate limit reached");
+            let body = json!({ "error": { "code": "too_many_connections", "description": format!("Too many widget connections from this address. Try again in {wait} s.") } });
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, wait.to_string())], Json(body))
+                .into_response();
+        }
     }
     // Widget frames are small (a hello is a few hundred bytes); a larger one
     // grows the buffer for as long as it needs.
@@ -144,7 +163,7 @@ pub async fn upgrade(Extension(state): Extension<Arc<AppState>>, headers: Header
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(state, socket))
+        .on_upgrade(move |socket| run(state, socket, client))
 }
 
 /// Why a widget's frame was refused.
@@ -153,18 +172,24 @@ struct Refusal {
     message: String,
     /// Close the connection (the widget should not retry as is).
     fatal: bool,
+    /// The close code of a refused hello: 4400 (do not retry as is), or
+    /// 1013 (try again later).
+    close: u16,
 }
 
 impl Refusal {
     fn invalid(message: impl Into<String>) -> Self {
-        Refusal { code: "invalid", message: message.into(), fatal: false }
+        Refusal::new("invalid", message)
+    }
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into(), fatal: false, close: 4400 }
     }
     fn fatal(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into(), fatal: true }
+        Refusal { fatal: true, ..Refusal::new(code, message) }
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "widget request failed");
-        Refusal { code: "internal", message: "Something went wrong on our side.".into(), fatal: false }
+        Refusal::new("internal", "Something went wrong on our side.")
     }
     fn frame(&self) -> String {
         json!({ "t": "error", "code": self.code, "message": self.message }).to_string()
@@ -179,6 +204,8 @@ impl From<ActionError> for Refusal {
                 "Property {name:?} is a {existing} property in this app; send a {existing} value."
             )),
             ActionError::TooManyProperties | ActionError::Duplicate => Refusal::invalid(format!("{e}.")),
+            ActionError::ServerOnly { .. } => Refusal::new("server_only", e.sentence()),
+            ActionError::CatalogFull { .. } => Refusal::new("catalog_full", e.sentence()),
             ActionError::NoUser => Refusal::fatal("invalid_user", "This user no longer exists."),
             ActionError::NoConversation => Refusal::invalid("No such conversation."),
             ActionError::Failed(e) => Refusal::internal(e),
@@ -186,11 +213,13 @@ impl From<ActionError> for Refusal {
     }
 }
 
-/// Who is on the other end, once `hello` has been accepted: the app and
-/// the user (murmur's id), all an open widget keeps.
+/// Who is on the other end, once `hello` has been accepted: the app, the
+/// user (murmur's id), and whether their userId was verified with a JWT,
+/// all an open widget keeps.
 struct Session {
     app_id: String,
     id: String,
+    verified: bool,
 }
 
 /// An accepted hello: the session and the launch's profile patch (written,
@@ -227,8 +256,8 @@ struct Open {
 /// only while it runs; and the loop is written here, not in a function of
 /// its own, so that the socket is stored once. An idle connection keeps only
 /// the loop's waiting state.
-async fn run(state: Arc<AppState>, mut socket: WebSocket) {
-    let Some(open) = Box::pin(open(&state, &mut socket)).await else { return };
+async fn run(state: Arc<AppState>, mut socket: WebSocket, client: Option<std::net::IpAddr>) {
+    let Some(open) = Box::pin(open(&state, &mut socket, client)).await else { return };
     // One shared heartbeat for all connections (no timer per connection),
     // which also says when the server stops.
     let mut heartbeat = state.engine.hub.heartbeat(open.conn);
@@ -255,7 +284,7 @@ async fn run(state: Arc<AppState>, mut socket: WebSocket) {
 }
 
 /// The hello, the welcome and the app launch. `None`: the connection ends.
-async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
+async fn open(state: &AppState, socket: &mut WebSocket, client: Option<std::net::IpAddr>) -> Option<Open> {
     // A shutdown that starts later, even during the hello, reaches the loop
     // through the heartbeat channel's value.
     if *state.engine.hub.closing().borrow() {
@@ -275,7 +304,7 @@ async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
     let started = match hello {
         Ok(ClientFrame::Hello(hello)) => {
             since = hello.since.as_ref().and_then(Value::as_i64);
-            start(state, hello).await
+            start(state, hello, client).await
         }
         Ok(_) | Err(_) => Err(Refusal::fatal("hello_expected", "The first frame must be a hello.")),
     };
@@ -283,7 +312,7 @@ async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
         Ok(s) => s,
         Err(r) => {
             let _ = send(socket, r.frame()).await;
-            close(socket, 4400, r.code).await;
+            close(socket, r.close, r.code).await;
             return None;
         }
     };
@@ -293,8 +322,8 @@ async fn open(state: &AppState, socket: &mut WebSocket) -> Option<Open> {
     // with the app-launch whispers planned on the updated row. Their cards
     // are queued for this connection already (it joined the hub), so the
     // welcome leaves them out; they follow it.
-    let launched =
-        state.engine.update_and_deliver(&session.app_id, &session.id, &started.launch, UpdateFrom::Launch).await;
+    let launch = UpdateFrom::Launch { verified: session.verified };
+    let launched = state.engine.update_and_deliver(&session.app_id, &session.id, &started.launch, launch).await;
     let welcomed = match launched {
         Ok((user, new_cards)) => match welcome(state, &started, &user, &new_cards, since).await {
             Ok(frame) => send(socket, frame).await,
@@ -385,8 +414,11 @@ fn check_device(device: &str) -> bool {
 
 /// Accepts or refuses a `hello`: the app, the device, the identity (a JWT
 /// signed with the app's identity secret when the app requires it), and
-/// the launch's profile patch (checked now, written once welcomed).
-async fn start(state: &AppState, hello: Hello) -> Result<Started, Refusal> {
+/// the launch's profile patch (checked now, written once welcomed; none of
+/// the app's server-only properties). A user the widget would create
+/// without a verified identity counts against its client address's
+/// allowance of new anonymous users (`NEW_ANONYMOUS_USER_RATE_LIMIT`).
+async fn start(state: &AppState, hello: Hello, client: Option<std::net::IpAddr>) -> Result<Started, Refusal> {
     let app = match state.store.widget_app(&hello.app).await.map_err(Refusal::internal)? {
         Some(a) => a,
         None => return Err(Refusal::fatal("unknown_app", "No such app.")),
@@ -424,35 +456,71 @@ async fn start(state: &AppState, hello: Hello) -> Result<Started, Refusal> {
     body.insert("platform".into(), json!(platform));
     let launch = UserPatch::from_json(&body).map_err(|e| Refusal::fatal("invalid_user", e.message))?;
     let now = state.now();
-    let user = match user_id {
-        Some(user_id) => {
-            match hello.jwt.as_deref() {
-                Some(token) => {
-                    let secret = state
-                        .secrets
-                        .open(&identity_secret_context(&app.id), &app.identity_secret_enc)
-                        .map_err(|_| Refusal::internal("the identity secret could not be opened"))?;
-                    verify_identity(token, &secret, user_id, now)?;
-                }
-                None if app.identity_enforced => {
-                    return Err(Refusal::fatal(
-                        "identity_required",
-                        "This app requires identity verification: pass a JWT signed with its identity secret.",
-                    ))
-                }
-                None => {}
-            }
-            state.engine.widget_user(&app.id, Some(user_id), device).await.map_err(|e| match e {
-                ActionError::Invalid(i) => Refusal::fatal("invalid_user", i.message),
-                e => Refusal::from(e),
-            })?
+    let verified = match (user_id, hello.jwt.as_deref()) {
+        (Some(user_id), Some(token)) => {
+            let secret = state
+                .secrets
+                .open(&identity_secret_context(&app.id), &app.identity_secret_enc)
+                .map_err(|_| Refusal::internal("the identity secret could not be opened"))?;
+            verify_identity(token, &secret, user_id, now)?;
+            true
         }
+        (Some(_), None) if app.identity_enforced => {
+            return Err(Refusal::fatal(
+                "identity_required",
+                "This app requires identity verification: pass a JWT signed with its identity secret.",
+            ))
+        }
+        _ => false,
+    };
+    // Refused before anything is written.
+    state.engine.widget_may_set(&app.id, &launch).await.map_err(|e| match e {
+        ActionError::ServerOnly { .. } => Refusal::fatal("server_only", e.sentence()),
+        e => Refusal::from(e),
+    })?;
+    if !verified {
+        new_anonymous_user(state, &app.id, user_id, device, client).await?;
+    }
+    let user = match user_id {
+        Some(user_id) => state.engine.widget_user(&app.id, Some(user_id), device).await.map_err(|e| match e {
+            ActionError::Invalid(i) => Refusal::fatal("invalid_user", i.message),
+            e => Refusal::from(e),
+        })?,
         None => {
             let device = device.ok_or_else(|| Refusal::fatal("invalid_device", "A device id is required."))?;
             state.engine.widget_user(&app.id, None, Some(device)).await?
         }
     };
-    Ok(Started { session: Session { app_id: app.id, id: user.id }, launch })
+    Ok(Started { session: Session { app_id: app.id, id: user.id, verified }, launch })
+}
+
+/// A widget without a verified identity is about to find or create its
+/// user: if that user does not exist yet, the client address (an IPv6
+/// address by its /64) must be within its allowance of new anonymous users.
+async fn new_anonymous_user(
+    state: &AppState,
+    app_id: &str,
+    user_id: Option<&str>,
+    device: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), Refusal> {
+    use crate::server::limits::address_bucket;
+    let Some(ip) = client.filter(|_| user_id.is_some() || device.is_some()) else { return Ok(()) };
+    if state.limits.new_anonymous_users.rate().is_none()
+        || state.store.widget_user_exists(app_id, user_id, device).await.map_err(Refusal::internal)?
+    {
+        return Ok(());
+    }
+    state.limits.new_anonymous_users.check(&address_bucket(ip)).map_err(|wait| {
+        tracing::info!(ip = %ip, app = %app_id, "new anonymous user rate limit reached");
+        Refusal {
+            close: 1013,
+            ..Refusal::fatal(
+                "too_many_new_users",
+                format!("Too many new visitors from this address. Try again in {wait} s."),
+            )
+        }
+    })
 }
 
 fn verify_identity(token: &str, secret: &[u8], user_id: &str, now: i64) -> Result<(), Refusal> {
@@ -517,7 +585,7 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
         ClientFrame::Track { name, props } => {
             let name = name.ok_or_else(|| Refusal::invalid("track needs a name."))?;
             let event = Event::parse(Some(&name), props.as_ref()).map_err(|e| Refusal::invalid(e.message))?;
-            state.engine.track(&s.app_id, &s.id, event, true).await?;
+            state.engine.track(&s.app_id, &s.id, event, Author::Widget { verified: s.verified }).await?;
             Ok(None)
         }
         ClientFrame::Update { user } => {
@@ -526,7 +594,7 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
             };
             body.remove("userId");
             let patch = UserPatch::from_json(&body).map_err(|e| Refusal::invalid(e.message))?;
-            state.engine.update_user(&s.app_id, &s.id, &patch, UpdateFrom::Widget).await?;
+            state.engine.update_user(&s.app_id, &s.id, &patch, UpdateFrom::Widget { verified: s.verified }).await?;
             Ok(None)
         }
         ClientFrame::Seen { id } => {

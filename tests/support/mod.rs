@@ -123,8 +123,15 @@ pub const TEST_SECRET_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6
 
 /// Starts murmur on 127.0.0.1:0 against `db`, with extra settings.
 pub async fn spawn_app(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    spawn_app_on(db, extra, "127.0.0.1").await
+}
+
+/// Starts murmur listening on `ip` (port 0) against `db`; the test talks
+/// to it on 127.0.0.1 (e.g. `ip` = "0.0.0.0": reachable from other machines).
+pub async fn spawn_app_on(db: &TestDb, extra: &[(&str, &str)], ip: &str) -> TestApp {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let listen = listener.local_addr().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen.port()));
     let db_url = match &db.url {
         DbUrl::Sqlite(u) | DbUrl::Postgres(u) => u.clone(),
     };
@@ -134,8 +141,15 @@ pub async fn spawn_app(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
         ("SECRET_KEY".into(), TEST_SECRET_KEY.into()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    // Tests make REST calls in bursts while their clock stands still: no API
+    // rate limit unless a test sets one (`tests/limits.rs`).
+    if !extra.iter().any(|(k, _)| *k == "API_RATE_LIMIT") {
+        vars.push(("API_RATE_LIMIT".into(), "off".into()));
+    }
     let settings = Settings::from_env(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
-    let options = LeptosOptions::builder().output_name("murmur").site_root("target/site").site_addr(addr).build();
+    // The built site (`/pkg`) unless a test serves its own (`LEPTOS_SITE_ROOT`).
+    let site_root = vars.iter().find(|(k, _)| k == "LEPTOS_SITE_ROOT").map_or("target/site".into(), |(_, v)| v.clone());
+    let options = LeptosOptions::builder().output_name("murmur").site_root(site_root).site_addr(listen).build();
     let clock = Arc::new(ManualClock::new(START_MS));
     let state = AppState::open(&settings, options, clock.clone()).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -179,7 +193,7 @@ impl Response {
     pub fn session_cookie(&self) -> Option<String> {
         self.headers_named("set-cookie")
             .into_iter()
-            .find_map(|c| c.strip_prefix("murmur_session="))
+            .find_map(|c| c.strip_prefix("murmur_session=").or_else(|| c.strip_prefix("__Host-murmur_session=")))
             .map(|rest| rest.split(';').next().unwrap_or("").to_string())
             .filter(|t| !t.is_empty())
     }
@@ -209,7 +223,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
-        let cookie = cookie.map(|c| format!("murmur_session={c}"));
+        let cookie = cookie.map(|c| self.cookie(c));
         let mut headers = vec![("Accept", "text/html")];
         if let Some(c) = &cookie {
             headers.push(("Cookie", c.as_str()));
@@ -227,7 +241,7 @@ impl TestApp {
         extra: &[(&str, &str)],
     ) -> Response {
         let origin = self.origin();
-        let cookie = cookie.map(|c| format!("murmur_session={c}"));
+        let cookie = cookie.map(|c| self.cookie(c));
         let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")];
         if !extra
             .iter()
@@ -242,7 +256,20 @@ impl TestApp {
         self.request("POST", &format!("/api/{endpoint}"), &headers, &form_encode(fields)).await
     }
 
+    /// The `Cookie` header value carrying a session token, under the
+    /// cookie name this instance uses (`__Host-` prefixed over https).
+    pub fn cookie(&self, token: &str) -> String {
+        format!("{}={token}", murmur::server::request::session_cookie_name(&self.state))
+    }
+
+    /// The first-run setup token this instance asks for (empty when it asks
+    /// for none: reachable only from its own machine).
+    pub fn setup_token(&self) -> String {
+        self.state.setup.token().unwrap_or_default()
+    }
+
     pub async fn setup_owner(&self) -> String {
+        let setup_token = self.setup_token();
         let r = self
             .call(
                 "setup",
@@ -250,6 +277,7 @@ impl TestApp {
                     ("input[name]", "Olive Owner"),
                     ("input[email]", "owner@example.com"),
                     ("input[password]", "owner password 1"),
+                    ("input[setup_token]", &setup_token),
                 ],
                 None,
                 &[],

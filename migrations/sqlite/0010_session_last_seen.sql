@@ -1,0 +1,3 @@
+-- Sessions end after a while unused (idle timeout): when each was last seen.
+ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET last_seen_at = created_at;

@@ -1,0 +1,297 @@
+//! Rate limits over HTTP (on SQLite and PostgreSQL): the REST API per API
+//! key, widget connections and sign-in / setup per client address (IPv6 by
+//! its /64), each answered with 429, `Retry-After` and a JSON body, changing
+//! nothing; and how long the JWTs murmur accepts may live. Limits are set
+//! small here and time is moved with the app's `ManualClock`: no sleeps.
+
+mod support;
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use murmur::{api::auth::sign_app_jwt, server::jwt};
+use serde_json::{json, Value};
+use support::{
+    shop::{shop, Shop},
+    spawn_app,
+    widget::Widget,
+    Backend, TestApp, TestDb, START_MS,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DAY_S: i64 = 86_400;
+
+fn basic(shop: &Shop) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{}:{}", shop.key_id, shop.key_secret)))
+}
+
+fn bearer(shop: &Shop, claims: Value) -> String {
+    format!("Bearer {}", sign_app_jwt(&shop.key_id, &shop.key_secret, claims))
+}
+
+async fn create_user(app: &TestApp, auth: &str, user_id: &str) -> support::Response {
+    let body = json!({"userId": user_id}).to_string();
+    app.request("POST", "/v1.1/appusers", &[("Authorization", auth), ("Content-Type", "application/json")], &body).await
+}
+
+/// A 429 as the issue asks: `Retry-After` in whole seconds and the API's
+/// JSON error shape.
+fn assert_too_many(r: &support::Response, code: &str, retry_after: &str) {
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some(retry_after), "{:?}", r.headers);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?}", r.headers);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+async fn rest_api_is_limited_per_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    // 2 a second, bursts of 3.
+    let app = spawn_app(&db, &[("API_RATE_LIMIT", "2/s,3")]).await;
+    let owner = app.setup_owner().await;
+    let a = shop(&app, &owner, "Shop A").await;
+    let b = shop(&app, &owner, "Shop B").await;
+
+    // The burst passes, with either kind of credentials...
+    let jwt = bearer(&a, json!({"iat": START_MS / 1000}));
+    for (i, auth) in [basic(&a), jwt.clone(), basic(&a)].iter().enumerate() {
+        assert_eq!(create_user(&app, auth, &format!("u{i}")).await.status, 201);
+    }
+    // ...the next request is refused before anything happens.
+    let r = create_user(&app, &jwt, "u3").await;
+    assert_too_many(&r, "too_many_requests", "1");
+    assert!(app.state.store.app_user(&a.app_id, "u3").await.unwrap().is_none(), "the refused request wrote nothing");
+    let r = app.request("GET", "/v1.1/appusers/u0", &[("Authorization", &basic(&a))], "").await;
+    assert_too_many(&r, "too_many_requests", "1");
+
+    // Another key is not affected.
+    assert_eq!(create_user(&app, &basic(&b), "u3").await.status, 201);
+    // Wrong credentials are refused as such (401), not counted against the key.
+    let wrong = format!("Basic {}", STANDARD.encode(format!("{}:wrong", a.key_id)));
+    assert_eq!(create_user(&app, &wrong, "u3").await.status, 401);
+
+    // Half a second later one more request passes; then the key waits again.
+    app.clock.advance_ms(500);
+    assert_eq!(create_user(&app, &basic(&a), "u3").await.status, 201);
+    assert_too_many(&create_user(&app, &basic(&a), "u4").await, "too_many_requests", "1");
+    assert!(app.state.store.app_user(&a.app_id, "u4").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn rest_api_is_limited_per_key_on_sqlite() {
+    rest_api_is_limited_per_key(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rest_api_is_limited_per_key_on_postgres() {
+    rest_api_is_limited_per_key(Backend::Postgres).await;
+}
+
+/// A WebSocket upgrade of `/widget/ws` from `ip` (through a trusted proxy):
+/// the status, the headers and (unless upgraded) the body.
+async fn upgrade_from(app: &TestApp, ip: &str) -> support::Response {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /widget/ws HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nX-Forwarded-For: {ip}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        app.addr,
+        app.origin()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await.expect("no answer").unwrap();
+        raw.extend_from_slice(&buf[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            assert!(n > 0, "connection closed mid-headers");
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+        if status == 101 || raw.len() >= end + 4 + length || n == 0 {
+            let body = if status == 101 { String::new() } else { String::from_utf8_lossy(&raw[end + 4..]).to_string() };
+            return support::Response { status, headers, body };
+        }
+    }
+}
+
+async fn widget_connections_are_limited_per_address(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    // Bursts of 2, then one a minute, per address.
+    let app = spawn_app(&db, &[("TRUST_PROXY", "true"), ("WIDGET_CONNECT_RATE_LIMIT", "1/min,2")]).await;
+    for _ in 0..2 {
+        assert_eq!(upgrade_from(&app, "203.0.113.1").await.status, 101);
+    }
+    assert_too_many(&upgrade_from(&app, "203.0.113.1").await, "too_many_connections", "60");
+    // Another address is not affected.
+    assert_eq!(upgrade_from(&app, "198.51.100.7").await.status, 101);
+    // IPv6 counts by its /64: another address in the same /64 is the same client.
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2"] {
+        assert_eq!(upgrade_from(&app, ip).await.status, 101, "{ip}");
+    }
+    assert_too_many(&upgrade_from(&app, "2001:db8:1:2:ffff::9").await, "too_many_connections", "60");
+    assert_eq!(upgrade_from(&app, "2001:db8:1:3::1").await.status, 101, "the next /64 is someone else");
+    // A minute later, one more.
+    app.clock.advance_ms(60_000);
+    assert_eq!(upgrade_from(&app, "203.0.113.1").await.status, 101);
+    assert_eq!(upgrade_from(&app, "203.0.113.1").await.status, 429);
+}
+
+#[tokio::test]
+async fn widget_connections_are_limited_per_address_on_sqlite() {
+    widget_connections_are_limited_per_address(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn widget_connections_are_limited_per_address_on_postgres() {
+    widget_connections_are_limited_per_address(Backend::Postgres).await;
+}
+
+async fn sign_in_is_limited_per_address(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    // 3 a minute (one every 20 s), bursts of 3.
+    let app = spawn_app(&db, &[("TRUST_PROXY", "true"), ("SIGN_IN_RATE_LIMIT", "3/min")]).await;
+    app.setup_owner().await;
+    let login_from = |ip: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let fields = [("input[email]", "owner@example.com"), ("input[password]", password)];
+            app.call("login", &fields, None, &[("X-Forwarded-For", ip)]).await
+        }
+    };
+    // Three attempts from one address (two wrong, one right) use its burst...
+    assert_eq!(login_from("203.0.113.9", "guess one").await.status, 401);
+    assert_eq!(login_from("203.0.113.9", "guess two").await.status, 401);
+    assert_eq!(login_from("203.0.113.9", "owner password 1").await.status, 200);
+    // ...so the fourth waits, even with the right password: 429, a JSON body,
+    // no session, and the failure counts in the database are left as they were.
+    let before = app.state.store.throttle_rows(&["account:owner@example.com".to_string()]).await.unwrap().len();
+    let r = login_from("203.0.113.9", "owner password 1").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("20"));
+    assert_eq!(r.json()["Throttled"]["retry_after_secs"], 20);
+    assert!(r.session_cookie().is_none());
+    let after = app.state.store.throttle_rows(&["account:owner@example.com".to_string()]).await.unwrap().len();
+    assert_eq!(before, after);
+    let r = login_from("203.0.113.9", "a guess").await;
+    assert_eq!(r.status, 429, "a guess is refused before its password is checked");
+    // Another address is not affected; an IPv6 /64 is one address.
+    assert_eq!(login_from("198.51.100.2", "owner password 1").await.status, 200);
+    for ip in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6::3"] {
+        assert_eq!(login_from(ip, "guess").await.status, 401, "{ip}");
+    }
+    assert_eq!(login_from("2001:db8:5:6:aaaa::1", "owner password 1").await.status, 429);
+    assert_eq!(login_from("2001:db8:5:7::1", "owner password 1").await.status, 200);
+    // Twenty seconds later the address may try once more.
+    app.clock.advance_ms(20_000);
+    assert_eq!(login_from("203.0.113.9", "owner password 1").await.status, 200);
+    assert_eq!(login_from("203.0.113.9", "owner password 1").await.status, 429);
+}
+
+#[tokio::test]
+async fn sign_in_is_limited_per_address_on_sqlite() {
+    sign_in_is_limited_per_address(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sign_in_is_limited_per_address_on_postgres() {
+    sign_in_is_limited_per_address(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn setup_is_limited_per_address() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[("SIGN_IN_RATE_LIMIT", "2/min")]).await;
+    // Bad setup forms from one address: explained twice, then 429.
+    let fields = [("input[name]", ""), ("input[email]", "x"), ("input[password]", "short")];
+    for _ in 0..2 {
+        assert_eq!(app.call("setup", &fields, None, &[]).await.status, 422);
+    }
+    let r = app.call("setup", &fields, None, &[]).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert_eq!(r.json()["Throttled"]["retry_after_secs"], 30);
+    assert_eq!(app.state.store.count_teammates().await.unwrap(), 0);
+    // Half a minute later the real setup goes through.
+    app.clock.advance_ms(30_000);
+    app.setup_owner().await;
+}
+
+/// The REST API's JWTs live at most 30 days: `exp` at most 30 days ahead,
+/// or without it an `iat` (as smooch-core makes them), good for 30 days.
+async fn app_jwts_live_at_most_30_days(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let a = shop(&app, &owner, "Shop").await;
+    let now_s = START_MS / 1000;
+
+    let refused = |r: &support::Response, says: &str| {
+        assert_eq!(r.status, 401, "{}", r.body);
+        let body = r.json();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let description = body["error"]["description"].as_str().unwrap().to_string();
+        assert!(description.contains(says), "{description:?} does not say {says:?}");
+    };
+    // Neither exp nor iat: refused, with a clear error.
+    refused(&create_user(&app, &bearer(&a, json!({})), "u1").await, "no exp claim");
+    // exp too far ahead.
+    let far = bearer(&a, json!({"exp": now_s + 30 * DAY_S + 60}));
+    refused(&create_user(&app, &far, "u1").await, "more than 30 days ahead");
+    assert!(app.state.store.app_user(&a.app_id, "u1").await.unwrap().is_none(), "nothing was written");
+    // exp within 30 days, and iat without exp, both pass.
+    assert_eq!(create_user(&app, &bearer(&a, json!({"exp": now_s + 30 * DAY_S})), "u1").await.status, 201);
+    let made_now = bearer(&a, json!({"iat": now_s}));
+    assert_eq!(create_user(&app, &made_now, "u2").await.status, 201);
+    // An iat in the future is refused.
+    refused(&create_user(&app, &bearer(&a, json!({"iat": now_s + 3600})), "u3").await, "in the future");
+    // 30 days after its iat the token has expired (Basic keyId:secret still works).
+    app.clock.advance_ms(30 * DAY_S * 1000);
+    refused(&create_user(&app, &made_now, "u3").await, "expired");
+    assert_eq!(create_user(&app, &basic(&a), "u3").await.status, 201);
+}
+
+#[tokio::test]
+async fn app_jwts_live_at_most_30_days_on_sqlite() {
+    app_jwts_live_at_most_30_days(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn app_jwts_live_at_most_30_days_on_postgres() {
+    app_jwts_live_at_most_30_days(Backend::Postgres).await;
+}
+
+/// The widget's identity JWTs must have an `exp`, at most 30 days ahead.
+#[tokio::test]
+async fn identity_jwts_need_an_exp_within_30_days() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let a = shop(&app, &owner, "Shop").await;
+    let now_s = START_MS / 1000;
+    let hello =
+        |token: String| json!({"t": "hello", "app": a.app_id, "device": "device-1234", "userId": "u1", "jwt": token});
+    for (claims, says) in [
+        (json!({"scope": "appUser", "userId": "u1"}), "no exp claim"),
+        (json!({"scope": "appUser", "userId": "u1", "iat": now_s}), "no exp claim"),
+        (json!({"scope": "appUser", "userId": "u1", "exp": now_s + 31 * DAY_S}), "more than 30 days ahead"),
+    ] {
+        let (_, v) = Widget::start(&app, hello(jwt::sign(None, &claims, a.identity.as_bytes()))).await;
+        assert_eq!((v["t"].as_str(), v["code"].as_str()), (Some("error"), Some("invalid_jwt")), "{claims}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{claims}: {v}");
+    }
+    assert!(app.state.store.app_user(&a.app_id, "u1").await.unwrap().is_none(), "nobody was created");
+    let claims = json!({"scope": "appUser", "userId": "u1", "exp": now_s + 30 * DAY_S});
+    let (_, v) = Widget::start(&app, hello(jwt::sign(None, &claims, a.identity.as_bytes()))).await;
+    assert_eq!(v["t"], "welcome", "{v}");
+}
