@@ -35,9 +35,14 @@ type Compressor = fn(&[u8]) -> std::io::Result<Vec<u8>>;
 /// The encodings written beside each file: extension and compressor.
 const TWINS: [(&str, Compressor); 2] = [("br", brotli_bytes), ("gz", gzip_bytes)];
 
+/// Files larger than this (a debug build's WASM, ~16 MB) get a quicker
+/// brotli level: quality 11 takes minutes on them.
+const BEST_UP_TO: usize = 4 << 20;
+
 fn brotli_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() / 3);
-    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+    let quality = if data.len() <= BEST_UP_TO { 11 } else { 5 };
+    let params = brotli::enc::BrotliEncoderParams { quality, lgwin: 22, ..Default::default() };
     brotli::BrotliCompress(&mut &data[..], &mut out, &params)?;
     Ok(out)
 }
@@ -55,7 +60,7 @@ fn modified(p: &Path) -> Option<SystemTime> {
 /// Whether a file is one of the twins (or a temporary one) rather than a source.
 fn is_twin(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.ends_with(".br") || name.ends_with(".gz") || name.contains(".tmp-")
+    name.ends_with(".br") || name.ends_with(".gz") || name.contains(".tmp-") || name == LOCK_NAME
 }
 
 /// Removes the twins older than their file (a new build): until they are
@@ -116,9 +121,25 @@ pub fn precompress(dir: &Path) -> std::io::Result<usize> {
     Ok(written)
 }
 
+/// Held while one process compresses a directory: servers started together
+/// (tests, several instances on one host) do the work once. A lock left by
+/// a process that died is taken over after `LOCK_STALE`.
+const LOCK_NAME: &str = ".compressing";
+const LOCK_STALE: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn take_lock(dir: &Path) -> Option<PathBuf> {
+    let lock = dir.join(LOCK_NAME);
+    let stale = modified(&lock).is_some_and(|t| t.elapsed().unwrap_or_default() > LOCK_STALE);
+    if stale {
+        let _ = std::fs::remove_file(&lock);
+    }
+    std::fs::File::options().write(true).create_new(true).open(&lock).ok().map(|_| lock)
+}
+
 /// Drops stale twins now, then compresses the pkg directory in the
 /// background (the server answers meanwhile, with plain files until the
-/// twins are there). A missing directory (no front end built) is fine.
+/// twins are there), unless another server is already at it. A missing
+/// directory (no front end built) is fine.
 pub fn prepare(dir: PathBuf) {
     if !dir.is_dir() {
         return;
@@ -126,10 +147,14 @@ pub fn prepare(dir: PathBuf) {
     if let Err(e) = drop_stale_twins(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove stale compressed files");
     }
-    tokio::task::spawn_blocking(move || match precompress(&dir) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(dir = %dir.display(), files = n, "compressed the dashboard's files"),
-        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not compress the dashboard's files"),
+    let Some(lock) = take_lock(&dir) else { return };
+    tokio::task::spawn_blocking(move || {
+        match precompress(&dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dir = %dir.display(), files = n, "compressed the dashboard's files"),
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not compress the dashboard's files"),
+        }
+        let _ = std::fs::remove_file(lock);
     });
 }
 

@@ -73,6 +73,8 @@ impl AppState {
             target: super::email::smtp_target_fn(store.clone(), secrets.clone()),
             unsubscribe_url: super::email::unsubscribe_url_fn(public_url.clone(), &secrets),
         });
+        // How many property and event names an app may have (MAX_PROPERTY_NAMES, MAX_EVENT_NAMES).
+        engine.set_caps(settings.catalog_caps);
         let limits = Arc::new(super::limits::Limits::new(settings, clock.clone()));
         Ok(AppState {
             engine,
