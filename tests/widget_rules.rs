@@ -19,6 +19,11 @@ use support::{
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Sets the app's server-only names as `session` (one name a line).
+/// These tests run one at a time: several of them at once (each its own
+/// server on its own tokio runtime, in one process) have been seen to hang,
+/// never on one server (cause not found yet; see the closing note of stop 19).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn set_server_only(
     app: &TestApp,
     shop: &Shop,
@@ -138,11 +143,13 @@ async fn server_only_names_are_the_backends(backend: Backend) {
 
 #[tokio::test]
 async fn server_only_names_are_the_backends_on_sqlite() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     server_only_names_are_the_backends(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn server_only_names_are_the_backends_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     server_only_names_are_the_backends(Backend::Postgres).await;
 }
 
@@ -213,11 +220,13 @@ async fn anonymous_widgets_cannot_fix_types(backend: Backend) {
 
 #[tokio::test]
 async fn anonymous_widgets_cannot_fix_types_on_sqlite() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     anonymous_widgets_cannot_fix_types(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn anonymous_widgets_cannot_fix_types_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     anonymous_widgets_cannot_fix_types(Backend::Postgres).await;
 }
 
@@ -278,11 +287,13 @@ async fn catalogs_are_capped(backend: Backend) {
 
 #[tokio::test]
 async fn catalogs_are_capped_on_sqlite() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     catalogs_are_capped(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn catalogs_are_capped_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     catalogs_are_capped(Backend::Postgres).await;
 }
 
@@ -363,10 +374,12 @@ async fn new_anonymous_users_are_capped_per_address(backend: Backend) {
 
 #[tokio::test]
 async fn new_anonymous_users_are_capped_per_address_on_sqlite() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     new_anonymous_users_are_capped_per_address(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn new_anonymous_users_are_capped_per_address_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     new_anonymous_users_are_capped_per_address(Backend::Postgres).await;
 }

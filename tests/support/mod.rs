@@ -228,6 +228,12 @@ impl TestApp {
         if let Some(c) = &cookie {
             headers.push(("Cookie", c.as_str()));
         }
+        // Pages render one at a time in a test process: with several tests'
+        // servers (each on its own tokio runtime) rendering at once, a page
+        // request has been seen to hang (not seen with one server on one
+        // runtime: 6,000 concurrent page GETs on a release server all answered).
+        static PAGES_ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = PAGES_ONE_AT_A_TIME.lock().await;
         self.request("GET", path, &headers, "").await
     }
 
