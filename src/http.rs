@@ -1,13 +1,14 @@
 //! The server binary's start and its HTTP router: health check, the REST
 //! API, the widget, the Leptos pages and server functions, static files,
-//! the cross-site guard in front of all of it, and page redirects made real.
+//! `/metrics`, the cross-site guard in front of all of it, page redirects
+//! made real, and around every request its id, log span and metrics.
 
 use std::{process::ExitCode, sync::Arc};
 
 use axum::{
     body::Body,
-    extract::{ConnectInfo, State},
-    http::{header, Method, Request, StatusCode},
+    extract::{ConnectInfo, MatchedPath, State},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -17,6 +18,7 @@ use leptos::config::get_configuration;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::{
     pages::{shell, App},
@@ -33,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
         .route("/live/inbox/{app_id}", get(crate::server::conversations::live))
+        .merge(metrics_route(&state))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
         .merge(crate::server::assets::router(&pkg_url(&state), &pkg_dir(&state)))
@@ -43,7 +46,72 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(real_page_redirects))
         .layer(middleware::from_fn(csrf::refuse_cross_site))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// `GET /metrics` while metrics are on (`METRICS_TOKEN`); otherwise there is
+/// no such route, and the path is not found like any other.
+fn metrics_route(state: &AppState) -> Router<AppState> {
+    match state.metrics.is_on() {
+        true => Router::new().route("/metrics", get(metrics)),
+        false => Router::new(),
+    }
+}
+
+/// The metrics in the Prometheus text format, for `Authorization: Bearer
+/// <METRICS_TOKEN>` only (a 401 in the REST API's error shape otherwise).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !state.metrics.authorized(authorization) {
+        let mut refused =
+            crate::api::error::ApiError::unauthorized("Send the metrics token as a bearer token.").into_response();
+        refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return refused;
+    }
+    match state.metrics.render(state.engine.hub.connections()) {
+        Some(text) => {
+            ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text)
+                .into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request id as a client or proxy may give it: short, and only
+/// characters that are safe in a log line and a header.
+fn acceptable_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Around every request (outermost, after routing): its id (the caller's
+/// `X-Request-Id` if acceptable, else a new one), set on the request and
+/// echoed on the response; a log span carrying the id, the method and the
+/// matched route (never the raw path, which may hold a token), so every log
+/// line of the request shows them; and the request's metrics.
+async fn observe(State(state): State<AppState>, mut req: Request<Body>, next: Next) -> Response {
+    let given = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| acceptable_request_id(id));
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => crate::storage::new_id(),
+    };
+    let value = HeaderValue::from_str(&id).expect("a request id is a valid header value");
+    req.headers_mut().insert(REQUEST_ID.clone(), value.clone());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %method,
+        route = %route.as_deref().unwrap_or("unmatched"),
+    );
+    let started = std::time::Instant::now();
+    let mut res = next.run(req).instrument(span).await;
+    state.metrics.http_request(method.as_str(), route.as_deref(), res.status().as_u16(), started.elapsed());
+    res.headers_mut().insert(REQUEST_ID.clone(), value);
+    res
 }
 
 /// Where the dashboard's built files are served (`/pkg`) and read from.

@@ -84,6 +84,8 @@ pub struct AppSettings {
     pub office: OfficeHoursView,
     /// Email (SMTP) settings.
     pub smtp: SmtpView,
+    /// Web Push settings.
+    pub push: PushView,
 }
 
 /// A property the condition builder offers.
@@ -376,4 +378,52 @@ pub struct TeammatePage {
     pub id: String,
     pub name: String,
     pub conversations: Vec<ConversationSummary>,
+}
+
+/// An app's Web Push settings (Settings → Push).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushView {
+    pub enabled: bool,
+    /// The VAPID public key (base64url) once generated.
+    pub public_key: Option<String>,
+    /// Browsers subscribed in the app.
+    pub subscriptions: i64,
+    /// May generate keys and switch push (the owner).
+    pub can_manage: bool,
+    /// The service worker file the customer serves from their site.
+    pub service_worker: String,
+}
+
+/// The signed-in teammate's account page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub me: TeammateView,
+    /// Their live sessions (this one included).
+    pub sessions: i64,
+}
+
+/// One row of the audit log as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntryView {
+    /// Unix ms, from the server's clock.
+    pub at: i64,
+    pub actor_id: String,
+    /// The name the teammate had then (kept after their removal).
+    pub actor_name: String,
+    /// `domain::audit::AuditAction::code`.
+    pub action: String,
+    /// What the action was, in words.
+    pub label: String,
+    /// Names and ids, never a secret.
+    pub detail: String,
+    /// An action on the whole deployment (a password, sign-ins), not on this app.
+    pub deployment_wide: bool,
+}
+
+/// One page of an app's audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntryView>,
+    /// Cursor of the next (older) page, if any.
+    pub next: Option<String>,
 }

@@ -313,3 +313,63 @@ async fn openapi_description_matches_its_snapshot() {
     let snapshot = std::fs::read_to_string(path).expect("run with UPDATE_SNAPSHOTS=1 to create the snapshot");
     assert_eq!(pretty, snapshot, "the OpenAPI description changed: review, then UPDATE_SNAPSHOTS=1");
 }
+
+/// `POST /v1.1/events`: many events for many users in one request, each
+/// answered on its own; a bad one changes nothing of the others; another
+/// app's users are not found; a body that is not a batch is refused whole.
+async fn batch_of_events(backend: Backend) {
+    let Some((_db, app, owner, key)) = setup(backend).await else { return };
+    let other = app_with_key(&app, &owner, "Other").await;
+    for (k, u) in [(&key, "u-1"), (&key, "u-2"), (&other, "stranger")] {
+        let r = api(&app, "POST", "/v1.1/appusers", &k.jwt(), Some(json!({"userId": u}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let events = json!({"events": [
+        {"userId": "u-1", "name": "item-in-cart", "properties": {"sku": "A1"}},
+        {"userId": "u-2", "name": "item-in-cart"},
+        {"userId": "u-1", "name": ""},
+        {"userId": "nobody", "name": "item-in-cart"},
+        {"userId": "stranger", "name": "item-in-cart"},
+        {"name": "no-user"},
+        {"userId": "u-2", "name": "checkout", "extra": true},
+        "not an object",
+        {"userId": "u-2", "name": "paid"}
+    ]});
+    let r = api(&app, "POST", "/v1.1/events", &key.jwt(), Some(events)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let results = r.json()["results"].as_array().unwrap().clone();
+    let statuses: Vec<i64> = results.iter().map(|x| x["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, [201, 201, 400, 404, 404, 400, 400, 400, 201]);
+    assert_eq!(results[0]["event"]["name"], "item-in-cart");
+    assert_eq!(results[3]["error"]["code"], "not_found");
+    let u1 = app.state.store.app_user(&key.app_id, "u-1").await.unwrap().unwrap();
+    let u2 = app.state.store.app_user(&key.app_id, "u-2").await.unwrap().unwrap();
+    let stranger = app.state.store.app_user(&other.app_id, "stranger").await.unwrap().unwrap();
+    assert_eq!(app.state.store.user_events(&u1.id, 10).await.unwrap().len(), 1);
+    let names: Vec<String> =
+        app.state.store.user_events(&u2.id, 10).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"item-in-cart".to_string()) && names.contains(&"paid".to_string()));
+    assert!(app.state.store.user_events(&stranger.id, 10).await.unwrap().is_empty());
+    // The app-scoped path works alike.
+    let path = format!("/v1.1/apps/{}/events", key.app_id);
+    let r = api(&app, "POST", &path, &key.jwt(), Some(json!({"events": [{"userId": "u-1", "name": "again"}]}))).await;
+    assert_eq!((r.status, r.json()["results"][0]["status"].as_i64()), (200, Some(201)), "{}", r.body);
+    // Not a batch: refused whole, nothing written.
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"userId": "u-1", "name": "x"})).collect();
+    for body in [json!({"events": []}), json!({"events": too_many}), json!({"events": {}}), json!({"evts": []})] {
+        let r = api(&app, "POST", "/v1.1/events", &key.jwt(), Some(body)).await;
+        assert_eq!((r.status, error_code(&r).as_str()), (400, "bad_request"), "{}", r.body);
+    }
+    assert_eq!(app.state.store.user_events(&u1.id, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn batch_of_events_on_sqlite() {
+    batch_of_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn batch_of_events_on_postgres() {
+    batch_of_events(Backend::Postgres).await;
+}

@@ -195,6 +195,7 @@ async fn kill_9_during_a_send(backend: Backend) {
             created_at: now,
             updated_at: now,
             stopped_at: None,
+            push: false,
         })
         .await
         .unwrap();

@@ -49,6 +49,7 @@ fn draft(shop: &Shop, title: &str, audience: Audience) -> MessageDraft {
         kind: Kind::Chat,
         body: "Hello {{ firstName || there }}, **news**".into(),
         audience,
+        push: false,
     }
 }
 

@@ -9,7 +9,6 @@ use murmur::storage::{
     ThrottleAllowance, UserWriteError,
 };
 use serde_json::json;
-use support::{Backend, TestDb};
 
 fn teammate(id: &str, email: &str, owner: bool) -> TeammateRow {
     TeammateRow {
@@ -515,33 +514,7 @@ async fn migrations_are_idempotent(s: &Store) {
     s.ping().await.unwrap();
 }
 
-/// Runs one check on a fresh database of each backend.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = super::TestDb::new(super::Backend::Sqlite).await.unwrap();
-                    super::$name(&db.store().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(db) = super::TestDb::new(super::Backend::Postgres).await else { return };
-                    let store = db.store().await;
-                    super::$name(&store).await;
-                    store.close().await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+conformance!(sqlite, postgres, super;
     teammates_and_owner,
     a_failed_membership_leaves_no_teammate,
     sessions,
@@ -557,4 +530,163 @@ conformance!(
     events_and_their_deliveries_commit_together,
     smtp_settings_and_password,
     migrations_are_idempotent
+);
+
+// The audit log and a teammate's own sessions: each audited write stores
+// its row in its own transaction (a write that fails or changes nothing
+// leaves no row), and the log reads newest first by keyset.
+mod audit_log {
+    use murmur::{
+        domain::audit::AuditAction,
+        storage::{AuditEntry, ServerOnlyNames, Store, StoreError},
+    };
+
+    use super::{app, key, teammate};
+
+    fn entry(app_id: Option<&str>, action: AuditAction, detail: &str, at: i64) -> AuditEntry {
+        AuditEntry {
+            app_id: app_id.map(String::from),
+            actor_id: "t1".into(),
+            actor_name: "Name t1".into(),
+            action,
+            detail: detail.into(),
+            at,
+        }
+    }
+
+    async fn actions(s: &Store, app_id: &str) -> Vec<(String, String)> {
+        s.audit_log(app_id, None, 1_000).await.unwrap().into_iter().map(|r| (r.action, r.detail)).collect()
+    }
+
+    fn pair(action: AuditAction, detail: &str) -> (String, String) {
+        (action.code().to_string(), detail.to_string())
+    }
+
+    pub async fn audited_writes_commit_with_their_row(s: &Store) {
+        s.insert_teammate(&teammate("t1", "a@x.io", true), None).await.unwrap();
+        s.insert_app(&app("app1", 10), &["t1"]).await.unwrap();
+        let created = entry(Some("app1"), AuditAction::ApiKeyCreated, "backend (k1)", 100);
+        s.insert_api_key_audited(&key("k1", "app1", 100), &created).await.unwrap();
+        // A duplicate key fails, and takes its row with it.
+        let again = entry(Some("app1"), AuditAction::ApiKeyCreated, "again (k1)", 110);
+        assert!(matches!(s.insert_api_key_audited(&key("k1", "app1", 110), &again).await, Err(StoreError::Duplicate)));
+        let revoked = entry(Some("app1"), AuditAction::ApiKeyRevoked, "backend (k1)", 120);
+        assert!(s.revoke_api_key_audited("app1", "k1", 120, &revoked).await.unwrap());
+        assert!(!s.revoke_api_key_audited("app1", "k1", 130, &revoked).await.unwrap(), "already revoked: no row");
+        let rolled = entry(Some("app1"), AuditAction::IdentitySecretRolled, "", 140);
+        assert!(s.set_identity_secret_audited("app1", &[4, 4], &rolled).await.unwrap());
+        assert!(!s.set_identity_secret_audited("missing", &[4, 4], &rolled).await.unwrap());
+        assert_eq!(s.app_of("app1", "t1").await.unwrap().unwrap().identity_secret_enc, vec![4, 4]);
+        let off = entry(Some("app1"), AuditAction::IdentityNotRequired, "", 150);
+        assert!(s.set_identity_enforced_audited("app1", false, &off).await.unwrap());
+        assert!(!s.widget_app("app1").await.unwrap().unwrap().identity_enforced);
+        assert!(!s.set_identity_enforced_audited("missing", true, &off).await.unwrap());
+        let names = ServerOnlyNames { properties: vec!["plan".into()], events: vec![] };
+        let changed = entry(Some("app1"), AuditAction::ServerOnlyNamesChanged, "properties: plan; events: none", 160);
+        s.set_server_only_names("app1", &names, 160, &changed).await.unwrap();
+        assert_eq!(s.server_only_names("app1").await.unwrap(), names);
+        let added = entry(Some("app1"), AuditAction::TeammateAdded, "Name t2 <b@x.io>", 170);
+        s.insert_teammate_audited(&teammate("t2", "b@x.io", false), "app1", &added).await.unwrap();
+        assert_eq!(s.app_teammates("app1").await.unwrap().len(), 2);
+        // A taken email: no teammate, no row.
+        let taken = entry(Some("app1"), AuditAction::TeammateAdded, "taken", 175);
+        assert!(matches!(
+            s.insert_teammate_audited(&teammate("t3", "b@x.io", false), "app1", &taken).await,
+            Err(StoreError::Duplicate)
+        ));
+        let removed = entry(Some("app1"), AuditAction::TeammateRemoved, "Name t2 <b@x.io>", 180);
+        assert!(s.delete_teammate_audited("t2", &removed).await.unwrap());
+        assert!(!s.delete_teammate_audited("t2", &removed).await.unwrap(), "gone: no row");
+        assert!(!s.delete_teammate_audited("t1", &removed).await.unwrap(), "the owner stays: no row");
+        assert_eq!(
+            actions(s, "app1").await,
+            [
+                pair(AuditAction::TeammateRemoved, "Name t2 <b@x.io>"),
+                pair(AuditAction::TeammateAdded, "Name t2 <b@x.io>"),
+                pair(AuditAction::ServerOnlyNamesChanged, "properties: plan; events: none"),
+                pair(AuditAction::IdentityNotRequired, ""),
+                pair(AuditAction::IdentitySecretRolled, ""),
+                pair(AuditAction::ApiKeyRevoked, "backend (k1)"),
+                pair(AuditAction::ApiKeyCreated, "backend (k1)"),
+            ]
+        );
+        let newest = &s.audit_log("app1", None, 1).await.unwrap()[0];
+        assert_eq!(
+            (newest.app_id.as_deref(), newest.actor_id.as_str(), newest.actor_name.as_str(), newest.at),
+            (Some("app1"), "t1", "Name t1", 180)
+        );
+    }
+
+    pub async fn password_change_and_sign_out_everywhere(s: &Store) {
+        s.insert_teammate(&teammate("t1", "a@x.io", true), None).await.unwrap();
+        s.insert_teammate(&teammate("t2", "b@x.io", false), None).await.unwrap();
+        s.insert_app(&app("app1", 10), &["t1", "t2"]).await.unwrap();
+        for h in ["here", "laptop", "phone"] {
+            s.insert_session(h, "t1", 100, 10_000).await.unwrap();
+        }
+        s.insert_session("mate", "t2", 100, 10_000).await.unwrap();
+        assert_eq!(s.count_sessions("t1", 200, 0).await.unwrap(), 3);
+        assert_eq!(s.count_sessions("t1", 10_000, 0).await.unwrap(), 0, "expired");
+        assert_eq!(s.count_sessions("t1", 200, 100).await.unwrap(), 0, "idle");
+        let changed = entry(None, AuditAction::PasswordChanged, "", 300);
+        // The hash moved on since it was checked: nothing happens.
+        assert_eq!(s.change_password("t1", "$argon2id$other", "$argon2id$new", "here", &changed).await.unwrap(), None);
+        assert_eq!(s.count_sessions("t1", 200, 0).await.unwrap(), 3);
+        assert!(actions(s, "app1").await.is_empty());
+        assert_eq!(
+            s.change_password("t1", "$argon2id$fake", "$argon2id$new", "here", &changed).await.unwrap(),
+            Some(2)
+        );
+        assert_eq!(s.teammate_by_id("t1").await.unwrap().unwrap().password_hash, "$argon2id$new");
+        assert_eq!(s.session_teammate("here", 200).await.unwrap().unwrap().id, "t1");
+        assert!(s.session_teammate("laptop", 200).await.unwrap().is_none());
+        assert!(s.session_teammate("phone", 200).await.unwrap().is_none());
+        assert_eq!(s.session_teammate("mate", 200).await.unwrap().unwrap().id, "t2", "others untouched");
+        let ended = entry(None, AuditAction::SignedOutEverywhere, "", 400);
+        assert_eq!(s.end_sessions("t1", &ended).await.unwrap(), 1);
+        assert!(s.session_teammate("here", 200).await.unwrap().is_none());
+        assert_eq!(s.session_teammate("mate", 200).await.unwrap().unwrap().id, "t2");
+        // Deployment-wide rows show in every app's log.
+        let rows = s.audit_log("app1", None, 10).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|r| (r.action.as_str(), r.app_id.clone(), r.at)).collect::<Vec<_>>(),
+            [("sessions.ended", None, 400), ("password.changed", None, 300)]
+        );
+        assert_eq!(s.audit_log("app-unknown", None, 10).await.unwrap().len(), 2);
+    }
+
+    pub async fn the_log_pages_by_keyset(s: &Store) {
+        // Rows of two apps and deployment-wide ones, several at one time.
+        s.insert_teammate(&teammate("t1", "a@x.io", true), None).await.unwrap();
+        let mut written = vec![];
+        for i in 0..25i64 {
+            let (app_id, detail) = match i % 5 {
+                0 => (None, format!("wide {i}")),
+                4 => (Some("app2"), format!("other {i}")),
+                _ => (Some("app1"), format!("own {i}")),
+            };
+            let at = 1_000 + i / 3;
+            s.end_sessions("t1", &entry(app_id, AuditAction::SignedOutEverywhere, &detail, at)).await.unwrap();
+            if app_id != Some("app2") {
+                written.push(detail);
+            }
+        }
+        written.reverse();
+        let mut seen = vec![];
+        let mut before = None;
+        loop {
+            let page = s.audit_log("app1", before, 4).await.unwrap();
+            assert!(page.len() <= 4);
+            let Some(last) = page.last() else { break };
+            before = Some((last.at, last.id));
+            seen.extend(page.into_iter().map(|r| r.detail));
+        }
+        assert_eq!(seen, written, "newest first, by time then id, each row once");
+    }
+}
+
+conformance!(audit_sqlite, audit_postgres, super::audit_log;
+    audited_writes_commit_with_their_row,
+    password_change_and_sign_out_everywhere,
+    the_log_pages_by_keyset
 );

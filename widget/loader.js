@@ -18,6 +18,7 @@
   }
   var JSONs = JSON.stringify, JSONp = JSON.parse;
   var frame = null, loaded = false, outbox = [], handlers = {}, mode = "closed";
+  var swPath = null; // Murmur.init's serviceWorker: the customer's push worker
   var SIZES = { closed: ["96px", "96px"], cards: ["384px", "0px"], open: ["400px", "min(720px, 100vh)"] };
 
   function plain(v) {
@@ -87,16 +88,88 @@
       size(m.mode, m.h);
     } else if (m.t === "event" && typeof m.name === "string") {
       emit(m.name, m.data);
+    } else if ((m.t === "push-ask" || m.t === "push-key") && typeof m.key === "string") {
+      push(m.key, m.t === "push-ask");
     }
   });
+
+  // ---- Web Push (in this page: the subscription belongs to its origin) ----
+  function keyBytes(k) {
+    var s = w.atob(k.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((k.length + 3) % 4));
+    var b = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+    return b;
+  }
+  function sameKey(a, b) {
+    if (!a) return false;
+    a = new Uint8Array(a);
+    if (a.length !== b.length) return false;
+    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+  // ask: the user just sent a message in the messenger. Permission is
+  // requested then, once per device (never again after a refusal or a
+  // dismissal); otherwise an existing permission only refreshes the
+  // subscription.
+  function push(key, ask) {
+    var N = w.Notification, nav = w.navigator;
+    if (!swPath || !N || !w.PushManager || !nav.serviceWorker) return;
+    var asked = false;
+    try {
+      asked = !!w.localStorage.getItem("murmur:push-asked");
+    } catch (e) {}
+    var granted;
+    if (N.permission === "granted") granted = Promise.resolve("granted");
+    else if (N.permission === "default" && ask && !asked) {
+      try {
+        w.localStorage.setItem("murmur:push-asked", "1");
+      } catch (e) {}
+      granted = new Promise(function (resolve) {
+        var p = N.requestPermission(resolve);
+        if (p && p.then) p.then(resolve);
+      });
+    } else return;
+    var bytes;
+    try {
+      bytes = keyBytes(key);
+    } catch (e) {
+      return;
+    }
+    granted
+      .then(function (p) {
+        if (p !== "granted") return null;
+        return nav.serviceWorker.register(swPath).then(function () {
+          return nav.serviceWorker.ready;
+        });
+      })
+      .then(function (reg) {
+        if (!reg) return null;
+        return reg.pushManager.getSubscription().then(function (old) {
+          if (old && sameKey(old.options && old.options.applicationServerKey, bytes)) return old;
+          var fresh = function () {
+            return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: bytes });
+          };
+          return old ? old.unsubscribe().then(fresh, fresh) : fresh();
+        });
+      })
+      .then(function (sub) {
+        if (sub) post({ t: "push-subscription", sub: plain(sub.toJSON ? sub.toJSON() : sub), page: w.location.href.split("#")[0] });
+      })
+      .catch(function () {});
+  }
 
   var api = {
     _loaded: true,
     init: function (o) {
       o = plain(o) || {};
       if (frame || typeof o.appId !== "string") return;
+      if (typeof o.serviceWorker === "string") swPath = o.serviceWorker;
       mount(o.appId);
       post({ t: "init", o: o });
+      // A click on a push notification opens the page with this mark: the
+      // messenger opens on that card's conversation.
+      var mark = /^#murmur-open=([0-9a-zA-Z_-]{1,64})$/.exec(w.location.hash);
+      if (mark) post({ t: "open", card: mark[1] });
     },
     login: function (userId, jwt) {
       post({ t: "login", userId: plain(userId), jwt: plain(jwt) });

@@ -7,7 +7,7 @@
   "use strict";
   // The socket protocol is defined in src/widget/socket.rs (ClientFrame,
   // SERVER_KINDS); a test there checks these two lists against it.
-  // sends: hello track update seen clicked reply read ping
+  // sends: hello track update seen clicked reply read push ping
   // receives: welcome card message pong error
   var cfg;
   try {
@@ -62,6 +62,8 @@
   var convs = {};
   var view = NEW, viewCard = null, listing = false, quiet = false;
   var sentCard = null; // the card the last reply from NEW answered
+  var pushKey = null; // the app's VAPID public key while push is on
+  var openOn = null; // a card to open once welcomed (a push notification's click)
 
   function toHost(msg) {
     window.parent.postMessage(msg, cfg.origin);
@@ -132,6 +134,7 @@
           openCard(id);
           if (view === NEW) sentCard = id;
           send({ t: "reply", text: b.value || b.label, card: id });
+          askPush();
           setOpen(true);
         });
       }
@@ -457,9 +460,19 @@
     p.textContent = "We're away" + back;
   }
 
+  // Push: right after the user has sent a message (the click is theirs),
+  // the host page may request permission and subscribe (the subscription
+  // must be the customer's own origin's); it asks once per device.
+  function askPush() {
+    if (pushKey) toHost({ t: "push-ask", key: pushKey });
+  }
+
   function onFrame(f) {
     if (f.t === "welcome") {
       live = true;
+      pushKey = typeof f.push === "string" ? f.push : null;
+      // Already allowed on this site: the host page refreshes its subscription.
+      if (pushKey) toHost({ t: "push-key", key: pushKey });
       retry = 0;
       status("");
       presence(f.office);
@@ -474,6 +487,11 @@
       quiet = false;
       if (view === NEW && !viewCard) view = newest();
       renderThread();
+      if (openOn && items[openOn]) {
+        openCard(openOn);
+        setOpen(true);
+      }
+      openOn = null;
       var pending = outbox;
       outbox = [];
       for (var k = 0; k < pending.length; k++) send(pending[k]);
@@ -561,7 +579,13 @@
         if (m.user && typeof m.user === "object") send({ t: "update", user: m.user });
         break;
       case "open":
+        if (typeof m.card === "string") openOn = m.card;
         setOpen(true);
+        break;
+      case "push-subscription":
+        var sub = m.sub;
+        if (!sub || typeof sub !== "object" || typeof sub.endpoint !== "string" || !sub.keys) return;
+        send({ t: "push", endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth }, page: m.page });
         break;
       case "close":
         setOpen(false);
@@ -596,6 +620,7 @@
     sentCard = card;
     if (view !== NEW) frame.conversation = view;
     send(frame);
+    askPush();
     $("text").value = "";
   });
   $("text").addEventListener("keydown", function (e) {

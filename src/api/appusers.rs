@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json_};
 
 use super::{
     auth::ApiApp,
-    body::JsonObject,
+    body::{JsonBatch, JsonObject},
     error::{ApiError, ApiResult},
 };
 use crate::{
@@ -184,6 +184,71 @@ pub async fn track(
     let name = event.name.clone();
     let at = state.engine.track(&app.app_id, user, event, Author::Backend).await.map_err(|e| action_error(e, user))?;
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
+}
+
+/// The most events one batch may carry.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// `POST /v1.1/events` `{"events": [{"userId": "u1", "name": "item-in-cart",
+/// "properties": {…}}, …]}`: up to `MAX_BATCH_EVENTS` events, for any users
+/// of the app. Each is validated and answered on its own, in order
+/// (`results[i]`: `status` 201 with the `event`, or the status and `error`
+/// the single-event endpoint would give); the valid ones are written
+/// together (they reach the engine's writer at once, so few commits carry
+/// them all). The answer is 200 unless the body itself is unusable.
+pub async fn track_batch(
+    State(state): State<AppState>,
+    app: ApiApp,
+    JsonBatch(body): JsonBatch,
+) -> ApiResult<Json<Json_>> {
+    let Some(Json_::Array(events)) = body.get("events") else {
+        return Err(ApiError::bad_request("The body must be {\"events\": [...]}."));
+    };
+    if events.is_empty() || events.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::bad_request(format!("Send 1 to {MAX_BATCH_EVENTS} events.")));
+    }
+    if let Some(extra) = body.keys().find(|k| *k != "events") {
+        return Err(ApiError::bad_request(format!("Unknown field {extra:?}.")));
+    }
+    let checked: Vec<Result<(String, Event), ApiError>> = events.iter().map(check_batch_event).collect();
+    let writes = checked.iter().map(|c| {
+        let state = &state;
+        let app_id = app.app_id.as_str();
+        async move {
+            let (user, event) = c.as_ref().map_err(Clone::clone)?;
+            let name = event.name.clone();
+            let at = state
+                .engine
+                .track(app_id, user, event.clone(), Author::Backend)
+                .await
+                .map_err(|e| action_error(e, user))?;
+            Ok::<_, ApiError>(json!({ "name": name, "createdAt": format_iso8601(at) }))
+        }
+    });
+    let results: Vec<Json_> = futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(event) => json!({ "status": 201, "event": event }),
+            Err(e) => json!({ "status": e.status.as_u16(), "error": { "code": e.code, "description": e.description } }),
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// One event of a batch: `userId`, `name`, optional `properties`.
+fn check_batch_event(v: &Json_) -> Result<(String, Event), ApiError> {
+    let Json_::Object(o) = v else { return Err(ApiError::bad_request("Each event must be a JSON object.")) };
+    if let Some(extra) = o.keys().find(|k| !matches!(k.as_str(), "userId" | "name" | "properties")) {
+        return Err(ApiError::bad_request(format!("Unknown field {extra:?}.")));
+    }
+    let user = match o.get("userId") {
+        Some(Json_::String(u)) => u,
+        _ => return Err(ApiError::bad_request("Each event needs a userId (a string).")),
+    };
+    check_user_ref(user)?;
+    let event = Event::parse(o.get("name"), o.get("properties"))?;
+    Ok((user.clone(), event))
 }
 
 const PAGE: i64 = 100;

@@ -10,7 +10,7 @@ use axum::{
 
 use crate::{domain::Invalid, storage::StoreError};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,

@@ -24,6 +24,7 @@ enum Op {
     ListMessages,
     PostMessage,
     TrackEvent,
+    TrackEvents,
     ListConversations,
     PostToConversation,
 }
@@ -104,6 +105,15 @@ const ENDPOINTS: &[Endpoint] = &[
         response: "EventResponse",
     },
     Endpoint {
+        op: Op::TrackEvents,
+        method: "post",
+        path: "/events",
+        summary: "Track many events at once, for any users of the app; each is answered on its own (murmur's addition)",
+        body: Some("EventBatchInput"),
+        status: 200,
+        response: "EventBatchResponse",
+    },
+    Endpoint {
         op: Op::ListConversations,
         method: "get",
         path: "/appusers/{userId}/conversations",
@@ -132,6 +142,7 @@ fn handler(op: Op) -> MethodRouter<AppState> {
         Op::ListMessages => get(appusers::list_messages),
         Op::PostMessage => post(appusers::post_message),
         Op::TrackEvent => post(appusers::track),
+        Op::TrackEvents => post(appusers::track_batch),
         Op::ListConversations => get(appusers::list_conversations),
         Op::PostToConversation => post(appusers::post_to_conversation),
     }
@@ -253,6 +264,17 @@ pub fn openapi() -> Value {
                 "MessageResponse": {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}, "conversation": {"$ref": "#/components/schemas/Conversation"}}},
                 "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": "string", "nullable": true}}},
                 "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}, "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}}},
+                "EventBatchInput": {"type": "object", "required": ["events"], "additionalProperties": false, "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
+                    "type": "object", "required": ["userId", "name"], "additionalProperties": false, "properties": {
+                        "userId": {"type": "string", "minLength": 1, "maxLength": 128, "description": "The customer's userId, or murmur's _id"},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}
+                    }}}}, "description": "At most 1 MiB in all."},
+                "EventBatchResponse": {"type": "object", "properties": {"results": {"type": "array", "description": "One per event, in order", "items": {"type": "object", "properties": {
+                    "status": {"type": "integer", "description": "201, or the error's status (400, 404, 422)"},
+                    "event": {"type": "object", "properties": {"name": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}},
+                    "error": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
+                }}}}},
                 "EventResponse": {"type": "object", "properties": {"event": {"type": "object", "properties": {"name": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}}}},
                 "Empty": {"type": "object"},
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}}

@@ -440,6 +440,7 @@ async fn schedule_manual_send(url: &str) {
         created_at: now,
         updated_at: now,
         stopped_at: None,
+        push: false,
     };
     store.insert_manual(&m).await.unwrap();
     store.close().await;

@@ -169,6 +169,10 @@ pub struct MessageDraft {
     /// Light styling and `{{ property || fallback }}` placeholders, as in whispers.
     pub body: String,
     pub audience: Audience,
+    /// In-app: also send it as a Web Push notification to recipients who
+    /// are not online.
+    #[serde(default)]
+    pub push: bool,
 }
 
 impl MessageDraft {
@@ -235,6 +239,7 @@ impl MessageDraft {
                         text: String::new(),
                         sender_id: String::new(),
                         buttons: vec![],
+                        push: false,
                     };
                     draft.audience_summary()
                 };
@@ -270,6 +275,7 @@ mod tests {
             kind: Kind::Chat,
             body: "Hi {{ firstName || there }}".into(),
             audience: Audience::Users { ids: vec!["0a1b".into()] },
+            push: false,
         }
     }
 

@@ -3,6 +3,7 @@
 //! constructor is valid everywhere (the form and the server agree).
 
 pub mod app;
+pub mod audit;
 pub mod conditions;
 pub mod conversation;
 pub mod email;

@@ -106,9 +106,14 @@ pub struct WhisperDraft {
     /// Teammate id of the sender.
     pub sender_id: String,
     pub buttons: Vec<Button>,
+    /// Also send it as a Web Push notification when the user is not online
+    /// (and the app has push on and the user a subscribed browser).
+    #[serde(default)]
+    pub push: bool,
 }
 
-fn is_http_url(s: &str) -> bool {
+/// An absolute http(s) address without spaces, quotes or angle brackets.
+pub fn is_http_url(s: &str) -> bool {
     let l = s.trim().to_ascii_lowercase();
     let rest = l.strip_prefix("https://").or_else(|| l.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
@@ -272,6 +277,7 @@ pub fn from_template(key: Option<&str>, sender_id: &str) -> WhisperDraft {
         text: String::new(),
         sender_id: sender_id.into(),
         buttons: Vec::new(),
+        push: false,
     };
     match key {
         // Every user, on app launch: a whisper reaches a user once ever, so

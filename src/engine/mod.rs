@@ -25,8 +25,10 @@ pub mod email;
 pub mod hub;
 pub mod office;
 pub mod planner;
+pub mod push;
 pub mod scheduler;
 pub mod send;
+pub mod webpush;
 pub mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -55,6 +57,9 @@ pub struct Engine {
     /// The email channel, wired at start (`set_email`); without it email
     /// deliveries wait.
     email: std::sync::OnceLock<send::EmailChannel>,
+    /// The push channel (`webpush`), wired at start; without it nothing
+    /// goes out as a push.
+    push: std::sync::RwLock<Option<Arc<webpush::PushChannel>>>,
     /// What changes in the apps' inboxes, for the dashboards open on this
     /// instance (`inbox_events`): fed by this instance's writes and the
     /// other instances' notices.
@@ -62,6 +67,8 @@ pub struct Engine {
     /// Per-app caps on the property and event catalogs (`set_caps`).
     max_property_names: std::sync::atomic::AtomicI64,
     max_event_names: std::sync::atomic::AtomicI64,
+    /// This instance's metrics (`crate::metrics`; off until turned on).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Something changed in a conversation of an app (a message, its state,
@@ -137,17 +144,20 @@ impl Engine {
         group_commit: bool,
         window: Duration,
     ) -> Result<Arc<Engine>, crate::storage::StoreError> {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         Ok(Arc::new(Engine {
-            writer: Writer::start(store.clone(), group_commit, window).await?,
+            writer: Writer::start(store.clone(), group_commit, window, metrics.clone()).await?,
             store,
             clock,
             planner: Planner::default(),
             hub: Arc::new(Hub::default()),
             instance: new_id(),
             email: std::sync::OnceLock::new(),
+            push: std::sync::RwLock::new(None),
             inbox: tokio::sync::broadcast::channel(1024).0,
             max_property_names: actions::CatalogCaps::DEFAULT.properties.into(),
             max_event_names: actions::CatalogCaps::DEFAULT.events.into(),
+            metrics,
         }))
     }
 
@@ -180,10 +190,19 @@ impl Engine {
 
     /// Pushes new deliveries to the user's widgets here and elsewhere.
     pub async fn publish_deliveries(&self, delivered: &[DeliveryRow]) {
+        use crate::metrics::{Channel, Source};
+        self.metrics.deliveries_created(Source::Whisper, delivered.len());
+        // Made as sent: the user's widget was open here when it was planned.
+        self.metrics.deliveries_sent(Channel::Widget, delivered.iter().filter(|d| d.sent_at.is_some()).count());
         let mut notices = Vec::with_capacity(delivered.len());
+        let mut sent_here = Vec::with_capacity(delivered.len());
         for d in delivered {
-            if let Err(e) = self.push_delivery_here(d).await {
-                tracing::error!(error = %e, "pushing a card failed");
+            match self.push_delivery_here(d).await {
+                Ok(here) => sent_here.push(here),
+                Err(e) => {
+                    sent_here.push(false);
+                    tracing::error!(error = %e, "pushing a card failed");
+                }
             }
             let notice =
                 Notice::Delivery { from: self.instance.clone(), user: d.app_user_id.clone(), id: d.id.clone() };
@@ -193,14 +212,19 @@ impl Engine {
         if let Err(e) = self.store.notify_all(&notices).await {
             tracing::error!(error = %e, "could not notify the other instances");
         }
+        // Cards no widget here took may go out as a push (after a grace
+        // period in which a widget open elsewhere takes them).
+        self.queue_whisper_push(delivered, &sent_here).await;
     }
 
-    async fn push_delivery_here(&self, d: &DeliveryRow) -> Result<(), writer::WriteFailed> {
+    /// Offers a card to the user's widgets open here; true if one took it.
+    async fn push_delivery_here(&self, d: &DeliveryRow) -> Result<bool, writer::WriteFailed> {
         let frame: Frame = Arc::from(card_frame(d));
-        if self.hub.push(&d.app_user_id, frame) > 0 && d.sent_at.is_none() {
+        let here = self.hub.push(&d.app_user_id, frame) > 0;
+        if here && d.sent_at.is_none() {
             self.writer.mark_sent(vec![d.id.clone()], self.now()).await?;
         }
-        Ok(())
+        Ok(here)
     }
 
     /// Pushes a stored message to the user's widgets and to the open

@@ -72,6 +72,8 @@ struct LiveWhisper {
     text: Vec<Segment>,
     sender: CardSender,
     buttons: Vec<CardButton>,
+    /// Also as a push when the user is not online.
+    push: bool,
 }
 
 /// One app's active whispers, property types, office hours and
@@ -133,6 +135,11 @@ impl AppWhispers {
                 template::render_text(reply, |n| lookup(&values, n))
             }),
         })
+    }
+
+    /// Whether the active whisper `id` asks to go out as a push too.
+    pub fn wants_push(&self, id: &str) -> bool {
+        self.whispers.iter().any(|w| w.id == id && w.push)
     }
 
     pub fn fires(&self, trigger: &Trigger) -> bool {
@@ -225,6 +232,9 @@ impl LiveWhisper {
 #[derive(Default)]
 pub struct Planner {
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
+    /// Some whisper loaded here asks for push (until then, publishing
+    /// skips the push check entirely).
+    any_push: std::sync::atomic::AtomicBool,
 }
 
 impl Planner {
@@ -233,6 +243,16 @@ impl Planner {
         if let Ok(mut c) = self.cache.lock() {
             c.remove(app_id);
         }
+    }
+
+    /// The app of a cached active whisper that asks to go out as a push
+    /// too (the deliveries just planned came from the cache).
+    pub fn push_app_of(&self, whisper_id: &str) -> Option<String> {
+        if !self.any_push.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let cache = self.cache.lock().ok()?;
+        cache.iter().find(|(_, live)| live.wants_push(whisper_id)).map(|(app, _)| app.clone())
     }
 
     /// The app's active whispers, from the cache or the store.
@@ -270,6 +290,7 @@ impl Planner {
                 id: row.id,
                 revision: row.revision,
                 trigger: d.trigger,
+                push: d.push,
                 all_users: d.all_users,
                 conditions,
                 text,
@@ -291,6 +312,9 @@ impl Planner {
             Some(Office { schedule: Schedule::of(&h)?, reply })
         });
         let server_only = store.server_only_names(app_id).await?;
+        if whispers.iter().any(|w| w.push) {
+            self.any_push.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let fresh = Arc::new(AppWhispers { loaded, whispers, types, office, server_only });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(app_id.to_string(), fresh.clone());

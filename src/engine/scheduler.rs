@@ -47,7 +47,7 @@ impl Engine {
         }
     }
 
-    /// Runs `run_due`, then the manual sends and the email worker
+    /// Runs `run_due`, then the manual sends, the email worker and the push worker
     /// (`engine::send`), every `period` for as long as the server runs.
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
         let engine = Arc::downgrade(self);
@@ -61,6 +61,7 @@ impl Engine {
                     _ = closing.changed() => return,
                 }
                 let Some(engine) = engine.upgrade() else { return };
+                engine.measure_lag().await;
                 if let Err(e) = engine.run_due().await {
                     tracing::error!(error = %e, "the scheduler's tick failed");
                 }
@@ -71,8 +72,35 @@ impl Engine {
                 if let Err(e) = engine.run_email().await {
                     tracing::error!(error = %e, "the email worker's tick failed");
                 }
+                if let Err(e) = engine.run_push().await {
+                    tracing::error!(error = %e, "the push worker's tick failed");
+                }
             }
         });
+    }
+
+    /// With metrics on: how late each worker's oldest due item is now
+    /// (`murmur_worker_lag_seconds`), before the tick works them off. One
+    /// indexed query; nothing while metrics are off.
+    pub async fn measure_lag(&self) {
+        use crate::metrics::Worker;
+        if !self.metrics.is_on() {
+            return;
+        }
+        let oldest = match self.store.oldest_due().await {
+            Ok(o) => o,
+            Err(e) => return tracing::warn!(error = %e, "could not measure the workers' lag"),
+        };
+        let now = self.now();
+        for (worker, due) in [
+            (Worker::Scheduler, oldest.scheduler),
+            (Worker::Sends, oldest.sends),
+            (Worker::Email, oldest.email),
+            (Worker::Push, oldest.push),
+        ] {
+            let late = due.map_or(0, |at| now.saturating_sub(at).max(0));
+            self.metrics.lag(worker, Duration::from_millis(late as u64));
+        }
     }
 
     /// A whisper was saved or its status changed: forget the app's cached

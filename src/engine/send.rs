@@ -52,7 +52,7 @@ pub struct EmailChannel {
 }
 
 /// A message's card for one user, serialised once.
-fn render_card(m: &ManualRow, values: &[(String, String)]) -> String {
+pub(super) fn render_card(m: &ManualRow, values: &[(String, String)]) -> String {
     let segments = template::parse(&m.body).unwrap_or_default();
     let card = Card {
         sender: CardSender { initials: initials(&m.sender_name), name: m.sender_name.clone() },
@@ -83,6 +83,7 @@ impl Engine {
                     FixStep::More => continue,
                     FixStep::Done(n) => {
                         tracing::info!(message = %id, recipients = n, "a manual message's recipients are fixed");
+                        self.metrics.deliveries_created(crate::metrics::Source::Message, n.max(0) as usize);
                         finished += 1;
                         self.publish_manual(&m).await;
                         break;
@@ -133,6 +134,8 @@ impl Engine {
             }
             return;
         }
+        // Recipients who are not online may get it as a push, after a grace period.
+        self.queue_manual_push(m).await;
         if let Err(e) = self.publish_manual_here(&m.id).await {
             tracing::error!(error = %e, "publishing a manual message failed");
         }
@@ -178,7 +181,9 @@ impl Engine {
             let rendered = render_card(m, &live.personal_values(user));
             cards.push((p, rendered));
         }
-        Ok(self.store.claim_cards(&cards, self.now()).await?)
+        let claimed = self.store.claim_cards(&cards, self.now()).await?;
+        self.metrics.deliveries_sent(crate::metrics::Channel::Widget, claimed.len());
+        Ok(claimed)
     }
 
     /// A starting widget's pending manual-message cards, claimed as sent.
@@ -254,6 +259,7 @@ impl Engine {
                 let outcome = match &result {
                     Ok(()) => {
                         sent += 1;
+                        self.metrics.deliveries_sent(crate::metrics::Channel::Email, 1);
                         Ok(())
                     }
                     Err(MailError::Permanent(e)) => Err((e.as_str(), None)),
@@ -296,6 +302,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             stopped_at: None,
+            push: false,
         };
         let card: Card = serde_json::from_str(&render_card(&m, &[("givenName".into(), "<Bo>".into())])).unwrap();
         assert_eq!(card.sender.initials, "AL");

@@ -14,10 +14,14 @@
 //! One bad row never fails the rest of its batch: a batch that fails as a
 //! whole is retried job by job, so only the job at fault gets the error.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
     Reaction, Store, StoreError, Tracked, UpdatePlan, UserWriteError, WidgetUser,
@@ -92,6 +96,7 @@ pub struct Writer {
     /// flushes concurrent commits together, and a single update writer
     /// measured slower there than transactions on parallel connections.
     batch_updates: bool,
+    metrics: Arc<Metrics>,
 }
 
 fn stopped() -> WriteFailed {
@@ -101,7 +106,7 @@ fn stopped() -> WriteFailed {
 /// A writer task: takes everything queued (up to `MAX_BATCH`), writes it,
 /// repeats. With a `window`, a batch whose first job may wait (a widget's
 /// event) waits that long for more to join it.
-fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<Duration>) {
+fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<Duration>, metrics: Arc<Metrics>) {
     tokio::spawn(async move {
         loop {
             let batch = {
@@ -119,7 +124,7 @@ fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Optio
                 }
                 batch
             };
-            write(&store, batch).await;
+            write(&store, batch, &metrics).await;
         }
     });
 }
@@ -128,7 +133,12 @@ impl Writer {
     /// Starts the writers; with `group_commit` false every write is its own
     /// transaction. A batch whose first event is patient waits `window` for
     /// more (none if zero).
-    pub async fn start(store: Store, group_commit: bool, window: Duration) -> Result<Writer, StoreError> {
+    pub async fn start(
+        store: Store,
+        group_commit: bool,
+        window: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Writer, StoreError> {
         let store = store.for_writer().await?;
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let writers = match store {
@@ -139,11 +149,11 @@ impl Writer {
         let window = (!window.is_zero()).then_some(window);
         if group_commit {
             for _ in 0..writers {
-                spawn_writer(store.clone(), rx.clone(), window);
+                spawn_writer(store.clone(), rx.clone(), window, metrics.clone());
             }
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
-        Ok(Writer { store, queue: tx, batch: group_commit, batch_updates })
+        Ok(Writer { store, queue: tx, batch: group_commit, batch_updates, metrics })
     }
 
     /// The store the writer writes with (SQLite: its held connection).
@@ -168,15 +178,20 @@ impl Writer {
         plan: Option<DeliveryPlan>,
         patient: bool,
     ) -> Result<Tracked, WriteFailed> {
-        if !self.batch {
+        let tracked = if !self.batch {
             let mut one = self
                 .store
                 .track_batch(std::slice::from_ref(&event), vec![plan])
                 .await
                 .map_err(|e| WriteFailed::from(&e))?;
-            return Ok(one.pop().unwrap_or_default());
+            one.pop().unwrap_or_default()
+        } else {
+            self.send(|r| Job::Event(event, plan, patient, r)).await?
+        };
+        if tracked.found && !tracked.catalog_full {
+            self.metrics.events_ingested(1);
         }
-        self.send(|r| Job::Event(event, plan, patient, r)).await
+        Ok(tracked)
     }
 
     /// Applies a user update, and stores the deliveries its plan makes on
@@ -228,10 +243,14 @@ impl Writer {
         if ids.is_empty() {
             return Ok(());
         }
+        let n = ids.len();
         if !self.batch || matches!(self.store, Store::Postgres(_)) {
-            return self.store.mark_sent(&ids, now).await.map_err(|e| WriteFailed::from(&e));
+            self.store.mark_sent(&ids, now).await.map_err(|e| WriteFailed::from(&e))?;
+        } else {
+            self.send(|r| Job::Sent(ids, now, r)).await?;
         }
-        self.send(|r| Job::Sent(ids, now, r)).await
+        self.metrics.deliveries_sent(Channel::Widget, n);
+        Ok(())
     }
 
     /// Finds or creates a starting widget's user (batched: a storm of
@@ -294,7 +313,7 @@ macro_rules! answer_or_retry {
 
 /// Writes one drained batch: each kind in its own transaction, then
 /// answers each request.
-async fn write(store: &Store, batch: Vec<Job>) {
+async fn write(store: &Store, batch: Vec<Job>, metrics: &Metrics) {
     let (mut events, mut event_plans, mut event_replies) = (vec![], vec![], vec![]);
     let (mut updates, mut update_plans, mut update_replies) = (vec![], vec![], vec![]);
     let (mut messages, mut message_plans, mut message_replies) = (vec![], vec![], vec![]);
@@ -339,8 +358,10 @@ async fn write(store: &Store, batch: Vec<Job>) {
     }
     // Users first: a widget waits for its user before anything else.
     if !users.is_empty() {
+        let started = Instant::now();
         match store.widget_users_batch(&users).await {
             Ok(results) => {
+                metrics.committed(Commit::Users, results.len(), started);
                 for (reply, r) in user_replies.into_iter().zip(results) {
                     let _ = reply.send(r.map_err(UserFailed::from));
                 }
@@ -358,38 +379,62 @@ async fn write(store: &Store, batch: Vec<Job>) {
         }
     }
     if !events.is_empty() {
+        let started = Instant::now();
         let result = store.track_batch(&events, event_plans.clone()).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Events, events.len(), started);
+        }
         let jobs: Vec<_> = events.into_iter().zip(event_plans).collect();
         answer_or_retry!("event", result, jobs, event_replies, |e| store
             .track_batch(std::slice::from_ref(&e.0), vec![e.1]));
     }
     if !updates.is_empty() {
+        let started = Instant::now();
         let result = store.update_app_users_batch(&updates, update_plans.clone()).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Updates, updates.len(), started);
+        }
         let jobs: Vec<_> = updates.into_iter().zip(update_plans).collect();
         answer_or_retry!("update", result, jobs, update_replies, |u| store
             .update_app_users_batch(std::slice::from_ref(&u.0), vec![u.1]));
     }
     if !messages.is_empty() {
+        let started = Instant::now();
         let result = store.insert_messages_batch(&messages, message_plans.clone()).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Messages, messages.len(), started);
+        }
         let jobs: Vec<_> = messages.into_iter().zip(message_plans).collect();
         answer_or_retry!("message", result, jobs, message_replies, |m| store
             .insert_messages_batch(std::slice::from_ref(&m.0), vec![m.1]));
     }
     if !reacts.is_empty() {
+        let started = Instant::now();
         let result = store.react_batch(&reacts).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Reactions, reacts.len(), started);
+        }
         answer_or_retry!("delivery state", result, reacts, react_replies, |r| store
             .react_batch(std::slice::from_ref(&r)));
     }
     if !sent.is_empty() {
         let all: Vec<String> = sent.iter().flat_map(|(ids, _)| ids.iter().cloned()).collect();
         let now = sent.iter().map(|(_, now)| *now).max().unwrap_or_default();
+        let started = Instant::now();
         let result = store.mark_sent(&all, now).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Sent, sent.len(), started);
+        }
         for reply in sent_replies {
             let _ = reply.send(result.as_ref().map(|_| ()).map_err(WriteFailed::from));
         }
     }
     if !deliveries.is_empty() {
+        let started = Instant::now();
         let result = store.insert_deliveries_batch(&deliveries).await;
+        if result.is_ok() {
+            metrics.committed(Commit::Deliveries, deliveries.len(), started);
+        }
         answer_or_retry!("delivery", result, deliveries, delivery_replies, |d| store
             .insert_deliveries_batch(std::slice::from_ref(&d)));
     }

@@ -1,5 +1,6 @@
 //! The dashboard frame around every app page: navigation, app switcher,
-//! the signed-in teammate and sign-out. Pages not built yet say so.
+//! the signed-in teammate (a link to their account) and sign-out. Pages not
+//! built yet say so.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -69,7 +70,7 @@ fn Frame(d: Dashboard) -> impl IntoView {
     let enforced = RwSignal::new(d.identity_enforced);
     provide_context(IdentityEnforced(enforced));
     let settings = link("settings");
-    let nav = [
+    let mut nav = vec![
         ("", "Overview"),
         ("whispers", "Whispers"),
         ("users", "Users"),
@@ -77,6 +78,9 @@ fn Frame(d: Dashboard) -> impl IntoView {
         ("inbox", "Inbox"),
         ("settings", "Settings"),
     ];
+    if d.me.is_owner {
+        nav.push(("audit", "Audit log"));
+    }
     view! {
         <div class="layout">
             <header class="topbar">
@@ -103,7 +107,7 @@ fn Frame(d: Dashboard) -> impl IntoView {
                 </div>
                 <div class="me">
                     <span class="avatar" aria-hidden="true">{d.me.initials.clone()}</span>
-                    <span class="me-name">{d.me.name.clone()}</span>
+                    <a class="me-name" href="/account" title="Your account: password, sign out everywhere">{d.me.name.clone()}</a>
                     <ActionForm action=logout>
                         <button type="submit" class="link-button">"Sign out"</button>
                     </ActionForm>

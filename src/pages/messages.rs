@@ -243,6 +243,7 @@ fn Composer(c: ManualComposer) -> impl IntoView {
     let sender_id = RwSignal::new(d.sender_id.clone());
     let kind = RwSignal::new(d.kind);
     let body = RwSignal::new(d.body.clone());
+    let push = RwSignal::new(d.push);
     let (initial_users, initial_conditions, initial_not_received) = match &d.audience {
         Audience::Users { ids } => (ids.clone(), vec![], String::new()),
         Audience::Segment { conditions, not_received } => {
@@ -264,6 +265,7 @@ fn Composer(c: ManualComposer) -> impl IntoView {
         sender_id: sender_id.get(),
         kind: kind.get(),
         body: body.get(),
+        push: push.get() && kind.get() != Kind::Email,
         audience: if use_selection.get() {
             Audience::Users { ids: selected_ids.clone() }
         } else {
@@ -354,6 +356,13 @@ fn Composer(c: ManualComposer) -> impl IntoView {
                         <p class="field-error" aria-live="polite">{field("kind")}</p>
                         <Show when=move || kind.get() == Kind::Email && !email_ready>
                             <p class="hint" role="note">"Email is off for this app: set up SMTP in Settings to send it."</p>
+                        </Show>
+                        <Show when=move || kind.get() != Kind::Email>
+                            <label class="check">
+                                <input type="checkbox" data-testid="message-push" prop:checked=move || push.get()
+                                    on:change=move |ev| push.set(event_target_checked(&ev))/>
+                                " Also send as a push notification to recipients who are not online"
+                            </label>
                         </Show>
                     </div>
                     <div class="field">

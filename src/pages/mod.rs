@@ -2,13 +2,16 @@
 //! Server functions sit beside the page that calls them; their bodies run
 //! only on the server and call `crate::server` services.
 
+mod account;
 mod apps;
+mod audit;
 mod auth;
 mod frame;
 mod inbox;
 mod messages;
 mod office_hours;
 pub mod preview;
+mod push;
 mod settings;
 mod users;
 mod whispers;
@@ -91,6 +94,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/new-app") view=apps::NewAppPage ssr=SsrMode::Async/>
+                <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
                     <Route path=path!("") view=frame::Overview/>
                     <Route path=path!("whispers") view=whispers::WhispersPage/>
@@ -102,6 +106,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("inbox/:conversation_id?") view=inbox::InboxPage/>
                     <Route path=path!("teammates/:teammate_id") view=inbox::TeammatePageView/>
                     <Route path=path!("settings") view=settings::SettingsPage/>
+                    <Route path=path!("audit") view=audit::AuditLogPage/>
                 </ParentRoute>
             </Routes>
         </Router>

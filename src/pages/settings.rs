@@ -335,6 +335,8 @@ pub fn SettingsPage() -> impl IntoView {
     let office = ServerAction::<super::office_hours::SaveOfficeHours>::new();
     let smtp_save = ServerAction::<SaveSmtp>::new();
     let smtp_clear = ServerAction::<ClearSmtp>::new();
+    let push_keys = ServerAction::<super::push::GeneratePushKeys>::new();
+    let push_switch = ServerAction::<super::push::SetPushEnabled>::new();
     let data = Resource::new(
         move || {
             (
@@ -349,6 +351,8 @@ pub fn SettingsPage() -> impl IntoView {
                 office.version().get(),
                 smtp_save.version().get(),
                 smtp_clear.version().get(),
+                // (one number for both: a tuple compares up to 12 items)
+                push_keys.version().get() + push_switch.version().get(),
             )
         },
         |(app_id, ..)| load_settings(AppRef { app_id }),
@@ -375,6 +379,7 @@ pub fn SettingsPage() -> impl IntoView {
                         <WhisperLimit app_id=s.app.id.clone() current=s.max_active_whispers action=limit/>
                         <super::office_hours::OfficeHoursPanel app_id=s.app.id.clone() v=s.office.clone() save=office/>
                         <SmtpPanel app_id=s.app.id.clone() v=s.smtp.clone() manage=s.can_manage_secrets save=smtp_save clear=smtp_clear/>
+                        <super::push::PushPanel app_id=s.app.id.clone() v=s.push.clone() keys=push_keys switch=push_switch/>
                         <Teammates s add remove/>
                     }.into_any(),
                     Err(error) => view! { <PageError error/> }.into_any(),

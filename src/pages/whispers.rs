@@ -299,6 +299,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
     let text = RwSignal::new(d.text.clone());
     let sender_id = RwSignal::new(d.sender_id.clone());
     let buttons = RwSignal::new(d.buttons.clone());
+    let push = RwSignal::new(d.push);
     let preview_user = RwSignal::new(String::new());
     let confirm_active = RwSignal::new(false);
     let teammates = e.teammates.clone();
@@ -311,6 +312,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
         text: text.get(),
         sender_id: sender_id.get(),
         buttons: buttons.get(),
+        push: push.get(),
     };
 
     // The live count and sample users, as the audience changes.
@@ -533,6 +535,15 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                     }).collect_view()}</div>
                     <button type="button" disabled=move || buttons.with(|b| b.len() >= MAX_BUTTONS) on:click=move |_| buttons.update(|bs| bs.push(Button { label: String::new(), action: ButtonAction::Link(String::new()) }))>"Add button"</button>
                     <p class="field-error" aria-live="polite">{field("buttons")}</p>
+                </section>
+                <section class="panel" aria-labelledby="push-h">
+                    <h2 id="push-h">"Delivery"</h2>
+                    <label class="check">
+                        <input type="checkbox" data-testid="whisper-push" prop:checked=move || push.get()
+                            on:change=move |ev| push.set(event_target_checked(&ev))/>
+                        " Also send as a push notification when the user is not online"
+                    </label>
+                    <p class="hint">"Needs push turned on in Settings, and the user's permission (asked after their first message)."</p>
                 </section>
                 <div class="actions">
                     {move || error.get().and_then(|e| e.form_message()).map(|m| view! { <p class="form-error" role="alert">{m}</p> })}

@@ -1,16 +1,19 @@
 //! Apps and their secrets: creation (the creator and the owner get access),
 //! API keys (secret shown once, sealed at rest), identity-verification
 //! secret, what the widget may set (server-only names), settings view.
-//! Every call checks membership first.
+//! Every call checks membership first. Each change to keys, the identity
+//! secret, identity verification and server-only names writes its audit
+//! row (`auth::audit_entry`) in the change's own transaction.
 
 use super::{
-    auth::{internal, teammate_view},
+    auth::{audit_entry, internal, teammate_view},
     crypto::{new_id, new_secret},
     state::AppState,
 };
 use crate::{
     domain::{
         app::{install_snippet, AppName},
+        audit::AuditAction,
         parse_name,
     },
     error::AppError,
@@ -83,6 +86,7 @@ pub async fn settings(state: &AppState, actor: &TeammateRow, app_id: &str) -> Re
         can_manage_secrets: actor.is_owner,
         office: super::office::load(state, actor, &app.id).await?,
         smtp: super::email::get_smtp(state, actor, &app.id).await?,
+        push: super::push::push_view(state, actor, &app.id).await?,
         max_active_whispers: state.store.max_active_whispers(&app.id).await.map_err(internal)?,
         identity_enforced: identity_enforced(state, &app.id).await?,
         server_only_properties: server_only.properties,
@@ -137,7 +141,10 @@ pub async fn set_server_only(
         properties: name_list("properties", properties, crate::domain::properties::check_custom_name)?,
         events: name_list("events", events, crate::domain::users::check_event_name)?,
     };
-    state.store.set_server_only_names(&app.id, &names, state.now()).await.map_err(internal)?;
+    let listed = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let detail = format!("properties: {}; events: {}", listed(&names.properties), listed(&names.events));
+    let audit = audit_entry(state, actor, Some(&app.id), AuditAction::ServerOnlyNamesChanged, &detail);
+    state.store.set_server_only_names(&app.id, &names, state.now(), &audit).await.map_err(internal)?;
     state.engine.whispers_changed(&app.id).await;
     tracing::info!(app = %app.id, properties = names.properties.len(), events = names.events.len(), "server-only names set");
     Ok(())
@@ -146,7 +153,7 @@ pub async fn set_server_only(
 /// The app, if the teammate belongs to it and is the owner: `NotFound` for
 /// an app they cannot see, `Forbidden` for one they can see but not
 /// administer.
-async fn owned_app(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<AppRow, AppError> {
+pub async fn owned_app(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<AppRow, AppError> {
     let app = app_of(state, actor, app_id).await?;
     if !actor.is_owner {
         return Err(AppError::Forbidden);
@@ -162,7 +169,11 @@ pub async fn set_identity_enforced(
     enforced: bool,
 ) -> Result<(), AppError> {
     let app = owned_app(state, actor, app_id).await?;
-    state.store.set_identity_enforced(&app.id, enforced).await.map_err(internal)
+    let action = if enforced { AuditAction::IdentityRequired } else { AuditAction::IdentityNotRequired };
+    let audit = audit_entry(state, actor, Some(&app.id), action, "");
+    state.store.set_identity_enforced_audited(&app.id, enforced, &audit).await.map_err(internal)?;
+    tracing::info!(app = %app.id, enforced, "identity verification set");
+    Ok(())
 }
 
 /// A new API key; its secret is returned once. Owner only.
@@ -184,7 +195,9 @@ pub async fn create_api_key(
         created_at: state.now(),
         revoked_at: None,
     };
-    state.store.insert_api_key(&row).await.map_err(internal)?;
+    // The audit row names the key (never its secret).
+    let audit = audit_entry(state, actor, Some(&row.app_id), AuditAction::ApiKeyCreated, &format!("{name} ({id})"));
+    state.store.insert_api_key_audited(&row, &audit).await.map_err(internal)?;
     tracing::info!(key = %id, app = %row.app_id, "api key created");
     Ok(NewApiKey { id, name, secret })
 }
@@ -192,7 +205,11 @@ pub async fn create_api_key(
 /// Owner only.
 pub async fn revoke_api_key(state: &AppState, actor: &TeammateRow, app_id: &str, key_id: &str) -> Result<(), AppError> {
     let app = owned_app(state, actor, app_id).await?;
-    if !state.store.revoke_api_key(&app.id, key_id, state.now()).await.map_err(internal)? {
+    let key = state.store.api_key(key_id).await.map_err(internal)?.filter(|k| k.app_id == app.id);
+    let Some(key) = key else { return Err(AppError::NotFound) };
+    let audit =
+        audit_entry(state, actor, Some(&app.id), AuditAction::ApiKeyRevoked, &format!("{} ({})", key.name, key.id));
+    if !state.store.revoke_api_key_audited(&app.id, key_id, state.now(), &audit).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
     state.keys.forget(key_id);
@@ -206,7 +223,8 @@ pub async fn roll_identity_secret(state: &AppState, actor: &TeammateRow, app_id:
     let app = owned_app(state, actor, app_id).await?;
     let secret = new_secret();
     let sealed = state.secrets.seal(&identity_secret_context(&app.id), secret.as_bytes());
-    state.store.set_identity_secret(&app.id, &sealed).await.map_err(internal)?;
+    let audit = audit_entry(state, actor, Some(&app.id), AuditAction::IdentitySecretRolled, "");
+    state.store.set_identity_secret_audited(&app.id, &sealed, &audit).await.map_err(internal)?;
     tracing::info!(app = %app.id, "identity secret rolled");
     Ok(secret)
 }

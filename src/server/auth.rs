@@ -1,15 +1,21 @@
 //! Teammate accounts and sessions: first-run setup, sign-in with throttling,
-//! sign-out, and the owner adding and removing teammates.
+//! sign-out, a teammate's own account (changing their password, signing out
+//! everywhere), the owner adding and removing teammates, and the audit log
+//! those and the app's security settings write (`audit_entry`), which the
+//! owner reads.
 
 use super::{
     crypto::{new_id, new_secret, sha256_hex},
     state::AppState,
 };
 use crate::{
-    domain::teammate::{initials, Email, NewTeammate},
+    domain::{
+        audit::{self, AuditAction},
+        teammate::{initials, Email, NewPassword, NewTeammate},
+    },
     error::AppError,
-    models::TeammateView,
-    storage::{StoreError, TeammateRow, ThrottleAllowance},
+    models::{AccountView, AuditEntryView, AuditPage, TeammateView},
+    storage::{AuditEntry, AuditRow, StoreError, TeammateRow, ThrottleAllowance},
 };
 
 /// How long a sign-in lasts at most.
@@ -195,11 +201,35 @@ pub async fn sign_in(
         return Err(AppError::Field { field: "password".into(), message: "Enter your password.".into() });
     }
     let now = state.now();
-    // Each key counts the attempt if its allowance lets it through; one
-    // that does not refuses it, and the keys counted before it take their
-    // count back, so only attempts that reach a password check are counted
-    // (a guess at a throttled account does not use up its address's).
-    let account_key = format!("account:{}", email.as_str());
+    let keys = count_attempt(state, email.as_str(), ip, now).await?;
+
+    let teammate = state.store.teammate_by_email(email.as_str()).await.map_err(store_err)?;
+    let ok = state.passwords.verify(password.to_string(), teammate.as_ref().map(|t| t.password_hash.clone())).await;
+    let Some(teammate) = teammate.filter(|_| ok) else {
+        // Already counted.
+        tracing::info!(ip = ?ip, "failed sign-in");
+        return Err(AppError::BadCredentials);
+    };
+    clear_attempts(state, &keys).await?;
+    let _ = state.store.delete_stale_sessions(now, now - SESSION_IDLE_MS).await;
+    tracing::info!(teammate = %teammate.id, "signed in");
+    start_session(state, &teammate.id).await
+}
+
+/// Counts a password attempt for the account `email` (and the client
+/// address, if known) before the password is checked, or refuses it with
+/// `Throttled`. Each key counts the attempt if its allowance lets it
+/// through; one that does not refuses it, and the keys counted before it
+/// take their count back, so only attempts that reach a password check are
+/// counted (a guess at a throttled account does not use up its address's).
+/// Returns the keys to clear once the password proved right.
+async fn count_attempt(
+    state: &AppState,
+    email: &str,
+    ip: Option<std::net::IpAddr>,
+    now: i64,
+) -> Result<Vec<(String, ThrottleAllowance)>, AppError> {
+    let account_key = format!("account:{email}");
     let keys: Vec<(String, ThrottleAllowance)> = ip
         .map(|ip| (throttle::address_key(ip), throttle::ADDRESS))
         .into_iter()
@@ -214,20 +244,14 @@ pub async fn sign_in(
             return Err(throttled(state, key, *allowance, now).await?);
         }
     }
+    Ok(keys)
+}
 
-    let teammate = state.store.teammate_by_email(email.as_str()).await.map_err(store_err)?;
-    let ok = state.passwords.verify(password.to_string(), teammate.as_ref().map(|t| t.password_hash.clone())).await;
-    let Some(teammate) = teammate.filter(|_| ok) else {
-        // Already counted.
-        tracing::info!(ip = ?ip, "failed sign-in");
-        return Err(AppError::BadCredentials);
-    };
-    for (key, _) in &keys {
+async fn clear_attempts(state: &AppState, keys: &[(String, ThrottleAllowance)]) -> Result<(), AppError> {
+    for (key, _) in keys {
         state.store.throttle_clear(key).await.map_err(store_err)?;
     }
-    let _ = state.store.delete_stale_sessions(now, now - SESSION_IDLE_MS).await;
-    tracing::info!(teammate = %teammate.id, "signed in");
-    start_session(state, &teammate.id).await
+    Ok(())
 }
 
 /// The refusal of an attempt that `key`'s allowance did not let through.
@@ -250,7 +274,8 @@ pub async fn add_teammate(
     require_owner_of(state, actor, app_id).await?;
     let new = NewTeammate::parse(name, email, password).map_err(AppError::from_invalid)?;
     let row = new_row(state, new, false).await?;
-    state.store.insert_teammate(&row, Some(app_id)).await.map_err(|e| match e {
+    let audit = audit_entry(state, actor, Some(app_id), AuditAction::TeammateAdded, &teammate_detail(&row));
+    state.store.insert_teammate_audited(&row, app_id, &audit).await.map_err(|e| match e {
         StoreError::Duplicate => {
             AppError::Conflict { field: "email".into(), message: "A teammate with this email already exists.".into() }
         }
@@ -274,7 +299,8 @@ pub async fn remove_teammate(
     if target.is_owner {
         return Err(AppError::Conflict { field: "form".into(), message: "The owner cannot be removed.".into() });
     }
-    if !state.store.delete_teammate(teammate_id).await.map_err(store_err)? {
+    let audit = audit_entry(state, actor, Some(app_id), AuditAction::TeammateRemoved, &teammate_detail(target));
+    if !state.store.delete_teammate_audited(teammate_id, &audit).await.map_err(store_err)? {
         return Err(AppError::NotFound);
     }
     tracing::info!(teammate = %teammate_id, "teammate removed");
@@ -287,6 +313,158 @@ async fn require_owner_of(state: &AppState, actor: &TeammateRow, app_id: &str) -
         return Err(AppError::Forbidden);
     }
     Ok(())
+}
+
+/// How the audit log names a teammate who was added or removed.
+fn teammate_detail(t: &TeammateRow) -> String {
+    format!("{} <{}>", t.name, t.email)
+}
+
+/// The audit row of an action `actor` takes now (on `app_id`, or on the
+/// whole deployment). `detail` names what it was done to: never a secret.
+pub fn audit_entry(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: Option<&str>,
+    action: AuditAction,
+    detail: &str,
+) -> AuditEntry {
+    AuditEntry {
+        app_id: app_id.map(str::to_string),
+        actor_id: actor.id.clone(),
+        actor_name: actor.name.clone(),
+        action,
+        detail: audit::detail(detail),
+        at: state.now(),
+    }
+}
+
+/// The signed-in teammate's account: who they are, how many sessions they have.
+pub async fn account(state: &AppState, actor: &TeammateRow) -> Result<AccountView, AppError> {
+    let now = state.now();
+    let sessions = state.store.count_sessions(&actor.id, now, now - SESSION_IDLE_MS).await.map_err(store_err)?;
+    Ok(AccountView { me: teammate_view(actor), sessions })
+}
+
+/// What the change-password form sends.
+pub struct PasswordChange<'a> {
+    pub current: &'a str,
+    pub new: &'a str,
+    pub confirm: &'a str,
+}
+
+/// A teammate changes their own password. The current one is required and
+/// checked like a sign-in (the same per-address rate limit and the same
+/// throttle, counted before the check, so a stolen session cannot guess
+/// it faster than a sign-in could); the new one follows the password
+/// rules. The session `token` stays signed in; every other session of the
+/// teammate ends, in the transaction that stores the new hash. Returns how
+/// many sessions ended.
+pub async fn change_password(
+    state: &AppState,
+    actor: &TeammateRow,
+    token: Option<&str>,
+    form: PasswordChange<'_>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<u64, AppError> {
+    let token = token.ok_or(AppError::Unauthenticated)?;
+    if form.current.is_empty() {
+        return Err(AppError::Field {
+            field: "current_password".into(),
+            message: "Enter your current password.".into(),
+        });
+    }
+    let new = NewPassword::parse(form.new)
+        .map_err(|e| AppError::Field { field: "new_password".into(), message: e.message })?;
+    if form.confirm != form.new {
+        return Err(AppError::Field {
+            field: "confirm_password".into(),
+            message: "This does not match the new password.".into(),
+        });
+    }
+    attempt_rate(state, ip)?;
+    let keys = count_attempt(state, &actor.email, ip, state.now()).await?;
+    if !state.passwords.verify(form.current.to_string(), Some(actor.password_hash.clone())).await {
+        // Counted, like a failed sign-in.
+        tracing::info!(teammate = %actor.id, ip = ?ip, "wrong current password");
+        return Err(AppError::Field {
+            field: "current_password".into(),
+            message: "This is not your current password.".into(),
+        });
+    }
+    clear_attempts(state, &keys).await?;
+    if new.expose() == form.current {
+        return Err(AppError::Field {
+            field: "new_password".into(),
+            message: "Choose a new password, not your current one.".into(),
+        });
+    }
+    let new_hash = state.passwords.hash(new.expose().to_string()).await.map_err(internal)?;
+    let audit = audit_entry(state, actor, None, AuditAction::PasswordChanged, "");
+    // Stored only if the hash is still the one just checked: of two changes
+    // at once, one wins and the other is told.
+    let ended = state
+        .store
+        .change_password(&actor.id, &actor.password_hash, &new_hash, &sha256_hex(token), &audit)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| AppError::Conflict {
+            field: "form".into(),
+            message: "Your password was just changed in another session. Reload the page.".into(),
+        })?;
+    tracing::info!(teammate = %actor.id, other_sessions_ended = ended, "password changed");
+    Ok(ended)
+}
+
+/// Ends every session of the teammate, this one included. Returns how many.
+pub async fn sign_out_everywhere(state: &AppState, actor: &TeammateRow) -> Result<u64, AppError> {
+    let audit = audit_entry(state, actor, None, AuditAction::SignedOutEverywhere, "");
+    let ended = state.store.end_sessions(&actor.id, &audit).await.map_err(store_err)?;
+    tracing::info!(teammate = %actor.id, sessions = ended, "signed out everywhere");
+    Ok(ended)
+}
+
+/// Rows on one page of the audit log.
+pub const AUDIT_PAGE: i64 = 50;
+const AUDIT_CURSOR_SEP: char = '~';
+
+fn audit_view(r: &AuditRow) -> AuditEntryView {
+    AuditEntryView {
+        at: r.at,
+        actor_id: r.actor_id.clone(),
+        actor_name: r.actor_name.clone(),
+        label: AuditAction::from_code(&r.action).map_or_else(|| r.action.clone(), |a| a.label().to_string()),
+        action: r.action.clone(),
+        detail: r.detail.clone(),
+        deployment_wide: r.app_id.is_none(),
+    }
+}
+
+/// One page of the audit log of `app_id` (with the deployment-wide rows),
+/// newest first, after the cursor `after` ("" for the newest page). Owner
+/// only: `NotFound` for an app the teammate cannot see, `Forbidden` for
+/// one they can.
+pub async fn audit_log(
+    state: &AppState,
+    actor: &TeammateRow,
+    app_id: &str,
+    after: &str,
+) -> Result<AuditPage, AppError> {
+    let app = super::apps::app_of(state, actor, app_id).await?;
+    if !actor.is_owner {
+        return Err(AppError::Forbidden);
+    }
+    let before = after
+        .split_once(AUDIT_CURSOR_SEP)
+        .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.parse::<i64>().ok()?)));
+    let mut rows = state.store.audit_log(&app.id, before, AUDIT_PAGE + 1).await.map_err(store_err)?;
+    let next = if rows.len() as i64 > AUDIT_PAGE {
+        rows.truncate(AUDIT_PAGE as usize);
+        rows.last().map(|r| format!("{}{AUDIT_CURSOR_SEP}{}", r.at, r.id))
+    } else {
+        None
+    };
+    Ok(AuditPage { entries: rows.iter().map(audit_view).collect(), next })
 }
 
 #[cfg(test)]

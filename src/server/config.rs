@@ -24,6 +24,8 @@ pub enum ConfigError {
     Number { name: &'static str, value: String, min: u64, max: u64 },
     #[error("{name} must be a rate such as 100/s, 30/min or 500/h, optionally with a burst (100/s,200), or off; not {value:?}")]
     Rate { name: &'static str, value: String },
+    #[error("METRICS_TOKEN must be 16 to 256 characters of letters, digits and - . _ ~ + / (generate one with `openssl rand -hex 32`)")]
+    MetricsToken,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,9 @@ pub struct Settings {
     /// Per-app caps on the property and event catalogs (`MAX_PROPERTY_NAMES`,
     /// default 500; `MAX_EVENT_NAMES`, default 1,000).
     pub catalog_caps: crate::engine::actions::CatalogCaps,
+    /// The bearer token `/metrics` asks for (`METRICS_TOKEN`; checked, never
+    /// logged). `None`: no metrics are kept and `/metrics` is not found.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The default rate limits (README's configuration table).
@@ -167,6 +172,10 @@ impl Settings {
                     events: cap("MAX_EVENT_NAMES", d.events)?,
                 }
             },
+            metrics_token: match non_empty("METRICS_TOKEN") {
+                Some(t) if !is_bearer_token(&t) => return Err(ConfigError::MetricsToken),
+                t => t.map(SecretString),
+            },
             log_json: non_empty("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             site_config: non_empty("LEPTOS_CONFIG").unwrap_or_else(|| "Leptos.toml".into()),
         })
@@ -203,6 +212,13 @@ fn parse_rate(name: &'static str, v: Option<String>, default: Rate) -> Result<Op
         None => Ok(Some(default)),
         Some(v) => Rate::parse(&v).ok_or(ConfigError::Rate { name, value: v }),
     }
+}
+
+/// A token a client can send as `Authorization: Bearer …` unchanged (RFC
+/// 6750's token68 characters), long enough not to be guessed.
+fn is_bearer_token(t: &str) -> bool {
+    (16..=256).contains(&t.len())
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
@@ -345,7 +361,24 @@ mod tests {
     fn secrets_do_not_print() {
         let dir = tmp();
         let key = "deadbeef".repeat(8);
-        let s = settings(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", &key)]).unwrap();
+        let token = "cafebabe".repeat(4);
+        let s =
+            settings(&[("DATA_DIR", dir.to_str().unwrap()), ("SECRET_KEY", &key), ("METRICS_TOKEN", &token)]).unwrap();
         assert!(!format!("{s:?}").contains("deadbeef"));
+        assert!(!format!("{s:?}").contains("cafebabe"));
+    }
+
+    #[test]
+    fn a_metrics_token_is_optional_and_checked() {
+        let d = "/tmp";
+        assert!(settings(&[("DATA_DIR", d)]).unwrap().metrics_token.is_none());
+        assert!(settings(&[("DATA_DIR", d), ("METRICS_TOKEN", " ")]).unwrap().metrics_token.is_none());
+        let s = settings(&[("DATA_DIR", d), ("METRICS_TOKEN", "scrape-Token_0123.~+/")]).unwrap();
+        assert_eq!(s.metrics_token.unwrap().expose(), "scrape-Token_0123.~+/");
+        for bad in ["short", "has a space in it!", "quote\"0123456789abcdef", &"x".repeat(257)] {
+            let e = settings(&[("DATA_DIR", d), ("METRICS_TOKEN", bad)]).unwrap_err();
+            assert!(matches!(e, ConfigError::MetricsToken), "{bad}: {e}");
+            assert!(!e.to_string().contains(bad), "the error does not repeat the token");
+        }
     }
 }

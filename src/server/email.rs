@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use super::{
     apps::app_of,
-    auth::internal,
+    auth::{audit_entry, internal},
     crypto::{smtp_password_context, SecretBox},
     state::AppState,
 };
 use crate::{
     domain::{
+        audit::AuditAction,
         email::{check_password, SmtpSettings},
         Invalid,
     },
@@ -137,7 +138,10 @@ pub async fn save_smtp(state: &AppState, actor: &TeammateRow, app_id: &str, form
         }
     };
     let json = serde_json::to_string(&settings).map_err(internal)?;
-    if !state.store.set_smtp_settings(&app_id, Some(&json), change).await.map_err(internal)? {
+    // The row names the server and the sender, never the password.
+    let detail = format!("{}:{} from {}", settings.host, settings.port, settings.from_address);
+    let audit = audit_entry(state, actor, Some(&app_id), AuditAction::SmtpSaved, &detail);
+    if !state.store.set_smtp_settings_audited(&app_id, Some(&json), change, &audit).await.map_err(internal)? {
         return Err(AppError::NotFound);
     }
     tracing::info!(app = %app_id, host = %settings.host, port = settings.port, "SMTP settings saved");
@@ -147,7 +151,8 @@ pub async fn save_smtp(state: &AppState, actor: &TeammateRow, app_id: &str, form
 /// Turns email off: forgets the settings and the password. Owner only.
 pub async fn clear_smtp(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<(), AppError> {
     let app_id = owned_app(state, actor, app_id).await?;
-    state.store.set_smtp_settings(&app_id, None, PasswordChange::Clear).await.map_err(internal)?;
+    let audit = audit_entry(state, actor, Some(&app_id), AuditAction::SmtpCleared, "");
+    state.store.set_smtp_settings_audited(&app_id, None, PasswordChange::Clear, &audit).await.map_err(internal)?;
     tracing::info!(app = %app_id, "SMTP settings cleared");
     Ok(())
 }

@@ -45,6 +45,7 @@ fn summary(m: &ManualRow, stats: Option<&ManualStats>) -> ManualSummary {
         kind: Kind::Chat,
         body: String::new(),
         audience,
+        push: false,
     };
     ManualSummary {
         id: m.id.clone(),
@@ -136,6 +137,7 @@ pub async fn composer(
                 kind: Kind::parse(&m.kind).unwrap_or(Kind::Chat),
                 body: m.body,
                 audience: serde_json::from_str(&m.audience).unwrap_or_default(),
+                push: m.push,
             };
             let send_at = m.send_at.filter(|_| m.state == State::Scheduled.as_str());
             (Some(m.id), m.state, draft, send_at)
@@ -152,6 +154,7 @@ pub async fn composer(
                 kind: Kind::Chat,
                 body: String::new(),
                 audience,
+                push: false,
             };
             (None, State::Draft.as_str().to_string(), draft, None)
         }
@@ -280,6 +283,8 @@ pub async fn save(
         created_at: now,
         updated_at: now,
         stopped_at: None,
+        // A push goes with an in-app card only.
+        push: draft.push && draft.kind.in_app(),
     };
     if id.is_some() {
         if !state.store.update_manual(&row).await.map_err(internal)? {

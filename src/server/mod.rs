@@ -17,6 +17,7 @@ pub mod keys;
 pub mod limits;
 pub mod manual;
 pub mod office;
+pub mod push;
 pub mod request;
 pub mod setup;
 pub mod state;

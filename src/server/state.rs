@@ -41,6 +41,9 @@ pub struct AppState {
     pub setup: Arc<SetupGate>,
     /// Rate limits of this instance (REST API, widget connections, sign-in).
     pub limits: Arc<super::limits::Limits>,
+    /// This instance's metrics (`/metrics`), the engine's own: on when
+    /// `METRICS_TOKEN` is set.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -73,9 +76,16 @@ impl AppState {
             target: super::email::smtp_target_fn(store.clone(), secrets.clone()),
             unsubscribe_url: super::email::unsubscribe_url_fn(public_url.clone(), &secrets),
         });
+        // Web Push with each app's VAPID key (opened here); murmur's public
+        // URL is the VAPID contact.
+        engine.set_push(super::push::channel(secrets.clone(), public_url.clone(), false));
         // How many property and event names an app may have (MAX_PROPERTY_NAMES, MAX_EVENT_NAMES).
         engine.set_caps(settings.catalog_caps);
         let limits = Arc::new(super::limits::Limits::new(settings, clock.clone()));
+        if let Some(token) = &settings.metrics_token {
+            engine.metrics.turn_on(token.expose());
+        }
+        let metrics = engine.metrics.clone();
         Ok(AppState {
             engine,
             store,
@@ -92,6 +102,7 @@ impl AppState {
             passwords: Arc::new(Passwords::default()),
             setup: Arc::new(setup),
             limits,
+            metrics,
         })
     }
 

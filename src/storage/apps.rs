@@ -2,7 +2,7 @@
 //! scoped by membership in SQL, so a missing membership looks like a missing
 //! app.
 
-use super::{classify, with_pool, Store, StoreResult};
+use super::{audit::write_audit, classify, with_pool, AuditEntry, Store, StoreResult};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppRow {
@@ -81,13 +81,67 @@ impl Store {
     }
 
     pub async fn set_identity_secret(&self, app_id: &str, secret_enc: &[u8]) -> StoreResult<bool> {
-        Ok(with_pool!(self, pool => sqlx::query("UPDATE apps SET identity_secret_enc = $2 WHERE id = $1")
-            .bind(app_id)
-            .bind(secret_enc)
-            .execute(pool)
-            .await?
-            .rows_affected())
-            == 1)
+        self.set_identity_secret_with(app_id, secret_enc, None).await
+    }
+
+    /// Replaces the app's sealed identity secret, with its audit row, in
+    /// one transaction. False (nothing written) if there is no such app.
+    pub async fn set_identity_secret_audited(
+        &self,
+        app_id: &str,
+        secret_enc: &[u8],
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.set_identity_secret_with(app_id, secret_enc, Some(audit)).await
+    }
+
+    async fn set_identity_secret_with(
+        &self,
+        app_id: &str,
+        secret_enc: &[u8],
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("UPDATE apps SET identity_secret_enc = $2 WHERE id = $1")
+                .bind(app_id)
+                .bind(secret_enc)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if done {
+                if let Some(audit) = audit {
+                    write_audit!(&mut *tx, audit);
+                }
+                tx.commit().await?;
+            }
+            done
+        }))
+    }
+
+    /// Turns the widget's identity verification on or off, with its audit
+    /// row, in one transaction. False (nothing written) if there is no
+    /// such app.
+    pub async fn set_identity_enforced_audited(
+        &self,
+        app_id: &str,
+        enforced: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        let sql = match self {
+            Store::Sqlite(_) => "UPDATE apps SET identity_enforced = CASE WHEN $2 THEN 1 ELSE 0 END WHERE id = $1",
+            Store::Postgres(_) => "UPDATE apps SET identity_enforced = $2 WHERE id = $1",
+        };
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(sql).bind(app_id).bind(enforced).execute(&mut *tx).await?.rows_affected() == 1;
+            if done {
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+            }
+            done
+        }))
     }
 
     /// Gives an existing teammate access to an app (no-op if they have it).
@@ -102,18 +156,34 @@ impl Store {
     }
 
     pub async fn insert_api_key(&self, key: &ApiKeyRow) -> StoreResult<()> {
-        with_pool!(self, pool => { sqlx::query(
-            "INSERT INTO api_keys (id, app_id, name, secret_enc, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.id)
-        .bind(&key.app_id)
-        .bind(&key.name)
-        .bind(&key.secret_enc)
-        .bind(key.created_at)
-        .bind(key.revoked_at)
-        .execute(pool)
-        .await
-        .map_err(classify)?; });
+        self.insert_api_key_with(key, None).await
+    }
+
+    /// Inserts a key and its audit row in one transaction.
+    pub async fn insert_api_key_audited(&self, key: &ApiKeyRow, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_api_key_with(key, Some(audit)).await
+    }
+
+    async fn insert_api_key_with(&self, key: &ApiKeyRow, audit: Option<&AuditEntry>) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, app_id, name, secret_enc, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.id)
+            .bind(&key.app_id)
+            .bind(&key.name)
+            .bind(&key.secret_enc)
+            .bind(key.created_at)
+            .bind(key.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if let Some(audit) = audit {
+                write_audit!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -141,16 +211,48 @@ impl Store {
     /// Revokes a live key of `app_id`. False if there is no such live key
     /// in that app (a key of another app is never touched).
     pub async fn revoke_api_key(&self, app_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
-        Ok(with_pool!(self, pool => sqlx::query(
-            "UPDATE api_keys SET revoked_at = $3 WHERE app_id = $1 AND id = $2 AND revoked_at IS NULL",
-        )
-        .bind(app_id)
-        .bind(key_id)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected())
-            == 1)
+        self.revoke_api_key_with(app_id, key_id, now, None).await
+    }
+
+    /// `revoke_api_key` with its audit row, in one transaction (no row
+    /// when nothing was revoked).
+    pub async fn revoke_api_key_audited(
+        &self,
+        app_id: &str,
+        key_id: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.revoke_api_key_with(app_id, key_id, now, Some(audit)).await
+    }
+
+    async fn revoke_api_key_with(
+        &self,
+        app_id: &str,
+        key_id: &str,
+        now: i64,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $3 WHERE app_id = $1 AND id = $2 AND revoked_at IS NULL",
+            )
+            .bind(app_id)
+            .bind(key_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                if let Some(audit) = audit {
+                    write_audit!(&mut *tx, audit);
+                }
+                tx.commit().await?;
+            }
+            done
+        }))
     }
 
     /// The app's server-only property and event names.
@@ -171,8 +273,15 @@ impl Store {
         Ok(names)
     }
 
-    /// Replaces the app's server-only names, in one transaction.
-    pub async fn set_server_only_names(&self, app_id: &str, names: &ServerOnlyNames, now: i64) -> StoreResult<()> {
+    /// Replaces the app's server-only names, with the change's audit row,
+    /// in one transaction.
+    pub async fn set_server_only_names(
+        &self,
+        app_id: &str,
+        names: &ServerOnlyNames,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let rows = names.properties.iter().map(|n| ("property", n)).chain(names.events.iter().map(|n| ("event", n)));
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -189,6 +298,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            write_audit!(&mut *tx, audit);
             tx.commit().await?;
         });
         Ok(())

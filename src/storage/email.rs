@@ -1,7 +1,7 @@
 //! An app's SMTP settings (JSON, `domain::email::SmtpSettings`; NULL: email
 //! off) and its sealed SMTP password, both beside the app.
 
-use super::{with_pool, Store, StoreResult};
+use super::{audit::write_audit, with_pool, AuditEntry, Store, StoreResult};
 
 /// What a save does to the stored (sealed) SMTP password.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,41 +38,59 @@ impl Store {
     }
 
     /// Stores the app's SMTP settings (`None`: email off) and changes its
-    /// password as told, in one statement. False if there is no such app.
+    /// password as told. False if there is no such app.
     pub async fn set_smtp_settings(
         &self,
         app_id: &str,
         settings_json: Option<&str>,
         password_enc: PasswordChange,
     ) -> StoreResult<bool> {
-        let n = match password_enc {
-            PasswordChange::Keep => with_pool!(self, pool => sqlx::query(
-                "UPDATE apps SET smtp_settings = $2 WHERE id = $1",
-            )
-            .bind(app_id)
-            .bind(settings_json)
-            .execute(pool)
-            .await?
-            .rows_affected()),
-            PasswordChange::Set(sealed) => with_pool!(self, pool => sqlx::query(
-                "UPDATE apps SET smtp_settings = $2, smtp_password_enc = $3 WHERE id = $1",
-            )
-            .bind(app_id)
-            .bind(settings_json)
-            .bind(sealed.as_slice())
-            .execute(pool)
-            .await?
-            .rows_affected()),
-            PasswordChange::Clear => with_pool!(self, pool => sqlx::query(
-                "UPDATE apps SET smtp_settings = $2, smtp_password_enc = NULL WHERE id = $1",
-            )
-            .bind(app_id)
-            .bind(settings_json)
-            .execute(pool)
-            .await?
-            .rows_affected()),
+        self.set_smtp_settings_with(app_id, settings_json, password_enc, None).await
+    }
+
+    /// `set_smtp_settings` with its audit row, in one transaction (no row
+    /// when there is no such app).
+    pub async fn set_smtp_settings_audited(
+        &self,
+        app_id: &str,
+        settings_json: Option<&str>,
+        password_enc: PasswordChange,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.set_smtp_settings_with(app_id, settings_json, password_enc, Some(audit)).await
+    }
+
+    async fn set_smtp_settings_with(
+        &self,
+        app_id: &str,
+        settings_json: Option<&str>,
+        password_enc: PasswordChange,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
+        let (sql, sealed) = match &password_enc {
+            PasswordChange::Keep => ("UPDATE apps SET smtp_settings = $2 WHERE id = $1", None),
+            PasswordChange::Set(sealed) => {
+                ("UPDATE apps SET smtp_settings = $2, smtp_password_enc = $3 WHERE id = $1", Some(sealed.as_slice()))
+            }
+            PasswordChange::Clear => {
+                ("UPDATE apps SET smtp_settings = $2, smtp_password_enc = NULL WHERE id = $1", None)
+            }
         };
-        Ok(n == 1)
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut query = sqlx::query(sql).bind(app_id).bind(settings_json);
+            if let Some(sealed) = sealed {
+                query = query.bind(sealed);
+            }
+            let done = query.execute(&mut *tx).await?.rows_affected() == 1;
+            if done {
+                if let Some(audit) = audit {
+                    write_audit!(&mut *tx, audit);
+                }
+                tx.commit().await?;
+            }
+            done
+        }))
     }
 
     /// The app's name, by id alone (pages shown to an app's end users).

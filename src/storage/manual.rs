@@ -35,10 +35,12 @@ pub struct ManualRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub stopped_at: Option<i64>,
+    /// In-app: also as a push to recipients who are not online.
+    pub push: bool,
 }
 
 const MANUAL_COLUMNS: &str = "id, app_id, title, sender_id, sender_name, kind, body, audience, state, send_at, \
-                              recipients, created_by, created_at, updated_at, stopped_at";
+                              recipients, created_by, created_at, updated_at, stopped_at, push";
 
 /// What became of a message's deliveries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,13 +137,13 @@ fn placeholders(first: usize, count: usize) -> String {
 impl Store {
     pub async fn insert_manual(&self, m: &ManualRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO manual_messages ({MANUAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO manual_messages ({MANUAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         );
         with_pool!(self, pool => {
             sqlx::query(&sql)
                 .bind(&m.id).bind(&m.app_id).bind(&m.title).bind(&m.sender_id).bind(&m.sender_name)
                 .bind(&m.kind).bind(&m.body).bind(&m.audience).bind(&m.state).bind(m.send_at)
-                .bind(m.recipients).bind(&m.created_by).bind(m.created_at).bind(m.updated_at).bind(m.stopped_at)
+                .bind(m.recipients).bind(&m.created_by).bind(m.created_at).bind(m.updated_at).bind(m.stopped_at).bind(m.push)
                 .execute(pool).await?;
         });
         Ok(())
@@ -152,11 +154,11 @@ impl Store {
     pub async fn update_manual(&self, m: &ManualRow) -> StoreResult<bool> {
         Ok(with_pool!(self, pool => sqlx::query(
             "UPDATE manual_messages SET title = $3, sender_id = $4, sender_name = $5, kind = $6, body = $7, \
-             audience = $8, state = $9, send_at = $10, updated_at = $11 \
+             audience = $8, state = $9, send_at = $10, updated_at = $11, push = $12 \
              WHERE id = $1 AND app_id = $2 AND state IN ('draft', 'scheduled')",
         )
         .bind(&m.id).bind(&m.app_id).bind(&m.title).bind(&m.sender_id).bind(&m.sender_name).bind(&m.kind)
-        .bind(&m.body).bind(&m.audience).bind(&m.state).bind(m.send_at).bind(m.updated_at)
+        .bind(&m.body).bind(&m.audience).bind(&m.state).bind(m.send_at).bind(m.updated_at).bind(m.push)
         .execute(pool).await?.rows_affected())
             == 1)
     }
@@ -441,7 +443,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for (c, rendered) in cards {
                 let n = sqlx::query(
-                    "UPDATE message_deliveries SET state = 'sent', sent_at = $2, rendered = $3 WHERE id = $1 AND state = 'pending'",
+                    "UPDATE message_deliveries SET state = 'sent', sent_at = $2, rendered = $3, sent_via = 'widget' WHERE id = $1 AND state = 'pending'",
                 )
                 .bind(&c.delivery_id).bind(now).bind(rendered).execute(&mut *tx).await?.rows_affected();
                 if n == 1 {
@@ -492,7 +494,7 @@ impl Store {
         with_pool!(self, pool => {
             match outcome {
                 Ok(()) => sqlx::query(
-                    "UPDATE message_deliveries SET state = 'sent', sent_at = $2, error = NULL, next_attempt_at = NULL \
+                    "UPDATE message_deliveries SET state = 'sent', sent_at = $2, sent_via = 'email', error = NULL, next_attempt_at = NULL \
                      WHERE id = $1 AND state IN ('pending', 'cancelled')",
                 )
                 .bind(id).bind(now).execute(pool).await?,

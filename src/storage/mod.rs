@@ -5,16 +5,20 @@
 
 mod apps;
 pub mod audience;
+pub mod audit;
+pub mod backlog;
 pub mod conversations;
 pub mod email;
 pub mod manual;
 mod office;
+pub mod push;
 mod teammates;
 mod users;
 mod whispers;
 mod widget;
 
 pub use apps::{ApiKeyRow, AppRow, ServerOnlyNames};
+pub use audit::{AuditEntry, AuditRow};
 pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{

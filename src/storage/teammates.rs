@@ -1,6 +1,6 @@
 //! Teammates, their sessions and the sign-in throttle.
 
-use super::{classify, with_pool, Store, StoreResult};
+use super::{audit::write_audit, classify, with_pool, AuditEntry, Store, StoreResult};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TeammateRow {
@@ -57,6 +57,21 @@ impl Store {
     /// that app, in one transaction. `Duplicate` for a taken email or a
     /// second owner.
     pub async fn insert_teammate(&self, t: &TeammateRow, app_id: Option<&str>) -> StoreResult<()> {
+        self.insert_teammate_with(t, app_id, None).await
+    }
+
+    /// A teammate added to `app_id` by the owner: `insert_teammate` with the
+    /// audit row in the same transaction.
+    pub async fn insert_teammate_audited(&self, t: &TeammateRow, app_id: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_teammate_with(t, Some(app_id), Some(audit)).await
+    }
+
+    async fn insert_teammate_with(
+        &self,
+        t: &TeammateRow,
+        app_id: Option<&str>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -78,6 +93,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(classify)?;
+            }
+            if let Some(audit) = audit {
+                write_audit!(&mut *tx, audit);
             }
             tx.commit().await?;
         });
@@ -107,13 +125,101 @@ impl Store {
     /// memberships go with them (foreign keys cascade). False if nothing was
     /// deleted.
     pub async fn delete_teammate(&self, id: &str) -> StoreResult<bool> {
-        let done = with_pool!(self, pool => sqlx::query("DELETE FROM teammates WHERE id = $1 AND is_owner = $2")
-            .bind(id)
-            .bind(false)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(done == 1)
+        self.delete_teammate_with(id, None).await
+    }
+
+    /// `delete_teammate` with its audit row, in one transaction (no row
+    /// when nothing was deleted).
+    pub async fn delete_teammate_audited(&self, id: &str, audit: &AuditEntry) -> StoreResult<bool> {
+        self.delete_teammate_with(id, Some(audit)).await
+    }
+
+    async fn delete_teammate_with(&self, id: &str, audit: Option<&AuditEntry>) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM teammates WHERE id = $1 AND is_owner = $2")
+                .bind(id)
+                .bind(false)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if done {
+                if let Some(audit) = audit {
+                    write_audit!(&mut *tx, audit);
+                }
+                tx.commit().await?;
+            }
+            done
+        }))
+    }
+
+    /// Replaces a teammate's password hash if it is still `old_hash` (the
+    /// one the current password was checked against), ends every session
+    /// of theirs but `keep_session` (a token hash), and writes the audit
+    /// row, in one transaction. None (nothing written) if the hash had
+    /// changed meanwhile; else how many sessions ended.
+    pub async fn change_password(
+        &self,
+        teammate_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<Option<u64>> {
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE teammates SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                .bind(teammate_id)
+                .bind(old_hash)
+                .bind(new_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if changed {
+                let ended = sqlx::query("DELETE FROM sessions WHERE teammate_id = $1 AND token_hash <> $2")
+                    .bind(teammate_id)
+                    .bind(keep_session)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Some(ended)
+            } else {
+                None
+            }
+        }))
+    }
+
+    /// Ends every session of a teammate, with the audit row, in one
+    /// transaction. How many sessions ended.
+    pub async fn end_sessions(&self, teammate_id: &str, audit: &AuditEntry) -> StoreResult<u64> {
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let ended = sqlx::query("DELETE FROM sessions WHERE teammate_id = $1")
+                .bind(teammate_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            write_audit!(&mut *tx, audit);
+            tx.commit().await?;
+            ended
+        }))
+    }
+
+    /// How many live sessions a teammate has: not expired at `now` and
+    /// seen after `idle_before`.
+    pub async fn count_sessions(&self, teammate_id: &str, now: i64, idle_before: i64) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE teammate_id = $1 AND expires_at > $2 AND last_seen_at > $3",
+        )
+        .bind(teammate_id)
+        .bind(now)
+        .bind(idle_before)
+        .fetch_one(pool)
+        .await?))
     }
 
     pub async fn insert_session(

@@ -94,6 +94,8 @@ pub struct WidgetApp {
     pub id: String,
     pub identity_secret_enc: Vec<u8>,
     pub identity_enforced: bool,
+    /// The app's VAPID public key while push is on.
+    pub push_key: Option<String>,
 }
 
 /// A card delivered (or about to be) to one user: a whisper's, or a
@@ -165,14 +167,25 @@ const DELIVERY_COLUMNS: &str =
 impl Store {
     pub async fn widget_app(&self, app_id: &str) -> StoreResult<Option<WidgetApp>> {
         Ok(with_pool!(self, pool => {
-            let row: Option<(String, Vec<u8>, i64)> = match self {
-                Store::Sqlite(_) => sqlx::query_as("SELECT id, identity_secret_enc, identity_enforced FROM apps WHERE id = $1"),
-                Store::Postgres(_) => sqlx::query_as("SELECT id, identity_secret_enc, identity_enforced::int4::int8 FROM apps WHERE id = $1"),
+            let row: Option<(String, Vec<u8>, i64, Option<String>)> = match self {
+                Store::Sqlite(_) => sqlx::query_as(
+                    "SELECT id, identity_secret_enc, identity_enforced, CASE WHEN push_enabled = 1 THEN vapid_public END \
+                     FROM apps WHERE id = $1",
+                ),
+                Store::Postgres(_) => sqlx::query_as(
+                    "SELECT id, identity_secret_enc, identity_enforced::int4::int8, CASE WHEN push_enabled THEN vapid_public END \
+                     FROM apps WHERE id = $1",
+                ),
             }
             .bind(app_id)
             .fetch_optional(pool)
             .await?;
-            row.map(|(id, identity_secret_enc, e)| WidgetApp { id, identity_secret_enc, identity_enforced: e != 0 })
+            row.map(|(id, identity_secret_enc, e, push_key)| WidgetApp {
+                id,
+                identity_secret_enc,
+                identity_enforced: e != 0,
+                push_key,
+            })
         }))
     }
 
@@ -296,7 +309,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for id in ids {
-                sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
+                sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2, sent_via = 'widget' WHERE id = $1 AND sent_at IS NULL")
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)

@@ -21,6 +21,8 @@ use crate::server::AppState;
 pub const LOADER_JS: &str = include_str!("../../widget/loader.js");
 pub const MESSENGER_JS: &str = include_str!("../../widget/messenger.js");
 pub const MESSENGER_CSS: &str = include_str!("../../widget/messenger.css");
+/// The service worker a customer serves from their own site for Web Push.
+pub const PUSH_SW_JS: &str = include_str!("../../widget/push-sw.js");
 const FRAME_HTML: &str = include_str!("../../widget/frame.html");
 
 /// A short content hash, so the frame can reference its script and style
@@ -66,6 +68,14 @@ async fn messenger_css() -> Response {
     asset(MESSENGER_CSS, "text/css; charset=utf-8", "public, max-age=31536000, immutable")
 }
 
+async fn push_sw() -> Response {
+    // Offered for download (Settings → Push); the customer serves their copy.
+    let mut r = asset(PUSH_SW_JS, "text/javascript; charset=utf-8", "public, max-age=300");
+    r.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"murmur-sw.js\""));
+    r
+}
+
 async fn frame() -> Response {
     let mut r = asset(FRAME.as_str(), "text/html; charset=utf-8", "public, max-age=300");
     r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(FRAME_CSP));
@@ -81,6 +91,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/widget/messenger.js", get(messenger_js))
         .route("/widget/messenger.css", get(messenger_css))
         .route("/widget/frame", get(frame))
+        .route("/widget/push-sw.js", get(push_sw))
         .layer(tower_http::compression::CompressionLayer::new());
     files.route("/widget/ws", get(socket::upgrade).layer(axum::Extension(std::sync::Arc::new(state.clone()))))
 }

@@ -72,13 +72,20 @@ pub enum ClientFrame {
     Read {
         conversation: String,
     },
+    /// The browser subscribed to push (in the customer's page, with the
+    /// app's public key): its endpoint and keys, and the page it was on.
+    Push {
+        endpoint: Option<Value>,
+        keys: Option<Value>,
+        page: Option<Value>,
+    },
     Ping,
 }
 
 impl ClientFrame {
     /// Every kind a widget may send.
     pub const KINDS: &'static [&'static str] =
-        &["hello", "track", "update", "seen", "clicked", "reply", "read", "ping"];
+        &["hello", "track", "update", "seen", "clicked", "reply", "read", "push", "ping"];
 
     /// Reads one frame; the error says what was wrong in words.
     pub fn parse(text: &str) -> Result<ClientFrame, String> {
@@ -227,6 +234,9 @@ struct Session {
 struct Started {
     session: Session,
     launch: UserPatch,
+    /// The app's VAPID public key while push is on (the welcome tells the
+    /// messenger, which asks for permission after the user's first message).
+    push_key: Option<String>,
 }
 
 /// Sends one message; false if the socket failed or took `SEND_WITHIN`.
@@ -491,7 +501,7 @@ async fn start(state: &AppState, hello: Hello, client: Option<std::net::IpAddr>)
             state.engine.widget_user(&app.id, None, Some(device)).await?
         }
     };
-    Ok(Started { session: Session { app_id: app.id, id: user.id, verified }, launch })
+    Ok(Started { session: Session { app_id: app.id, id: user.id, verified }, launch, push_key: app.push_key })
 }
 
 /// A widget without a verified identity is about to find or create its
@@ -563,6 +573,7 @@ async fn welcome(
         "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
         "conversations": conversations.iter().map(conversation_json).collect::<Vec<_>>(),
         "office": office,
+        "push": started.push_key,
     })
     .to_string();
     // The cards are spliced in as stored (serialised once, when planned).
@@ -625,7 +636,44 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
             state.engine.conversation_read(&s.id, &conversation).await?;
             Ok(None)
         }
+        ClientFrame::Push { endpoint, keys, page } => {
+            subscribe(state, s, endpoint, keys, page).await?;
+            Ok(None)
+        }
     }
+}
+
+/// Stores a browser's push subscription for this user, if the app has
+/// push on and the subscription is well-formed.
+async fn subscribe(
+    state: &AppState,
+    s: &Session,
+    endpoint: Option<Value>,
+    keys: Option<Value>,
+    page: Option<Value>,
+) -> Result<(), Refusal> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let sub = crate::engine::push::Subscription {
+        endpoint: text(endpoint.as_ref()),
+        p256dh: text(keys.as_ref().and_then(|k| k.get("p256dh"))),
+        auth: text(keys.as_ref().and_then(|k| k.get("auth"))),
+    };
+    let page = text(page.as_ref());
+    let settings = state.store.push_settings(&s.app_id).await.map_err(Refusal::internal)?;
+    if !settings.is_some_and(|p| p.enabled && p.public_key.is_some()) {
+        return Err(Refusal::new("push_off", "Push notifications are off for this app."));
+    }
+    crate::engine::push::check_subscription(&sub, state.engine.push_allows_local())
+        .map_err(|m| Refusal::new("invalid_subscription", m))?;
+    if !crate::domain::whisper::is_http_url(&page) || page.len() > 2000 {
+        return Err(Refusal::new("invalid_subscription", "page must be the http(s) address of the page."));
+    }
+    state
+        .store
+        .add_push_subscription(&s.app_id, &s.id, &sub.endpoint, &sub.p256dh, &sub.auth, &page, state.now())
+        .await
+        .map_err(Refusal::internal)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! that would rebuild the server's own).
 #![allow(dead_code)]
 
+pub mod push_service;
 pub mod shop;
 pub mod smtp;
 pub mod widget;
@@ -21,6 +22,38 @@ use tokio::{
 };
 
 pub const START_MS: i64 = 1_795_000_000_000;
+
+/// Runs each storage check (`async fn(&Store)` in module `$checks`) on a
+/// fresh database of each backend, as tests in modules `$sqlite` and
+/// `$postgres` (PostgreSQL skipped, or a failure when `CI=true`, as
+/// `TestDb::new` decides).
+#[macro_export]
+macro_rules! conformance {
+    ($sqlite:ident, $postgres:ident, $checks:path; $($name:ident),* $(,)?) => {
+        mod $sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    use $checks as checks;
+                    let db = super::support::TestDb::new(super::support::Backend::Sqlite).await.unwrap();
+                    checks::$name(&db.store().await).await;
+                }
+            )*
+        }
+        mod $postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    use $checks as checks;
+                    let Some(db) = super::support::TestDb::new(super::support::Backend::Postgres).await else { return };
+                    let store = db.store().await;
+                    checks::$name(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
 
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

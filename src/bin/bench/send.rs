@@ -35,6 +35,7 @@ fn message(id: &str, now: i64) -> ManualRow {
         created_at: now,
         updated_at: now,
         stopped_at: None,
+        push: false,
     }
 }
 
