@@ -534,3 +534,39 @@ async fn a_widget_that_stops_reading_is_dropped() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One user may have `MAX_WIDGETS_PER_USER` widgets open on an instance;
+/// one more is refused (try again later) until one closes.
+#[tokio::test]
+async fn a_user_has_at_most_so_many_widgets_open() {
+    use murmur::widget::socket::MAX_WIDGETS_PER_USER;
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let shop = shop(&app, &owner, "Tabs").await;
+    let mut open = vec![];
+    for _ in 0..MAX_WIDGETS_PER_USER {
+        let (w, welcome) = Widget::start(&app, shop.hello("tabby", "device-tabby-01")).await;
+        assert_eq!(welcome["t"], "welcome", "{welcome}");
+        open.push(w);
+    }
+    let (mut extra, refused) = Widget::start(&app, shop.hello("tabby", "device-tabby-01")).await;
+    assert_eq!(
+        (refused["t"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("too_many_widgets")),
+        "{refused}"
+    );
+    assert_eq!(extra.next().await["code"], 1013);
+    // Another user is not affected.
+    let (_other, welcome) = Widget::start(&app, shop.hello("someone", "device-someone-1")).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    // One tab closes: there is room again.
+    open.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.state.engine.hub.connections() > MAX_WIDGETS_PER_USER {
+        assert!(tokio::time::Instant::now() < deadline, "the closed widget never left");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_again, welcome) = Widget::start(&app, shop.hello("tabby", "device-tabby-01")).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+}

@@ -156,6 +156,19 @@ impl Hub {
         (id, inbox)
     }
 
+    /// `join`, unless the user already has `max` connections here (`None`).
+    pub fn try_join(&self, app_user_id: &str, max: usize) -> Option<(u64, Arc<Inbox>)> {
+        let mut users = self.users.lock().ok()?;
+        let conns = users.entry(app_user_id.to_string()).or_default();
+        if conns.len() >= max {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let inbox = Arc::new(Inbox::default());
+        conns.push(Conn { id, inbox: inbox.clone() });
+        Some((id, inbox))
+    }
+
     pub fn leave(&self, app_user_id: &str, id: u64) {
         if let Ok(mut users) = self.users.lock() {
             if let Some(conns) = users.get_mut(app_user_id) {

@@ -132,6 +132,9 @@ pub const SEND_WITHIN: Duration = Duration::from_secs(10);
 /// Frames a widget may send in a burst, and per second after it.
 const BURST: f64 = 40.0;
 const PER_SECOND: f64 = 10.0;
+/// Open widgets one user may have on one instance (tabs, devices); one more
+/// is refused with `too_many_widgets` (close code 1013: try again later).
+pub const MAX_WIDGETS_PER_USER: usize = 20;
 /// How far back a resuming widget is sent messages again (it drops the
 /// ones it has by id), so that clock differences between instances cannot
 /// hide a message.
@@ -326,7 +329,15 @@ async fn open(state: &AppState, socket: &mut WebSocket, client: Option<std::net:
             return None;
         }
     };
-    let (conn, inbox) = state.engine.hub.join(&started.session.id);
+    let Some((conn, inbox)) = state.engine.hub.try_join(&started.session.id, MAX_WIDGETS_PER_USER) else {
+        let r = Refusal::fatal(
+            "too_many_widgets",
+            format!("This user has {MAX_WIDGETS_PER_USER} widgets open already; close one and try again."),
+        );
+        let _ = send(socket, r.frame()).await;
+        close(socket, 1013, r.code).await;
+        return None;
+    };
     let session = &started.session;
     // The launch: lastSeenAt, appVersion, platform and the page's profile,
     // with the app-launch whispers planned on the updated row. Their cards
