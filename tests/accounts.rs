@@ -54,19 +54,7 @@ async fn change_password(app: &TestApp, token: &str, current: &str, new: &str, c
 
 /// Adds a teammate to `shop`'s app as its owner; returns their id.
 async fn add_mate(app: &TestApp, shop: &Shop, name: &str, email: &str) -> String {
-    let r = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[name]", name),
-                ("input[email]", email),
-                ("input[password]", MATE_PASSWORD),
-            ],
-            Some(&shop.owner),
-            &[],
-        )
-        .await;
+    let r = app.add_teammate(&shop.app_id, &shop.owner, name, email, MATE_PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["id"].as_str().unwrap().to_string()
 }

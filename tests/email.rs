@@ -368,21 +368,7 @@ async fn smtp_settings(backend: Backend) {
     assert_eq!(smtp_target(&app.state, a).await.unwrap().unwrap().settings.host, "smtp.shop.example");
 
     // A teammate sees the settings, cannot change them.
-    let add = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", a),
-                ("input[name]", "Tess Mate"),
-                ("input[email]", "tess@example.com"),
-                ("input[password]", "tess password 1"),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(add.status, 200, "{}", add.body);
-    let tess = app.login("tess@example.com", "tess password 1").await.session_cookie().unwrap();
+    let tess = app.add_tess(a, &owner).await;
     let v = load(tess.clone()).await;
     assert_eq!(v.status, 200, "{}", v.body);
     assert_eq!(v.json()["password_set"], true);

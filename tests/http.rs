@@ -303,20 +303,7 @@ async fn teammates_see_only_their_apps_and_only_the_owner_manages_the_team() {
 
     let add = |email: &'static str, password: &'static str| {
         let (app, owner, a) = (&app, owner.clone(), a.clone());
-        async move {
-            app.call(
-                "teammates/add",
-                &[
-                    ("input[app_id]", &a),
-                    ("input[name]", "Tess Mate"),
-                    ("input[email]", email),
-                    ("input[password]", password),
-                ],
-                Some(&owner),
-                &[],
-            )
-            .await
-        }
+        async move { app.add_teammate(&a, &owner, "Tess Mate", email, password).await }
     };
     let r = add("tess@example.com", "short").await;
     assert_eq!(r.status, 422);
@@ -360,19 +347,7 @@ async fn teammates_see_only_their_apps_and_only_the_owner_manages_the_team() {
         .await;
     assert_eq!(r.status, 404);
     // Tess cannot manage the team.
-    let r = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", &a),
-                ("input[name]", "X"),
-                ("input[email]", "x@example.com"),
-                ("input[password]", "x password 12"),
-            ],
-            Some(&tess),
-            &[],
-        )
-        .await;
+    let r = app.add_teammate(&a, &tess, "X", "x@example.com", "x password 12").await;
     assert_eq!(r.status, 403);
     // A teammate's new app is visible to the owner too.
     let c = app.call("apps/create", &[("input[name]", "C")], Some(&tess), &[]).await.json()["app"]["id"]
@@ -494,21 +469,7 @@ async fn only_the_owner_creates_and_revokes_keys_and_rolls_the_identity_secret()
     let owner = app.setup_owner().await;
     let created = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await.json();
     let app_id = created["app"]["id"].as_str().unwrap().to_string();
-    let r = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", &app_id),
-                ("input[name]", "Tess Mate"),
-                ("input[email]", "tess@example.com"),
-                ("input[password]", "tess password 1"),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let tess = app.login("tess@example.com", "tess password 1").await.session_cookie().unwrap();
+    let tess = app.add_tess(&app_id, &owner).await;
     let key = app
         .call("apps/keys/create", &[("input[app_id]", &app_id), ("input[name]", "backend")], Some(&owner), &[])
         .await

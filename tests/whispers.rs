@@ -121,19 +121,7 @@ async fn authoring(backend: Backend) {
     assert_eq!(status(&app, &owner, &app_id, &copy, "bogus").await.status, 422);
 
     // Another app's teammate cannot see or touch these whispers.
-    let r = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", &app_id),
-                ("input[name]", "Tess"),
-                ("input[email]", "tess@example.com"),
-                ("input[password]", "tess password 1"),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
+    let r = app.add_teammate(&app_id, &owner, "Tess", "tess@example.com", "tess password 1").await;
     assert_eq!(r.status, 200);
     let other = app.call("apps/create", &[("input[name]", "Other")], Some(&owner), &[]).await.json()["app"]["id"]
         .as_str()

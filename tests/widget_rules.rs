@@ -74,21 +74,7 @@ async fn server_only_names_are_the_backends(backend: Backend) {
     let s = shop(&app, &owner, "Shop").await;
 
     // Owner only, like the app's other security settings; names are checked.
-    let add = app
-        .call(
-            "teammates/add",
-            &[
-                ("input[app_id]", &s.app_id),
-                ("input[name]", "Tess Mate"),
-                ("input[email]", "tess@example.com"),
-                ("input[password]", "tess password 1"),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(add.status, 200, "{}", add.body);
-    let tess = app.login("tess@example.com", "tess password 1").await.session_cookie().unwrap();
+    let tess = app.add_tess(&s.app_id, &owner).await;
     assert_eq!(set_server_only(&app, &s, &tess, "plan", "").await.status, 403);
     let r = set_server_only(&app, &s, &owner, "plan\n9lives", "").await;
     assert_eq!(r.status, 422, "{}", r.body);

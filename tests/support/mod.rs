@@ -326,6 +326,21 @@ impl TestApp {
         r.session_cookie().expect("setup sets a session cookie")
     }
 
+    /// Adds a teammate to `app_id`, asked by the session `by`; the answer.
+    pub async fn add_teammate(&self, app_id: &str, by: &str, name: &str, email: &str, password: &str) -> Response {
+        let fields =
+            [("input[app_id]", app_id), ("input[name]", name), ("input[email]", email), ("input[password]", password)];
+        self.call("teammates/add", &fields, Some(by), &[]).await
+    }
+
+    /// Adds Tess Mate (tess@example.com) to `app_id` as the owner and signs
+    /// her in: her session.
+    pub async fn add_tess(&self, app_id: &str, owner: &str) -> String {
+        let r = self.add_teammate(app_id, owner, "Tess Mate", "tess@example.com", "tess password 1").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        self.login("tess@example.com", "tess password 1").await.session_cookie().unwrap()
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Response {
         self.call("login", &[("input[email]", email), ("input[password]", password)], None, &[]).await
     }
