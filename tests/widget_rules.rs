@@ -86,6 +86,17 @@ async fn server_only_names_are_the_backends(backend: Backend) {
     assert_eq!(settings["server_only_events"], json!(["subscription-cancelled"]));
     let page = app.get(&format!("/apps/{}/settings", s.app_id), Some(&tess)).await;
     assert!(page.body.contains("Only the owner can change what the widget may set."), "{}", page.body);
+    // The owner's form shows each list in its own field, one name a line.
+    let page = app.get(&format!("/apps/{}/settings", s.app_id), Some(&owner)).await;
+    for expected in [
+        r#"id="server-only-properties" name="input[properties]""#,
+        r#"id="server-only-events" name="input[events]""#,
+        ">plan</textarea>",
+        ">subscription-cancelled</textarea>",
+        "One name a line, for example subscription-cancelled.",
+    ] {
+        assert!(page.body.contains(expected), "{expected} not in {}", page.body);
+    }
 
     // A verified widget: refused the property and the event, with an error
     // frame; nothing is written; the connection stays open.

@@ -526,8 +526,6 @@ fn Identity(
 #[component]
 fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl IntoView {
     let error = last_error(action.value());
-    let message = move |field: &'static str| move || error.get().and_then(|e| e.field_message(field));
-    let invalid = move |field: &'static str| move || if message(field)().is_some() { "true" } else { "false" };
     let listed = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
     let status = format!(
         "Server-only properties: {}. Server-only events: {}.",
@@ -544,22 +542,10 @@ fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl Into
                 view! {
                     <ActionForm action>
                         <input type="hidden" name="input[app_id]" value=s.app.id.clone()/>
-                        <div class="field">
-                            <label for="server-only-properties">"Server-only properties"</label>
-                            <textarea id="server-only-properties" name="input[properties]" rows="4" autocomplete="off"
-                                aria-invalid=invalid("properties") aria-describedby="server-only-properties-hint server-only-properties-error"
-                                prop:value=s.server_only_properties.join("\n")>{s.server_only_properties.join("\n")}</textarea>
-                            <p class="hint" id="server-only-properties-hint">"One name a line, for example plan."</p>
-                            <p class="field-error" id="server-only-properties-error" aria-live="polite">{message("properties")}</p>
-                        </div>
-                        <div class="field">
-                            <label for="server-only-events">"Server-only events"</label>
-                            <textarea id="server-only-events" name="input[events]" rows="4" autocomplete="off"
-                                aria-invalid=invalid("events") aria-describedby="server-only-events-hint server-only-events-error"
-                                prop:value=s.server_only_events.join("\n")>{s.server_only_events.join("\n")}</textarea>
-                            <p class="hint" id="server-only-events-hint">"One name a line, for example subscription-cancelled."</p>
-                            <p class="field-error" id="server-only-events-error" aria-live="polite">{message("events")}</p>
-                        </div>
+                        <NamesField field="properties" label="Server-only properties" example="plan"
+                            names=s.server_only_properties.clone() error/>
+                        <NamesField field="events" label="Server-only events" example="subscription-cancelled"
+                            names=s.server_only_events.clone() error/>
                         <FormError error/>
                         <button type="submit">"Save what the widget may set"</button>
                     </ActionForm>
@@ -568,6 +554,32 @@ fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl Into
                 view! { <p class="muted">"Only the owner can change what the widget may set."</p> }.into_any()
             }}
         </section>
+    }
+}
+
+/// A list of names, one a line, posted as `input[{field}]`, with its hint
+/// and the server's message for `field` beside it.
+#[component]
+fn NamesField(
+    field: &'static str,
+    label: &'static str,
+    example: &'static str,
+    names: Vec<String>,
+    error: Signal<Option<AppError>>,
+) -> impl IntoView {
+    let message = move || error.get().and_then(|e| e.field_message(field));
+    let invalid = move || if message().is_some() { "true" } else { "false" };
+    let id = format!("server-only-{field}");
+    let text = names.join("\n");
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <textarea id=id.clone() name=format!("input[{field}]") rows="4" autocomplete="off"
+                aria-invalid=invalid aria-describedby=format!("{id}-hint {id}-error")
+                prop:value=text.clone()>{text.clone()}</textarea>
+            <p class="hint" id=format!("{id}-hint")>{format!("One name a line, for example {example}.")}</p>
+            <p class="field-error" id=format!("{id}-error") aria-live="polite">{message}</p>
+        </div>
     }
 }
 
