@@ -24,9 +24,20 @@ pub fn vapid_key_context(app_id: &str) -> String {
     format!("app:{app_id}:vapid")
 }
 
-/// The engine's push channel: `contact` is the VAPID subject (murmur's
-/// public URL); `allow_local_http` is for tests only (a push service on
-/// loopback over http).
+/// The VAPID subject push services may contact: murmur's public URL when
+/// it is https, else a `mailto:` at its host (push services accept only
+/// `https:` and `mailto:` subjects).
+pub fn vapid_contact(public_url: &str) -> String {
+    if public_url.starts_with("https://") {
+        return public_url.to_string();
+    }
+    let host = url::Url::parse(public_url).ok().and_then(|u| u.host_str().map(str::to_string));
+    format!("mailto:push@{}", host.unwrap_or_else(|| "localhost".into()))
+}
+
+/// The engine's push channel: `contact` is the VAPID subject
+/// (`vapid_contact`); `allow_local_http` is for tests only (a push service
+/// on loopback over http).
 pub fn channel(secrets: std::sync::Arc<SecretBox>, contact: String, allow_local_http: bool) -> PushChannel {
     PushChannel {
         pusher: Pusher::new(contact, std::time::Duration::from_secs(15), allow_local_http),
@@ -71,4 +82,17 @@ pub async fn set_enabled(state: &AppState, actor: &TeammateRow, app_id: &str, en
     }
     tracing::info!(app = %app.id, enabled, "push switched");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vapid_subject_is_https_or_mailto() {
+        assert_eq!(vapid_contact("https://murmur.example.com"), "https://murmur.example.com");
+        assert_eq!(vapid_contact("http://127.0.0.1:3000"), "mailto:push@127.0.0.1");
+        assert_eq!(vapid_contact("http://murmur.internal:8080"), "mailto:push@murmur.internal");
+        assert_eq!(vapid_contact("nonsense"), "mailto:push@localhost");
+    }
 }

@@ -77,8 +77,8 @@ impl AppState {
             unsubscribe_url: super::email::unsubscribe_url_fn(public_url.clone(), &secrets),
         });
         // Web Push with each app's VAPID key (opened here); murmur's public
-        // URL is the VAPID contact.
-        engine.set_push(super::push::channel(secrets.clone(), public_url.clone(), false));
+        // URL (or a mailto: at its host) is the VAPID contact.
+        engine.set_push(super::push::channel(secrets.clone(), super::push::vapid_contact(&public_url), false));
         // How many property and event names an app may have (MAX_PROPERTY_NAMES, MAX_EVENT_NAMES).
         engine.set_caps(settings.catalog_caps);
         let limits = Arc::new(super::limits::Limits::new(settings, clock.clone()));
