@@ -155,11 +155,12 @@ fn whisper(shop: &Shop, name: &str, trigger: Trigger, push: bool) -> WhisperDraf
 
 /// Waits until the user has no widget open on this instance.
 async fn until_offline(app: &TestApp, user: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app.state.engine.hub.is_online(user) {
-        assert!(tokio::time::Instant::now() < deadline, "the widget never left");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let hub = &app.state.engine.hub;
+    let mut departures = hub.departures();
+    tokio::time::timeout(std::time::Duration::from_secs(5), departures.wait_for(|_| !hub.is_online(user)))
+        .await
+        .expect("the widget never left")
+        .unwrap();
 }
 
 async fn track(app: &TestApp, shop: &Shop, user: &str, event: &str) {

@@ -87,6 +87,9 @@ pub struct Hub {
     /// server starts stopping (so an open widget waits on one channel for
     /// both).
     heartbeat: Vec<tokio::sync::watch::Sender<bool>>,
+    /// Bumped whenever a connection leaves, so a caller can wait for a
+    /// user to be gone (`departures`) instead of polling.
+    departures: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Hub {
@@ -96,6 +99,7 @@ impl Default for Hub {
             next: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
             heartbeat: (0..BEAT_PHASES).map(|_| tokio::sync::watch::Sender::new(false)).collect(),
+            departures: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -178,6 +182,13 @@ impl Hub {
                 }
             }
         }
+        self.departures.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time a connection leaves: `wait_for` on it waits for a
+    /// condition on the open connections without polling.
+    pub fn departures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.departures.subscribe()
     }
 
     /// Queues `frame` for every connection of the user; returns how many
