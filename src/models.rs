@@ -427,3 +427,24 @@ pub struct AuditPage {
     /// Cursor of the next (older) page, if any.
     pub next: Option<String>,
 }
+
+/// Something the "why?" panel can ask about: a whisper or a manual message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhyChoice {
+    /// `whisper` or `message`.
+    pub kind: String,
+    pub id: String,
+    pub label: String,
+}
+
+/// Why a user did or did not get a whisper or message
+/// (`domain::explain`), for the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The user as the answer names them, and their murmur id.
+    pub user: String,
+    pub user_id: String,
+    /// The whisper's name or the message's title.
+    pub subject: String,
+    pub answer: crate::domain::explain::Answer,
+}

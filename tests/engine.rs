@@ -15,7 +15,7 @@ use murmur::domain::{
 };
 use serde_json::{json, Value};
 use support::{
-    shop::{rest, save_whisper, shop, Shop},
+    shop::{create_user, rest, save_whisper, shop, Shop},
     spawn_app,
     widget::Widget,
     Backend, TestApp, TestDb, START_MS,
@@ -96,18 +96,6 @@ fn cart_whisper(shop: &Shop) -> WhisperDraft {
         Button { label: "I have a question".into(), action: ButtonAction::Reply("I have a question".into()) },
     ];
     d
-}
-
-async fn create_user(app: &TestApp, shop: &Shop, user_id: &str, given: &str, plan: &str) {
-    let r = rest(
-        app,
-        shop,
-        "POST",
-        "/v1.1/appusers",
-        json!({"userId": user_id, "givenName": given, "properties": {"plan": plan}}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Opens a widget for `user` and returns the cards it has on start: those

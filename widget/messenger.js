@@ -341,6 +341,39 @@
     delete shownCards[id];
   }
 
+  // Cards the team recalled before the user saw them: gone from the screen and the thread.
+  function recall(ids) {
+    var changed = false;
+    for (var i = 0; i < ids.length; i++) {
+      var id = ids[i];
+      dismiss(id);
+      if (!items[id] || !items[id].card) continue;
+      delete items[id];
+      var at = order.indexOf(id);
+      if (at >= 0) order.splice(at, 1);
+      if (viewCard === id) viewCard = null;
+      changed = true;
+    }
+    if (changed) renderThread();
+    resize();
+  }
+
+  // A (re)starting widget is shown every card it may keep: one it had from
+  // before that is no longer listed (and not older than the list) was recalled meanwhile.
+  function forgetUnlisted(cards) {
+    var listed = {}, oldest = Infinity;
+    for (var i = 0; i < cards.length; i++) {
+      listed[cards[i].id] = true;
+      if (cards[i].at < oldest) oldest = cards[i].at;
+    }
+    var from = cards.length ? oldest : -Infinity, gone = [];
+    for (var j = 0; j < order.length; j++) {
+      var it = items[order[j]];
+      if (it.card && !listed[it.id] && it.at >= from) gone.push(it.id);
+    }
+    if (gone.length) recall(gone);
+  }
+
   function fromCard(f) {
     return { id: f.id, at: f.at, card: f.card, sender: f.card && f.card.sender, seen: f.seen, mine: false };
   }
@@ -481,6 +514,7 @@
         var x = cl[c];
         convs[x.id] = { id: x.id, state: x.state, at: x.at, last: x.last, unread: x.unread, card: x.card };
       }
+      forgetUnlisted(cards);
       quiet = true;
       for (var i = 0; i < msgs.length; i++) received(fromMessage(msgs[i]), false);
       for (var j = 0; j < cards.length; j++) received(fromCard(cards[j]), false);
@@ -512,6 +546,8 @@
       received(fromCard(f), true);
     } else if (f.t === "message") {
       received(fromMessage(f.message), true);
+    } else if (f.t === "recall") {
+      recall(f.ids || []);
     } else if (f.t === "error") {
       status(f.message);
       if (/^(identity_required|invalid_jwt|unknown_app|invalid_user|invalid_device|hello_expected)$/.test(f.code)) {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod conditions;
 pub mod conversation;
 pub mod email;
+pub mod explain;
 pub mod manual;
 pub mod messages;
 pub mod office_hours;

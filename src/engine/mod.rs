@@ -22,10 +22,12 @@
 
 pub mod actions;
 pub mod email;
+pub mod explain;
 pub mod hub;
 pub mod office;
 pub mod planner;
 pub mod push;
+pub mod recall;
 pub mod scheduler;
 pub mod send;
 pub mod webpush;
@@ -104,6 +106,9 @@ enum Notice {
     /// A manual message's recipients are fixed: push its cards.
     #[serde(rename = "s")]
     Manual { from: String, id: String },
+    /// Cards recalled (user, card): take them off the widgets (`recall`).
+    #[serde(rename = "r")]
+    Recall { from: String, cards: Vec<(String, String)> },
 }
 
 /// The widget frame for a delivered card. The card is spliced in as stored
@@ -145,11 +150,13 @@ impl Engine {
         window: Duration,
     ) -> Result<Arc<Engine>, crate::storage::StoreError> {
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let planner = Planner::default();
+        planner.keep_decisions(explain::EvalSink::start(store.clone()));
         Ok(Arc::new(Engine {
             writer: Writer::start(store.clone(), group_commit, window, metrics.clone()).await?,
             store,
             clock,
-            planner: Planner::default(),
+            planner,
             hub: Arc::new(Hub::default()),
             instance: new_id(),
             email: std::sync::OnceLock::new(),
@@ -163,6 +170,19 @@ impl Engine {
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Waits until the planner's decisions made so far are kept
+    /// (`engine::explain`).
+    pub async fn decisions_settled(&self) {
+        if let Some(sink) = self.planner.decisions() {
+            sink.settled().await;
+        }
+    }
+
+    /// Forgets decisions older than the retention; returns how many.
+    pub async fn purge_decisions(&self) -> Result<u64, crate::storage::StoreError> {
+        self.store.purge_evaluations(self.now() - explain::RETENTION_DAYS * 86_400_000).await
     }
 
     /// Sets the per-app catalog caps (`MAX_PROPERTY_NAMES`, `MAX_EVENT_NAMES`;
@@ -285,7 +305,9 @@ impl Engine {
             | Notice::Whispers { from, .. }
             | Notice::Manual { from, .. }
             | Notice::Conversation { from, .. }
+            | Notice::Recall { from, .. }
                 if from == self.instance => {}
+            Notice::Recall { cards, .. } => self.recall_here(cards.iter().map(|(u, id)| (u.as_str(), id.as_str()))),
             Notice::Conversation { app, id, .. } => self.inbox_changed_here(&app, &id),
             Notice::Manual { id, .. } => {
                 self.publish_manual_here(&id).await.map_err(|e| e.to_string())?;
@@ -293,7 +315,8 @@ impl Engine {
             Notice::Whispers { app, .. } => self.planner.forget(&app),
             Notice::Delivery { user, id, .. } => {
                 if self.hub.is_online(&user) {
-                    if let Some(d) = self.store.delivery(&id).await.map_err(|e| e.to_string())? {
+                    // A card recalled meanwhile is not shown.
+                    if let Some(d) = self.store.delivery(&id).await.map_err(|e| e.to_string())?.filter(|d| d.state != "cancelled") {
                         self.push_delivery_here(&d).await.map_err(|e| e.to_string())?;
                     }
                 }

@@ -14,15 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
-        conditions::{matches_all, next_match, Checked},
+        conditions::{matches_all, next_match, Checked, Condition},
+        explain::{ConditionResult, Evaluation, Outcome, TriggerFact},
         properties::PropType,
         teammate::initials,
         template::{self, Segment},
         whisper::{lookup, ButtonAction, Trigger},
     },
-    engine::office::Schedule,
+    engine::{explain::EvalSink, office::Schedule},
     storage::{
-        audience::RowProps, new_id, AppUserRow, DeliveryPlan, NewDelivery, OfficeReply, Planned, Received,
+        audience::RowProps, new_id, AppUserRow, DeliveryPlan, EvaluationRecord, NewDelivery, OfficeReply, Planned,
+        Received,
         ServerOnlyNames, Store, StoreResult, UpdatePlan,
     },
 };
@@ -69,6 +71,8 @@ struct LiveWhisper {
     trigger: Trigger,
     all_users: bool,
     conditions: Vec<Checked>,
+    /// The conditions as written (for the decisions kept, `engine::explain`).
+    raw_conditions: Vec<Condition>,
     text: Vec<Segment>,
     sender: CardSender,
     buttons: Vec<CardButton>,
@@ -86,6 +90,8 @@ pub struct AppWhispers {
     office: Option<Office>,
     /// What the widget may not set or track (`engine::actions`).
     server_only: ServerOnlyNames,
+    /// Where decisions are kept (none: not kept).
+    sink: Option<EvalSink>,
 }
 
 /// Office hours in force, with the reply's parsed text.
@@ -154,7 +160,17 @@ impl AppWhispers {
         let mut values = None;
         let mut out = vec![];
         for w in self.whispers.iter().filter(|w| w.trigger == *trigger) {
-            if !w.all_users && !matches_all(&w.conditions, &props, now) {
+            let matched = match &self.sink {
+                None => w.all_users || matches_all(&w.conditions, &props, now),
+                Some(sink) => {
+                    let conditions = w.evaluate(&props, now);
+                    let matched = conditions.iter().all(|c| c.passed);
+                    let outcome = if matched { Outcome::Matched } else { Outcome::NotMatched };
+                    sink.record(w.decision(user, now, TriggerFact::of(trigger), conditions, outcome));
+                    matched
+                }
+            };
+            if !matched {
                 continue;
             }
             let values = values.get_or_insert_with(|| props.personal_values());
@@ -181,7 +197,16 @@ impl AppWhispers {
             if received.contains(&w.id) {
                 continue;
             }
-            match next_match(&w.conditions, &props, now) {
+            let next = next_match(&w.conditions, &props, now);
+            if let Some(sink) = &self.sink {
+                let outcome = match next {
+                    Some(t) if t <= now => Outcome::Matched,
+                    Some(t) => Outcome::MatchesAt { at: t },
+                    None => Outcome::NotMatched,
+                };
+                sink.record(w.decision(user, now, TriggerFact::Match, w.evaluate(&props, now), outcome));
+            }
+            match next {
                 Some(t) if t <= now => {
                     let values = values.get_or_insert_with(|| props.personal_values());
                     planned.deliveries.push(w.deliver(user, values, now, sent));
@@ -207,6 +232,32 @@ impl AppWhispers {
 }
 
 impl LiveWhisper {
+    /// Each condition for `user` at `now`, with their value (none when the
+    /// audience is everyone).
+    fn evaluate(&self, user: &RowProps<'_>, now: i64) -> Vec<ConditionResult> {
+        if self.all_users {
+            return vec![];
+        }
+        self.raw_conditions.iter().zip(&self.conditions).map(|(raw, c)| ConditionResult::of(raw, c, user, now)).collect()
+    }
+
+    /// The decision to keep.
+    fn decision(
+        &self,
+        user: &AppUserRow,
+        now: i64,
+        trigger: TriggerFact,
+        conditions: Vec<ConditionResult>,
+        outcome: Outcome,
+    ) -> EvaluationRecord {
+        EvaluationRecord {
+            app_id: user.app_id.clone(),
+            whisper_id: self.id.clone(),
+            app_user_id: user.id.clone(),
+            evaluation: Evaluation { at: now, revision: self.revision, trigger, all_users: self.all_users, conditions, outcome },
+        }
+    }
+
     /// The card for `user`, personalised with `values`.
     fn deliver(&self, user: &AppUserRow, values: &[(String, String)], now: i64, sent: bool) -> NewDelivery {
         let card = Card {
@@ -235,9 +286,21 @@ pub struct Planner {
     /// Some whisper loaded here asks for push (until then, publishing
     /// skips the push check entirely).
     any_push: std::sync::atomic::AtomicBool,
+    /// Where decisions are kept (`engine::explain`), once started.
+    sink: std::sync::OnceLock<EvalSink>,
 }
 
 impl Planner {
+    /// Keeps the decisions from now on (apps loaded from now on).
+    pub fn keep_decisions(&self, sink: EvalSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Where decisions are kept, if they are.
+    pub fn decisions(&self) -> Option<&EvalSink> {
+        self.sink.get()
+    }
+
     /// Forget an app's cached whispers (they changed).
     pub fn forget(&self, app_id: &str) {
         if let Ok(mut c) = self.cache.lock() {
@@ -293,6 +356,7 @@ impl Planner {
                 push: d.push,
                 all_users: d.all_users,
                 conditions,
+                raw_conditions: d.conditions.clone(),
                 text,
                 sender: CardSender { initials: initials(&sender_name), name: sender_name },
                 buttons: d
@@ -315,7 +379,8 @@ impl Planner {
         if whispers.iter().any(|w| w.push) {
             self.any_push.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let fresh = Arc::new(AppWhispers { loaded, whispers, types, office, server_only });
+        let sink = self.sink.get().cloned();
+        let fresh = Arc::new(AppWhispers { loaded, whispers, types, office, server_only, sink });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(app_id.to_string(), fresh.clone());
         }

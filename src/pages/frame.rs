@@ -1,9 +1,7 @@
 //! The dashboard frame around every app page: navigation, app switcher,
-//! the signed-in teammate (a link to their account) and sign-out. Pages not
-//! built yet say so.
+//! the signed-in teammate (a link to their account) and sign-out.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{
     components::{Outlet, Redirect, A},
     hooks::{use_navigate, use_params_map},
@@ -132,21 +130,4 @@ fn Frame(d: Dashboard) -> impl IntoView {
             </main>
         </div>
     }
-}
-
-/// A page whose feature comes with a later release, saying so plainly.
-#[component]
-fn NotBuilt(title: &'static str, what: &'static str) -> impl IntoView {
-    view! {
-        <Title text=title/>
-        <section>
-            <h1>{title}</h1>
-            <p class="not-built">{format!("{title} is not built yet. {what}")}</p>
-        </section>
-    }
-}
-
-#[component]
-pub fn Overview() -> impl IntoView {
-    view! { <NotBuilt title="Overview" what="It will chart users, active users, and whispers and messages sent and seen over time."/> }
 }

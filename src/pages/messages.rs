@@ -224,7 +224,10 @@ pub fn MessagePage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(MessagePage::Composer(c)) => view! { <Composer c/> }.into_any(),
-                        Ok(MessagePage::Detail(d)) => view! { <Detail d/> }.into_any(),
+                        Ok(MessagePage::Detail(d)) => {
+                            let id = d.summary.id.clone();
+                            view! { <Detail d/> <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="message" id/> }.into_any()
+                        }
                         Err(error) => view! { <PageError error/> }.into_any(),
                     }
                 })}
@@ -537,6 +540,7 @@ fn Detail(d: ManualDetail) -> impl IntoView {
                 </Show>
             </Show>
             {move || stop_error.get().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+            <Show when=move || current.get().summary.state != "draft"><super::recall::RecallMessage message_id=stop_id.get_value() kind=current.get_untracked().summary.kind/></Show>
         </section>
         <section class="panel" aria-labelledby="body-h">
             <h2 id="body-h">"Message"</h2>

@@ -6,13 +6,17 @@ mod account;
 mod apps;
 mod audit;
 mod auth;
+mod explain;
 mod frame;
 mod inbox;
 mod messages;
 mod office_hours;
+mod overview;
 pub mod preview;
 mod push;
+mod recall;
 mod settings;
+mod timeline;
 mod users;
 mod whispers;
 mod widgets;
@@ -96,7 +100,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/new-app") view=apps::NewAppPage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
-                    <Route path=path!("") view=frame::Overview/>
+                    <Route path=path!("") view=overview::OverviewPage/>
                     <Route path=path!("whispers") view=whispers::WhispersPage/>
                     <Route path=path!("whispers/:whisper_id") view=whispers::WhisperEditorPage/>
                     <Route path=path!("users") view=users::UsersListPage/>

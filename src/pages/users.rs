@@ -420,6 +420,8 @@ pub fn UserProfilePage() -> impl IntoView {
                         <p class="muted">{format!("User ID: {}", p.user_id.clone().unwrap_or_else(|| "anonymous".into()))}</p>
                         <p><a class="button" href=format!("/apps/{}/messages/new?users={}", app_id.get_untracked(), p.id)>"New message"</a></p>
                         <super::inbox::UserConversations app_id=app_id.get_untracked() user=p.id.clone() conversations=p.conversations.clone()/>
+                        <super::timeline::UserTimeline app_id=app_id.get_untracked() user=p.id.clone()/>
+                        <super::explain::WhyForUser app_id=app_id.get_untracked() user=p.id.clone()/>
                         <section class="panel" aria-labelledby="received-h">
                             <h2 id="received-h">"Messages received"</h2>
                             {if p.manual.is_empty() {

@@ -271,7 +271,10 @@ pub fn WhisperEditorPage() -> impl IntoView {
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(e) => view! { <Editor e/> }.into_any(),
+                        Ok(e) => {
+                            let why = e.id.clone().map(|id| view! { <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="whisper" id/> });
+                            view! { <Editor e/> {why} }.into_any()
+                        }
                         Err(error) => view! { <PageError error/> }.into_any(),
                     }
                 })}
@@ -566,6 +569,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                     <Show when=move || status.get() == "paused">
                         <button type="button" on:click=move |_| change_status("active")>"Resume"</button>
                     </Show>
+                    {move || id.get().filter(|_| status.get() != "draft").map(|w| view! { <super::recall::RecallWhisper whisper_id=w status/> })}
                     <p role="status" class="muted">{move || match (save.pending().get(), save.value().get()) {
                         (true, _) => "Saving…".to_string(),
                         (false, Some(Ok(_))) => "Saved.".to_string(),

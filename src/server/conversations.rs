@@ -207,7 +207,7 @@ pub async fn set_state(
     open: bool,
 ) -> Result<(), AppError> {
     let app = app_of(state, me, app_id).await?;
-    let c = state.store.set_conversation_state(&app.id, conversation_id, open).await.map_err(internal)?;
+    let c = state.store.set_conversation_state(&app.id, conversation_id, open, state.now()).await.map_err(internal)?;
     let c = c.ok_or(AppError::NotFound)?;
     state.engine.conversation_changed(&app.id, &c.id).await;
     Ok(())
@@ -235,7 +235,7 @@ pub async fn assign(
             Some(id)
         }
     };
-    let c = state.store.assign_conversation(&app.id, conversation_id, assignee).await.map_err(internal)?;
+    let c = state.store.assign_conversation(&app.id, conversation_id, assignee, state.now()).await.map_err(internal)?;
     let c = c.ok_or(AppError::NotFound)?;
     state.engine.conversation_changed(&app.id, &c.id).await;
     Ok(())

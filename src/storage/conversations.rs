@@ -155,6 +155,17 @@ macro_rules! touch_conversation {
     ($tx:ident, $id:expr, $m:expr, $team_read:expr) => {{
         let m: &$crate::storage::MessageRow = $m;
         let from_user = m.role == "appUser";
+        if from_user {
+            // A user's message reopens a closed conversation: recorded for the timeline.
+            sqlx::query(
+                "INSERT INTO conversation_changes (conversation_id, change, by_whom, at) \
+                 SELECT id, 'reopened', 'user', $2 FROM conversations WHERE id = $1 AND state = 'closed'",
+            )
+            .bind($id)
+            .bind(m.created_at)
+            .execute(&mut *$tx)
+            .await?;
+        }
         let sql = format!(
             "UPDATE conversations SET last_activity_at = CASE WHEN last_activity_at > $2 THEN last_activity_at ELSE $2 END, \
              last_text = $3, \
@@ -347,35 +358,87 @@ impl Store {
         .await?))
     }
 
-    /// Opens or closes a conversation of the app; the updated row.
+    /// Opens or closes a conversation of the app; the updated row. A real
+    /// change is recorded (`conversation_changes`, for the user's timeline)
+    /// in the same transaction.
     pub async fn set_conversation_state(
         &self,
         app_id: &str,
         id: &str,
         open: bool,
+        now: i64,
     ) -> StoreResult<Option<ConversationRow>> {
-        let sql = format!(
-            "UPDATE conversations SET state = $3 WHERE id = $1 AND app_id = $2 RETURNING {}",
-            CONVERSATION_COLUMNS.replace("c.", "")
-        );
         let state = if open { "open" } else { "closed" };
-        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).bind(app_id).bind(state).fetch_optional(pool).await?))
+        let change = if open { "reopened" } else { "closed" };
+        self.change_conversation(app_id, id, "state = $3", "state <> $3", Some(state), change, None, now).await
     }
 
-    /// Assigns a conversation of the app to a teammate (or nobody); the updated row.
+    /// Assigns a conversation of the app to a teammate (or nobody); the
+    /// updated row. A real change is recorded like a state change.
     pub async fn assign_conversation(
         &self,
         app_id: &str,
         id: &str,
         teammate_id: Option<&str>,
+        now: i64,
     ) -> StoreResult<Option<ConversationRow>> {
-        let sql = format!(
-            "UPDATE conversations SET assignee_id = $3 WHERE id = $1 AND app_id = $2 RETURNING {}",
-            CONVERSATION_COLUMNS.replace("c.", "")
-        );
-        Ok(
-            with_pool!(self, pool => sqlx::query_as(&sql).bind(id).bind(app_id).bind(teammate_id).fetch_optional(pool).await?),
+        let change = if teammate_id.is_some() { "assigned" } else { "unassigned" };
+        self.change_conversation(
+            app_id,
+            id,
+            "assignee_id = $3",
+            "assignee_id IS DISTINCT FROM $3",
+            teammate_id,
+            change,
+            teammate_id,
+            now,
         )
+        .await
+    }
+
+    /// `UPDATE conversations SET {set}` where `{differs}` (both about `$3`
+    /// = `value`), and the change row when it changed anything; else the
+    /// row as it is. `None` if the app has no such conversation.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_conversation(
+        &self,
+        app_id: &str,
+        id: &str,
+        set: &str,
+        differs: &str,
+        value: Option<&str>,
+        change: &str,
+        assignee: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<ConversationRow>> {
+        let columns = CONVERSATION_COLUMNS.replace("c.", "");
+        let update = format!("UPDATE conversations SET {set} WHERE id = $1 AND app_id = $2 AND {differs} RETURNING {columns}");
+        let select = format!("SELECT {columns} FROM conversations WHERE id = $1 AND app_id = $2");
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // The row lock of the UPDATE orders concurrent changes: the
+            // second sees the first's value and changes (and records) nothing.
+            let changed: Option<ConversationRow> =
+                sqlx::query_as(&update).bind(id).bind(app_id).bind(value).fetch_optional(&mut *tx).await?;
+            let row = match changed {
+                Some(row) => {
+                    sqlx::query(
+                        "INSERT INTO conversation_changes (conversation_id, change, assignee_id, by_whom, at) \
+                         VALUES ($1, $2, $3, 'team', $4)",
+                    )
+                    .bind(id)
+                    .bind(change)
+                    .bind(assignee)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    Some(row)
+                }
+                None => sqlx::query_as(&select).bind(id).bind(app_id).fetch_optional(&mut *tx).await?,
+            };
+            tx.commit().await?;
+            row
+        }))
     }
 
     /// The team read a conversation. True if it had unread messages.

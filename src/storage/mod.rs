@@ -9,16 +9,21 @@ pub mod audit;
 pub mod backlog;
 pub mod conversations;
 pub mod email;
+mod explain;
 pub mod manual;
 mod office;
 pub mod push;
+pub mod recall;
+pub mod stats;
 mod teammates;
+pub mod timeline;
 mod users;
 mod whispers;
 mod widget;
 
 pub use apps::{ApiKeyRow, AppRow, ServerOnlyNames};
 pub use audit::{AuditEntry, AuditRow};
+pub use explain::EvaluationRecord;
 pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{

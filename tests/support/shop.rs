@@ -86,3 +86,18 @@ pub async fn save_whisper(app: &TestApp, shop: &Shop, d: &WhisperDraft) -> Strin
     assert_eq!(r.status, 200, "{}", r.body);
     serde_json::from_str(&r.body).unwrap()
 }
+
+/// Creates a user over the REST API with a name and a `plan`; returns
+/// their murmur id.
+pub async fn create_user(app: &TestApp, shop: &Shop, user_id: &str, given: &str, plan: &str) -> String {
+    let r = rest(
+        app,
+        shop,
+        "POST",
+        "/v1.1/appusers",
+        json!({"userId": user_id, "givenName": given, "properties": {"plan": plan}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["appUser"]["_id"].as_str().unwrap().to_string()
+}
