@@ -35,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
         .route("/live/inbox/{app_id}", get(crate::server::conversations::live))
+        .route("/demo/demo.js", get(crate::server::demo::script))
+        .route("/demo/{app_id}", get(crate::server::demo::page))
         .merge(metrics_route(&state))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))

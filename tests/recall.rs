@@ -97,8 +97,18 @@ async fn recall_flow(backend: Backend) {
     // u2 is away: their card waits, pending.
     track(&app, &shop, "u2", "go").await;
     let pending: String = match &store {
-        Store::Sqlite(p) => sqlx::query_scalar("SELECT d.id FROM deliveries d JOIN app_users u ON u.id = d.app_user_id WHERE u.user_id = 'u2'").fetch_one(p).await.unwrap(),
-        Store::Postgres(p) => sqlx::query_scalar("SELECT d.id FROM deliveries d JOIN app_users u ON u.id = d.app_user_id WHERE u.user_id = 'u2'").fetch_one(p).await.unwrap(),
+        Store::Sqlite(p) => sqlx::query_scalar(
+            "SELECT d.id FROM deliveries d JOIN app_users u ON u.id = d.app_user_id WHERE u.user_id = 'u2'",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap(),
+        Store::Postgres(p) => sqlx::query_scalar(
+            "SELECT d.id FROM deliveries d JOIN app_users u ON u.id = d.app_user_id WHERE u.user_id = 'u2'",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap(),
     };
     assert_eq!(delivery(&store, &pending).await.0, "pending");
 

@@ -114,7 +114,10 @@ mod checks {
         );
         match &page.items[0] {
             TimelineItem::Change(c) => {
-                assert_eq!((c.change.as_str(), c.assignee_name.as_deref(), c.by_whom.as_str()), ("assigned", Some("Tess"), "team"))
+                assert_eq!(
+                    (c.change.as_str(), c.assignee_name.as_deref(), c.by_whom.as_str()),
+                    ("assigned", Some("Tess"), "team")
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -124,7 +127,10 @@ mod checks {
         }
         match &page.items[3] {
             TimelineItem::Manual(m) => {
-                assert_eq!((m.state.as_str(), m.rendered.as_deref(), m.title.as_str()), ("pending", None, "Spring sale"));
+                assert_eq!(
+                    (m.state.as_str(), m.rendered.as_deref(), m.title.as_str()),
+                    ("pending", None, "Spring sale")
+                );
                 assert_eq!(m.body, "Hi **there**");
             }
             other => panic!("{other:?}"),
@@ -264,15 +270,34 @@ async fn profile_flow(backend: Backend) {
     d.text = "Still thinking?".into();
     save_whisper(&app, &shop, &d).await;
     app.clock.advance_ms(1000);
-    let r = rest(&app, &shop, "POST", "/v1.1/appusers/u1/events", json!({"name": "item-in-cart", "properties": {"sku": "<b>x</b>"}})).await;
+    let r = rest(
+        &app,
+        &shop,
+        "POST",
+        "/v1.1/appusers/u1/events",
+        json!({"name": "item-in-cart", "properties": {"sku": "<b>x</b>"}}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     app.clock.advance_ms(1000);
-    let r = rest(&app, &shop, "POST", "/v1.1/appusers/u1/messages", json!({"role": "appUser", "text": "<script>hi</script>"})).await;
+    let r = rest(
+        &app,
+        &shop,
+        "POST",
+        "/v1.1/appusers/u1/messages",
+        json!({"role": "appUser", "text": "<script>hi</script>"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let conv = r.json()["conversation"]["_id"].as_str().unwrap().to_string();
     app.clock.advance_ms(1000);
     let r = app
-        .call("inbox/state", &[("app_id", &shop.app_id), ("conversation_id", &conv), ("open", "false")], Some(&owner), &[])
+        .call(
+            "inbox/state",
+            &[("app_id", &shop.app_id), ("conversation_id", &conv), ("open", "false")],
+            Some(&owner),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     app.clock.advance_ms(1000);
@@ -348,7 +373,10 @@ async fn profile_flow(backend: Backend) {
     assert_eq!(entries[4]["html"], Value::Null);
     assert_eq!(entries[6]["pending"], true, "the card waits for the user's next visit");
     assert!(entries[6]["html"].as_str().unwrap().contains("Still thinking?"));
-    assert_eq!(entries[7]["detail"].as_str().map(|d| serde_json::from_str::<Value>(d).unwrap()), Some(json!({"sku": "<b>x</b>"})));
+    assert_eq!(
+        entries[7]["detail"].as_str().map(|d| serde_json::from_str::<Value>(d).unwrap()),
+        Some(json!({"sku": "<b>x</b>"}))
+    );
     assert_eq!(t["next"], Value::Null);
     // By userId too.
     assert_eq!(timeline(&app, &owner, &shop.app_id, &uid, "").await.json(), t);

@@ -321,11 +321,28 @@
     shownCards[it.id] = c;
     $("cards").appendChild(c);
     resize();
-    if (!it.seen) {
-      it.seen = true;
-      send({ t: "seen", id: it.id });
-    }
+    markSeen(it);
   }
+
+  // A card is seen once it is on screen in a page the user is looking at:
+  // one that arrives in a background tab is reported when the tab shows
+  // (until then the team may still recall it).
+  var unseen = [];
+  function markSeen(it) {
+    if (it.seen) return;
+    if (document.visibilityState === "hidden") {
+      if (unseen.indexOf(it.id) < 0) unseen.push(it.id);
+      return;
+    }
+    it.seen = true;
+    send({ t: "seen", id: it.id });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") return;
+    var ids = unseen;
+    unseen = [];
+    for (var i = 0; i < ids.length; i++) if (items[ids[i]]) markSeen(items[ids[i]]);
+  });
 
   // A card opens its conversation, or a new one that starts with it.
   function openCard(id) {
@@ -411,10 +428,8 @@
     if (!it.card && (since == null || it.at > since)) since = it.at;
     if (it.mine) return;
     if (it.card && !it.seen) {
-      if (open) {
-        it.seen = true;
-        send({ t: "seen", id: it.id });
-      } else showCard(it);
+      if (open) markSeen(it);
+      else showCard(it);
     }
     if (!open && (fresh || it.at > lastRead)) {
       unread++;

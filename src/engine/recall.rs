@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn a_full_notice_fits_a_notify_payload() {
-        let cards: Vec<(String, String)> = (0..CARDS_PER_NOTICE).map(|_| ("a".repeat(24), format!("m{}", "b".repeat(24)))).collect();
+        let cards: Vec<(String, String)> =
+            (0..CARDS_PER_NOTICE).map(|_| ("a".repeat(24), format!("m{}", "b".repeat(24)))).collect();
         let notice = Notice::Recall { from: "c".repeat(24), cards };
         assert!(serde_json::to_string(&notice).unwrap().len() < 7_000);
     }

@@ -117,6 +117,7 @@ fn Frame(d: Dashboard) -> impl IntoView {
                         <li><A href=link(rel) exact=true>{label}</A></li>
                     }).collect_view()}
                 </ul>
+                <p class="sidebar-demo"><a href=format!("/demo/{}", current) target="_blank" rel="external noopener" data-testid="demo-link">"Demo page ↗"</a></p>
             </nav>
             <main class="content" id="main">
                 {move || (!enforced.get()).then(|| view! {

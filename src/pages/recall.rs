@@ -24,18 +24,18 @@ pub async fn recall_card(input: RecallInput) -> Result<(), AppError> {
 #[server(prefix = "/api", endpoint = "recall/whisper")]
 pub async fn recall_whisper(input: RecallInput) -> Result<u64, AppError> {
     use crate::server::{recall, request};
-    request::as_teammate(|state, me| async move {
-        Ok(recall::whisper(&state, &me, &input.app_id, &input.id).await? as u64)
-    })
+    request::as_teammate(
+        |state, me| async move { Ok(recall::whisper(&state, &me, &input.app_id, &input.id).await? as u64) },
+    )
     .await
 }
 
 #[server(prefix = "/api", endpoint = "recall/message")]
 pub async fn recall_message(input: RecallInput) -> Result<u64, AppError> {
     use crate::server::{recall, request};
-    request::as_teammate(|state, me| async move {
-        Ok(recall::message(&state, &me, &input.app_id, &input.id).await? as u64)
-    })
+    request::as_teammate(
+        |state, me| async move { Ok(recall::message(&state, &me, &input.app_id, &input.id).await? as u64) },
+    )
     .await
 }
 

@@ -213,7 +213,10 @@ mod convert {
                     ("reopened", "user") => "Conversation reopened by the user's message".to_string(),
                     ("reopened", _) => "Conversation reopened".to_string(),
                     ("assigned", _) => {
-                        format!("Conversation assigned to {}", x.assignee_name.as_deref().unwrap_or("a former teammate"))
+                        format!(
+                            "Conversation assigned to {}",
+                            x.assignee_name.as_deref().unwrap_or("a former teammate")
+                        )
                     }
                     _ => "Conversation unassigned".to_string(),
                 };
@@ -278,12 +281,7 @@ pub fn UserTimeline(app_id: String, user: String) -> impl IntoView {
             move || if gone() { Some("cancelled".to_string()) } else { state.clone() }
         };
         let state_text = state_of.clone();
-        let times = e
-            .times
-            .iter()
-            .map(|(k, t)| format!("{k} {}", format_date(*t)))
-            .collect::<Vec<_>>()
-            .join(" · ");
+        let times = e.times.iter().map(|(k, t)| format!("{k} {}", format_date(*t))).collect::<Vec<_>>().join(" · ");
         let href = e.link.as_ref().map(|l| format!("/apps/{}/{l}", app.get_value()));
         let recallable = e.recallable;
         view! {

@@ -272,7 +272,14 @@ pub fn WhisperEditorPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(e) => {
-                            let why = e.id.clone().map(|id| view! { <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="whisper" id/> });
+                            let why = e.id.clone().map(|id| {
+                                let demo = format!("/demo/{}?whisper={}", app_id.get_untracked(), id);
+                                view! {
+                                    <p><a class="button" href=demo target="_blank" rel="external noopener" data-testid="try-whisper">"Try this whisper"</a>
+                                        <span class="muted">" on a demo page with the widget, as a fresh test user."</span></p>
+                                    <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="whisper" id/>
+                                }
+                            });
                             view! { <Editor e/> {why} }.into_any()
                         }
                         Err(error) => view! { <PageError error/> }.into_any(),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conversations;
 pub mod crypto;
 pub mod csrf;
+pub mod demo;
 pub mod email;
 pub mod explain;
 pub mod jwt;

@@ -1,5 +1,5 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler,send,inbox] [--conversations N]`
+//!  [--parts audience,ingest,scheduler,send,inbox,overview] [--conversations N]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -16,11 +16,15 @@
 //!   and queued, against the application-side way;
 //! - the inbox's first page with `--conversations` conversations (default
 //!   100,000, at most N) per filter (`inbox.rs`), against one hand-written
-//!   query for the page's rows.
+//!   query for the page's rows;
+//! - the overview (`overview.rs`): 10 deliveries per user over 90 days
+//!   (10M at the default), the daily rollup, and the page's read (p50 and
+//!   p99) beside counting one metric per request.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
 mod inbox;
+mod overview;
 mod scheduler;
 mod seed;
 mod send;
@@ -61,7 +65,7 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
-    /// Which parts run: audience, ingest, scheduler, send, inbox (all by default).
+    /// Which parts run: audience, ingest, scheduler, send, inbox, overview (all by default).
     parts: Vec<String>,
     conversations: usize,
 }
@@ -71,7 +75,7 @@ fn args() -> Args {
         users: 1_000_000,
         seconds: 10,
         backends: vec!["sqlite", "postgres"],
-        parts: ["audience", "ingest", "scheduler", "send", "inbox"].map(String::from).to_vec(),
+        parts: ["audience", "ingest", "scheduler", "send", "inbox", "overview"].map(String::from).to_vec(),
         conversations: 100_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -422,6 +426,11 @@ async fn main() {
         if a.parts.iter().any(|p| p == "inbox") {
             let state = open_state(&url, &dir, true, "127.0.0.1:0".parse().unwrap()).await;
             inbox::inbox(&state, a.conversations.min(a.users), now, 500).await;
+            state.store.close().await;
+        }
+        if a.parts.iter().any(|p| p == "overview") {
+            let state = open_state(&url, &dir, true, "127.0.0.1:0".parse().unwrap()).await;
+            overview::overview(&state, a.users, now, 500).await;
             state.store.close().await;
         }
         if a.parts.iter().any(|p| p == "ingest") {
