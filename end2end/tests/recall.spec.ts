@@ -66,6 +66,7 @@ test('a card recalled in the dashboard leaves the open widget; the timeline show
   await owner.getByRole('button', { name: 'Save and activate' }).click();
   await expect(owner).toHaveURL(/whispers\/[0-9a-f]{24}$/);
   await hydrated(owner);
+  const whisperURL = owner.url();
 
   // A visitor, in a browser context of their own, on the shop page. Their
   // tab is in the background when the card arrives: it is on the page but
@@ -111,4 +112,13 @@ test('a card recalled in the dashboard leaves the open widget; the timeline show
   await hydrated(owner);
   await expect(owner.getByTestId('timeline').locator('[data-kind="card"]')).toContainText('Recalled by Olive Owner');
   await visitor.close();
+
+  // On the whisper's page: "Recall unseen cards" pauses it (nothing is left to recall here).
+  await owner.goto(whisperURL);
+  await hydrated(owner);
+  await expect(owner.locator('.status')).toHaveText('active');
+  await owner.getByTestId('recall-whisper').click();
+  await owner.getByRole('button', { name: 'Recall and pause' }).click();
+  await expect(owner.getByTestId('recall-result')).toHaveText('0 cards recalled. The whisper is paused.');
+  await expect(owner.locator('.status')).toHaveText('paused');
 });

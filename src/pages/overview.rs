@@ -411,7 +411,12 @@ pub fn OverviewPage() -> impl IntoView {
     let app_id = use_app_id();
     let query = use_query_map();
     let range = Memo::new(move |_| {
-        query.read().get("range").and_then(|r| r.parse::<i64>().ok()).filter(|r| RANGES.contains(r)).unwrap_or(DEFAULT_RANGE)
+        query
+            .read()
+            .get("range")
+            .and_then(|r| r.parse::<i64>().ok())
+            .filter(|r| RANGES.contains(r))
+            .unwrap_or(DEFAULT_RANGE)
     });
     let data = Resource::new(move || OverviewQuery { app_id: app_id.get(), range: range.get() }, load_overview);
     view! {

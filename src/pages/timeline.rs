@@ -240,9 +240,25 @@ fn kind_label(kind: &str) -> &'static str {
     }
 }
 
-/// The timeline panel of a user's profile.
+/// The timeline panel of a user's profile. Built in the browser only (like
+/// the inbox: it pages and changes in place); the server sends "Loading…".
 #[component]
 pub fn UserTimeline(app_id: String, user: String) -> impl IntoView {
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
+    let (app, who) = (StoredValue::new(app_id), StoredValue::new(user));
+    view! {
+        <section class="panel" aria-labelledby="timeline-h">
+            <h2 id="timeline-h">"Timeline"</h2>
+            <Show when=move || mounted.get() fallback=Loading>
+                <TimelineList app_id=app.get_value() user=who.get_value()/>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn TimelineList(app_id: String, user: String) -> impl IntoView {
     let input = TimelineInput { app_id: app_id.clone(), user: user.clone(), before: String::new() };
     let first = Resource::new(move || input.clone(), load_timeline);
     // Older pages, appended as they load; the cursor of the page after them.
@@ -317,8 +333,6 @@ pub fn UserTimeline(app_id: String, user: String) -> impl IntoView {
         }
     };
     view! {
-        <section class="panel" aria-labelledby="timeline-h">
-            <h2 id="timeline-h">"Timeline"</h2>
             {move || recall_error.get().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
@@ -345,6 +359,5 @@ pub fn UserTimeline(app_id: String, user: String) -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
     }
 }

@@ -576,7 +576,7 @@ fn Editor(e: WhisperEditor) -> impl IntoView {
                     <Show when=move || status.get() == "paused">
                         <button type="button" on:click=move |_| change_status("active")>"Resume"</button>
                     </Show>
-                    {move || id.get().filter(|_| status.get() != "draft").map(|w| view! { <super::recall::RecallWhisper whisper_id=w status/> })}
+                    <Show when=move || id.get().is_some() && status.get() != "draft"><super::recall::RecallWhisper whisper_id=id.get_untracked().unwrap_or_default() status/></Show>
                     <p role="status" class="muted">{move || match (save.pending().get(), save.value().get()) {
                         (true, _) => "Saving…".to_string(),
                         (false, Some(Ok(_))) => "Saved.".to_string(),

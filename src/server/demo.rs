@@ -186,7 +186,7 @@ pub async fn page(
 <style>
 body{{font:16px/1.5 Georgia,serif;margin:0;background:#fffaf3;color:#2b2118}}
 header{{background:#6b3e26;color:#fff;padding:1rem 2rem}} header h1{{margin:0;font-size:1.4rem}}
-main{{display:grid;grid-template-columns:1fr 22rem;gap:2rem;padding:2rem;max-width:70rem}}
+main{{display:grid;grid-template-columns:22rem 1fr;gap:2rem;padding:2rem;max-width:70rem}}
 .products{{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:1rem}}
 .product{{background:#fff;border:1px solid #e4d5c3;border-radius:6px;padding:1rem}}
 aside{{background:#fff;border:2px dashed #b08a6a;border-radius:8px;padding:1rem;font:14px/1.4 system-ui,sans-serif}}
@@ -197,11 +197,6 @@ aside h2{{font-size:1rem;margin:.2rem 0 .6rem}} aside label{{display:block;margi
 <body>
 <header><h1>Demo shop</h1><p>A plain page with the {app_name} widget installed, as on your website.</p></header>
 <main>
-<section><h2>Our coffees</h2><div class="products">
-<div class="product"><h3>House blend</h3><p>$12</p></div>
-<div class="product"><h3>Ethiopia Guji</h3><p>$16</p></div>
-<div class="product"><h3>Decaf</h3><p>$11</p></div>
-</div></section>
 <aside aria-label="murmur demo controls">
 <h2>murmur demo</h2>
 {hint}
@@ -215,6 +210,11 @@ aside h2{{font-size:1rem;margin:.2rem 0 .6rem}} aside label{{display:block;margi
 <p><a href="/apps/{app_id}/users/{user}">This user's profile</a> · <a href="/apps/{app_id}/whispers">Whispers</a></p>
 <ol id="demo-log" aria-live="polite"></ol>
 </aside>
+<section><h2>Our coffees</h2><div class="products">
+<div class="product"><h3>House blend</h3><p>$12</p></div>
+<div class="product"><h3>Ethiopia Guji</h3><p>$16</p></div>
+<div class="product"><h3>Decaf</h3><p>$11</p></div>
+</div></section>
 </main>
 <script type="application/json" id="murmur-demo">{config}</script>
 <script src="/demo/demo.js"></script>

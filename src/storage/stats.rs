@@ -211,7 +211,7 @@ impl Store {
                AND (m.kind IS NULL OR m.kind <> 'office_hours') AND c.app_id = $1 AND c.started_by <> 'teammate' \
                AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.conversation_id = m.conversation_id \
                  AND p.role = 'appMaker' AND (p.kind IS NULL OR p.kind <> 'office_hours') \
-                 AND (p.created_at < m.created_at OR (p.created_at = m.created_at AND p.id < m.id)))"
+                 AND (p.created_at < m.created_at OR (p.created_at = m.created_at AND p.id < m.id)))",
         );
         let replies: Vec<(i64, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(app_id)
