@@ -68,7 +68,12 @@ fn texts(a: &Value) -> Vec<String> {
 }
 
 fn conditions(a: &Value) -> Vec<Value> {
-    a["steps"].as_array().unwrap().iter().flat_map(|s| s["conditions"].as_array().cloned().unwrap_or_default()).collect()
+    a["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["conditions"].as_array().cloned().unwrap_or_default())
+        .collect()
 }
 
 async fn whispers_explained(backend: Backend) {
@@ -91,7 +96,10 @@ async fn whispers_explained(backend: Backend) {
     assert!(t.iter().any(|s| s.contains("passed every condition (1)")), "{t:?}");
     assert!(t.iter().any(|s| s.starts_with("Card made on")), "{t:?}");
     let c = conditions(&a);
-    assert_eq!((c[0]["property"].as_str(), c[0]["value"].as_str(), c[0]["passed"].as_bool()), (Some("plan"), Some("pro"), Some(true)));
+    assert_eq!(
+        (c[0]["property"].as_str(), c[0]["value"].as_str(), c[0]["passed"].as_bool()),
+        (Some("plan"), Some("pro"), Some(true))
+    );
 
     // Bob failed the condition: said so, with his value then.
     track(&app, &shop, "bob", "viewed-pricing").await;
@@ -152,7 +160,8 @@ async fn whispers_explained(backend: Backend) {
     // Retention: decisions older than 90 days are purged.
     app.clock.advance_ms(91 * DAY);
     assert!(app.state.engine.purge_decisions().await.unwrap() >= 4);
-    let (m, u) = app.state.store.evaluations(&shop.app_id, &whisper, &support_user(&app, &shop, "bob").await).await.unwrap();
+    let (m, u) =
+        app.state.store.evaluations(&shop.app_id, &whisper, &support_user(&app, &shop, "bob").await).await.unwrap();
     assert!(m.is_none() && u.is_none());
 }
 

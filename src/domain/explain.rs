@@ -251,10 +251,8 @@ fn delivery_steps(d: &DeliveryFacts, steps: &mut Vec<Step>) {
             };
             steps.push(Step::say(format!("Shown{via} on {}.", when(t)), Some(true)))
         }
-        (None, "pending") => steps.push(Step::say(
-            "Not shown yet: it waits for the user to open the app (or for the email to go).",
-            None,
-        )),
+        (None, "pending") => steps
+            .push(Step::say("Not shown yet: it waits for the user to open the app (or for the email to go).", None)),
         _ => {}
     }
     for (t, what) in [(d.seen_at, "Seen"), (d.clicked_at, "Clicked"), (d.replied_at, "Replied")] {
@@ -296,10 +294,16 @@ pub fn explain_whisper(f: &WhisperFacts) -> Answer {
             None,
         ));
         let (verdict, headline) = match d.state.as_str() {
-            "cancelled" => (Verdict::No, format!("No — a card was made for {user} on {}, then recalled.", format_date(d.created_at))),
+            "cancelled" => (
+                Verdict::No,
+                format!("No — a card was made for {user} on {}, then recalled.", format_date(d.created_at)),
+            ),
             "failed" => (Verdict::No, format!("No — the delivery to {user} failed.")),
             "pending" => (Verdict::Waiting, format!("Not yet — {user}'s card is waiting to be shown.")),
-            _ => (Verdict::Yes, format!("Yes — {user} got \u{201c}{}\u{201d} on {}.", f.whisper, format_date(d.created_at))),
+            _ => (
+                Verdict::Yes,
+                format!("Yes — {user} got \u{201c}{}\u{201d} on {}.", f.whisper, format_date(d.created_at)),
+            ),
         };
         return Answer { verdict, headline, steps };
     }
@@ -318,7 +322,10 @@ pub fn explain_whisper(f: &WhisperFacts) -> Answer {
     if let Some(e) = &f.matched {
         steps.push(Step::say(format!("Trigger: {}.", trigger_words(&e.trigger, user, e.at)), Some(true)));
         steps.push(audience_step(e, user));
-        steps.push(Step::say("No card is stored for that decision (it was recalled and removed, or its write failed).", Some(false)));
+        steps.push(Step::say(
+            "No card is stored for that decision (it was recalled and removed, or its write failed).",
+            Some(false),
+        ));
         return no(format!("No — {user} matched on {}, but no card is stored.", format_date(e.at)), steps);
     }
     if let Some(e) = &f.unmatched {
@@ -395,7 +402,9 @@ pub fn explain_message(f: &MessageFacts) -> Answer {
         }
         delivery_steps(d, &mut steps);
         let (verdict, headline) = match d.state.as_str() {
-            "cancelled" if f.state == "stopped" => (Verdict::No, format!("No — the message was stopped before it reached {user}.")),
+            "cancelled" if f.state == "stopped" => {
+                (Verdict::No, format!("No — the message was stopped before it reached {user}."))
+            }
             "cancelled" => (Verdict::No, format!("No — the message was recalled before {user} saw it.")),
             "failed" => (Verdict::No, format!("No — the delivery to {user} failed.")),
             "pending" => (Verdict::Waiting, format!("Not yet — {user}'s copy is waiting to go out.")),
@@ -405,7 +414,12 @@ pub fn explain_message(f: &MessageFacts) -> Answer {
     }
     let no = |headline: String, steps: Vec<Step>| Answer { verdict: Verdict::No, headline, steps };
     match f.state.as_str() {
-        "draft" => return no(format!("No — \u{201c}{}\u{201d} is a draft.", f.title), vec![Step::say("A draft goes to no one until it is sent.", Some(false))]),
+        "draft" => {
+            return no(
+                format!("No — \u{201c}{}\u{201d} is a draft.", f.title),
+                vec![Step::say("A draft goes to no one until it is sent.", Some(false))],
+            )
+        }
         "scheduled" => {
             let at = f.send_at.map(when).unwrap_or_default();
             return Answer {
@@ -417,13 +431,19 @@ pub fn explain_message(f: &MessageFacts) -> Answer {
         _ => {}
     }
     let fixed = f.send_at.map(when).unwrap_or_else(|| "when it started".to_string());
-    steps.push(Step::say(format!("Its {} recipients were fixed on {fixed}; {user} was not one of them.", f.recipients.unwrap_or(0)), Some(false)));
+    steps.push(Step::say(
+        format!("Its {} recipients were fixed on {fixed}; {user} was not one of them.", f.recipients.unwrap_or(0)),
+        Some(false),
+    ));
     if f.send_at.is_some_and(|t| f.signed_up_at > t) {
         steps.push(Step::say(format!("{user} signed up on {}, after that.", when(f.signed_up_at)), Some(false)));
     }
     match f.chosen {
         Some(false) => steps.push(Step::say(format!("It went to chosen users; {user} was not chosen."), Some(false))),
-        Some(true) => steps.push(Step::say(format!("{user} was chosen, but had no copy made (they may have been removed and added again)."), None)),
+        Some(true) => steps.push(Step::say(
+            format!("{user} was chosen, but had no copy made (they may have been removed and added again)."),
+            None,
+        )),
         None => {
             let failed = f.conditions_now.iter().filter(|c| !c.passed).count();
             let text = if f.conditions_now.is_empty() {

@@ -24,8 +24,7 @@ use crate::{
     engine::{explain::EvalSink, office::Schedule},
     storage::{
         audience::RowProps, new_id, AppUserRow, DeliveryPlan, EvaluationRecord, NewDelivery, OfficeReply, Planned,
-        Received,
-        ServerOnlyNames, Store, StoreResult, UpdatePlan,
+        Received, ServerOnlyNames, Store, StoreResult, UpdatePlan,
     },
 };
 
@@ -238,7 +237,11 @@ impl LiveWhisper {
         if self.all_users {
             return vec![];
         }
-        self.raw_conditions.iter().zip(&self.conditions).map(|(raw, c)| ConditionResult::of(raw, c, user, now)).collect()
+        self.raw_conditions
+            .iter()
+            .zip(&self.conditions)
+            .map(|(raw, c)| ConditionResult::of(raw, c, user, now))
+            .collect()
     }
 
     /// The decision to keep.
@@ -254,7 +257,14 @@ impl LiveWhisper {
             app_id: user.app_id.clone(),
             whisper_id: self.id.clone(),
             app_user_id: user.id.clone(),
-            evaluation: Evaluation { at: now, revision: self.revision, trigger, all_users: self.all_users, conditions, outcome },
+            evaluation: Evaluation {
+                at: now,
+                revision: self.revision,
+                trigger,
+                all_users: self.all_users,
+                conditions,
+                outcome,
+            },
         }
     }
 

@@ -95,8 +95,10 @@ pub async fn explain(
             let delivery = state.store.message_delivery_facts(&app.id, &m.id, &user.id).await.map_err(internal)?;
             let audience: Audience = serde_json::from_str(&m.audience).unwrap_or_default();
             let (chosen, conditions_now) = match &audience {
-                Audience::Users { ids } => (Some(ids.iter().any(|i| *i == user.id)), vec![]),
-                Audience::Segment { conditions, .. } => (None, conditions_now(state, &app.id, &user, conditions).await?),
+                Audience::Users { ids } => (Some(ids.contains(&user.id)), vec![]),
+                Audience::Segment { conditions, .. } => {
+                    (None, conditions_now(state, &app.id, &user, conditions).await?)
+                }
             };
             let facts = MessageFacts {
                 user: label.clone(),
