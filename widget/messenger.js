@@ -8,7 +8,7 @@
   // The socket protocol is defined in src/widget/socket.rs (ClientFrame,
   // SERVER_KINDS); a test there checks these two lists against it.
   // sends: hello track update seen clicked reply read push ping
-  // receives: welcome card message pong error
+  // receives: welcome card message pong error recall
   var cfg;
   try {
     cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));

@@ -483,7 +483,10 @@ mod tests {
     fn the_page_reads_stored_metrics() {
         use crate::storage::stats::Metric;
         let source = include_str!("overview.rs");
-        for key in source.split("line(\"").skip(1).filter_map(|s| s.split("\", \"").nth(1)?.split('"').next()) {
+        let keys: Vec<&str> =
+            source.split("line(\"").skip(1).filter_map(|s| s.split("\", \"").nth(1)?.split('"').next()).collect();
+        assert_eq!(keys.len(), 15, "{keys:?}");
+        for key in keys {
             assert!(Metric::from_code(key).is_some(), "{key} is not a stored metric");
         }
         for key in ["users", "active_1d", "active_7d", "active_30d", "first_response_ms", "first_responses"] {

@@ -309,7 +309,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for id in ids {
-                sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2, sent_via = 'widget' WHERE id = $1 AND sent_at IS NULL")
+                sqlx::query("UPDATE deliveries SET state = 'sent', sent_at = $2, sent_via = 'widget' WHERE id = $1 AND sent_at IS NULL AND state = 'pending'")
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -334,7 +334,7 @@ impl Store {
                    replied_at = {}, \
                    state = CASE WHEN state IN ('pending', 'sent') OR (state = 'seen' AND $4 >= 2) \
                                 OR (state = 'clicked' AND $4 >= 3) THEN $5 ELSE state END \
-                 WHERE id = $1 AND app_user_id = $2",
+                 WHERE id = $1 AND app_user_id = $2 AND state <> 'cancelled'",
                 if rank >= 2 { "COALESCE(clicked_at, $3)" } else { "clicked_at" },
                 if rank >= 3 { "COALESCE(replied_at, $3)" } else { "replied_at" },
             )
@@ -385,7 +385,7 @@ impl Store {
                AND (d.sent_at IS NOT NULL OR EXISTS (SELECT 1 FROM whispers w WHERE w.id = d.whisper_id AND w.status = 'active')) \
              UNION ALL SELECT m.id, m.app_user_id, m.message_id AS whisper_id, m.state, m.rendered, m.sent_at, m.seen_at, \
                m.sent_at AS created_at FROM message_deliveries m WHERE m.app_user_id = $1 AND m.channel = 'in_app' \
-               AND m.sent_at IS NOT NULL AND m.rendered IS NOT NULL) c \
+               AND m.sent_at IS NOT NULL AND m.rendered IS NOT NULL AND m.state <> 'cancelled') c \
              ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let mut rows: Vec<DeliveryRow> =

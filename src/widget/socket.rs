@@ -118,7 +118,7 @@ pub struct Hello {
 }
 
 /// Every kind the server sends: `welcome`, `card`, `message`, `pong`, `error`.
-pub const SERVER_KINDS: &[&str] = &["welcome", "card", "message", "pong", "error"];
+pub const SERVER_KINDS: &[&str] = &["welcome", "card", "message", "pong", "error", "recall"];
 
 /// Largest frame a widget may send (a reply of 4096 characters fits).
 pub const MAX_FRAME: usize = 32 * 1024;
