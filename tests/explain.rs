@@ -131,6 +131,24 @@ async fn whispers_explained(backend: Backend) {
     assert_eq!(a["verdict"], "no");
     assert!(a["headline"].as_str().unwrap().contains("never tracked \u{201c}viewed-pricing\u{201d}"), "{a}");
 
+    // A property-match whisper: a miss is computed from the current values
+    // (every change is checked at once); the match that made the card is kept.
+    let mut gold = pricing_whisper(&shop);
+    gold.name = "Gold perks".into();
+    gold.trigger = Trigger::PropertyMatch;
+    gold.conditions = vec![Condition { property: "plan".into(), operator: Operator::Is, value: "gold".into() }];
+    let gold = save_whisper(&app, &shop, &gold).await;
+    let a = answer(&app, &shop, "dan", "whisper", &gold).await;
+    assert_eq!(a["headline"], "No — Dan is not in the audience.", "{a}");
+    assert!(texts(&a)[0].starts_with("Checked against Dan's values now"), "{a}");
+    assert_eq!(conditions(&a)[0]["value"], "pro");
+    let r = rest(&app, &shop, "PUT", "/v1.1/appusers/dan", json!({"properties": {"plan": "gold"}})).await;
+    assert!(r.status < 300, "{}", r.body);
+    let a = answer(&app, &shop, "dan", "whisper", &gold).await;
+    assert!(texts(&a)[0].contains("Dan's properties were checked on"), "{a}");
+    assert_eq!(conditions(&a)[0]["value"], "gold");
+    assert!(texts(&a).iter().any(|t| t.starts_with("Card made on")), "{a}");
+
     // Paused: said first.
     let r = app
         .call(

@@ -159,6 +159,11 @@ pub struct WhisperFacts {
     pub matched: Option<Evaluation>,
     /// The latest decision that did not.
     pub unmatched: Option<Evaluation>,
+    /// `unmatched` was computed just now from the user's current values
+    /// (property-match whispers: every change to them is checked at once,
+    /// so their misses are not stored).
+    #[serde(default)]
+    pub unmatched_is_current: bool,
     /// Event whispers: when the user last tracked the event, and how often.
     pub last_event: Option<(i64, i64)>,
     /// How long decisions are kept, in days.
@@ -328,6 +333,27 @@ pub fn explain_whisper(f: &WhisperFacts) -> Answer {
         ));
         return no(format!("No — {user} matched on {}, but no card is stored.", format_date(e.at)), steps);
     }
+    if let Some(e) = f.unmatched.as_ref().filter(|_| f.unmatched_is_current) {
+        steps.push(Step::say(
+            format!("Checked against {user}'s values now: murmur checks this whisper on every change to them, and when time alone makes them match."),
+            None,
+        ));
+        steps.push(audience_step(e, user));
+        let (verdict, headline) = match &e.outcome {
+            Outcome::Matched => {
+                (Verdict::Waiting, format!("Not yet — {user} matches now; the card is made at the next check."))
+            }
+            Outcome::MatchesAt { at } => (
+                Verdict::Waiting,
+                format!(
+                    "Not yet — {user} is not in the audience yet; time alone puts them in on {}.",
+                    format_date(*at)
+                ),
+            ),
+            Outcome::NotMatched => (Verdict::No, format!("No — {user} is not in the audience.")),
+        };
+        return Answer { verdict, headline, steps };
+    }
     if let Some(e) = &f.unmatched {
         steps.push(Step::say(format!("Trigger: {}.", trigger_words(&e.trigger, user, e.at)), Some(true)));
         steps.push(audience_step(e, user));
@@ -488,6 +514,7 @@ mod tests {
             delivery: None,
             matched: None,
             unmatched: None,
+            unmatched_is_current: false,
             last_event: None,
             retention_days: 90,
         }
@@ -572,6 +599,12 @@ mod tests {
         let a = explain_whisper(&f);
         assert_eq!(a.verdict, Verdict::Waiting);
         assert!(a.headline.contains("1970-01-11"), "{}", a.headline);
+        f.unmatched_is_current = true;
+        let a = explain_whisper(&f);
+        assert!(a.steps[0].text.starts_with("Checked against Ann's values now"), "{:?}", a.steps);
+        assert!(a.headline.contains("1970-01-11"), "{}", a.headline);
+        f.unmatched = Some(eval(Outcome::NotMatched, false, 0));
+        assert_eq!(explain_whisper(&f).headline, "No — Ann is not in the audience.");
     }
 
     #[test]

@@ -197,13 +197,15 @@ impl AppWhispers {
                 continue;
             }
             let next = next_match(&w.conditions, &props, now);
-            if let Some(sink) = &self.sink {
-                let outcome = match next {
-                    Some(t) if t <= now => Outcome::Matched,
-                    Some(t) => Outcome::MatchesAt { at: t },
-                    None => Outcome::NotMatched,
-                };
-                sink.record(w.decision(user, now, TriggerFact::Match, w.evaluate(&props, now), outcome));
+            // Only the match is kept: a property-match whisper is checked on
+            // every change to the user's values (and by the due tick when
+            // time alone makes them match), so a miss is exactly what the
+            // explainer computes from their current values; recording each
+            // would write one row per whisper per update.
+            if let (Some(sink), Some(t)) = (&self.sink, next) {
+                if t <= now {
+                    sink.record(w.decision(user, now, TriggerFact::Match, w.evaluate(&props, now), Outcome::Matched));
+                }
             }
             match next {
                 Some(t) if t <= now => {

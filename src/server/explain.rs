@@ -6,8 +6,11 @@
 use super::{apps::app_of, auth::internal, state::AppState};
 use crate::{
     domain::{
-        conditions::Condition,
-        explain::{explain_message, explain_whisper, ConditionResult, MessageFacts, TriggerFact, WhisperFacts},
+        conditions::{next_match, Checked, Condition},
+        explain::{
+            explain_message, explain_whisper, ConditionResult, Evaluation, MessageFacts, Outcome, TriggerFact,
+            WhisperFacts,
+        },
         manual::Audience,
     },
     engine::explain::RETENTION_DAYS,
@@ -75,16 +78,25 @@ pub async fn explain(
                 TriggerFact::Event { name } => state.store.last_event(&user.id, name).await.map_err(internal)?,
                 _ => None,
             };
-            let (matched, unmatched) = state.store.evaluations(&app.id, &w.id, &user.id).await.map_err(internal)?;
+            let (matched, mut unmatched) = state.store.evaluations(&app.id, &w.id, &user.id).await.map_err(internal)?;
+            let delivery = state.store.whisper_delivery_facts(&app.id, &w.id, &user.id).await.map_err(internal)?;
+            // Property-match misses are not stored: every change to the
+            // user's values is checked at once, so their current values
+            // are the ones the last check used.
+            let current = trigger == TriggerFact::Match && delivery.is_none() && matched.is_none();
+            if current {
+                unmatched = Some(check_now(state, &app.id, &user, &w).await?);
+            }
             let facts = WhisperFacts {
                 user: label.clone(),
                 whisper: w.name.clone(),
                 status: w.status.clone(),
                 status_since: w.updated_at,
                 trigger,
-                delivery: state.store.whisper_delivery_facts(&app.id, &w.id, &user.id).await.map_err(internal)?,
+                delivery,
                 matched,
                 unmatched,
+                unmatched_is_current: current,
                 last_event,
                 retention_days: RETENTION_DAYS,
             };
@@ -116,6 +128,39 @@ pub async fn explain(
         }
         _ => Err(AppError::Field { field: "subject".into(), message: "Pick a whisper or a message.".into() }),
     }
+}
+
+/// A property-match whisper's audience against the user's values now.
+async fn check_now(
+    state: &AppState,
+    app_id: &str,
+    user: &AppUserRow,
+    w: &crate::storage::WhisperRow,
+) -> Result<Evaluation, AppError> {
+    let d = &w.definition.0;
+    let types = super::users::catalog_types(state, app_id).await?;
+    let props = RowProps { row: user, types: &types };
+    let now = state.clock.now_ms();
+    let checked: Vec<(&Condition, Checked)> = if d.all_users {
+        vec![]
+    } else {
+        d.conditions.iter().filter_map(|raw| raw.check(|n| types.get(n).copied()).ok().map(|c| (raw, c))).collect()
+    };
+    let conditions = checked.iter().map(|(raw, c)| ConditionResult::of(raw, c, &props, now)).collect();
+    let only: Vec<Checked> = checked.into_iter().map(|(_, c)| c).collect();
+    let outcome = match next_match(&only, &props, now) {
+        Some(t) if t <= now => Outcome::Matched,
+        Some(t) => Outcome::MatchesAt { at: t },
+        None => Outcome::NotMatched,
+    };
+    Ok(Evaluation {
+        at: now,
+        revision: w.revision,
+        trigger: TriggerFact::Match,
+        all_users: d.all_users,
+        conditions,
+        outcome,
+    })
 }
 
 /// A segment's conditions against the user's values now.
