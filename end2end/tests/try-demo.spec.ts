@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+// (Named to run after foundation.spec.ts, which needs a fresh instance.)
 import { hydrated, ownerPage, seedApp } from './accounts';
 
 // A newcomer sees a whisper on screen within a minute: from a template to
