@@ -180,6 +180,17 @@ impl Engine {
         }
     }
 
+    /// How many decisions were dropped because the queue was full.
+    pub fn decisions_dropped(&self) -> u64 {
+        self.planner.decisions().map_or(0, |s| s.dropped())
+    }
+
+    /// Keeps the planner's decisions or not (on by default; off only to
+    /// measure what keeping them costs).
+    pub fn set_keep_decisions(&self, keep: bool) {
+        self.planner.set_keep_decisions(keep);
+    }
+
     /// Forgets decisions older than the retention; returns how many.
     pub async fn purge_decisions(&self) -> Result<u64, crate::storage::StoreError> {
         self.store.purge_evaluations(self.now() - explain::RETENTION_DAYS * 86_400_000).await

@@ -300,6 +300,8 @@ pub struct Planner {
     any_push: std::sync::atomic::AtomicBool,
     /// Where decisions are kept (`engine::explain`), once started.
     sink: std::sync::OnceLock<EvalSink>,
+    /// Decisions are not kept (the benchmark's baseline).
+    skip_decisions: std::sync::atomic::AtomicBool,
 }
 
 impl Planner {
@@ -311,6 +313,15 @@ impl Planner {
     /// Where decisions are kept, if they are.
     pub fn decisions(&self) -> Option<&EvalSink> {
         self.sink.get()
+    }
+
+    /// Keeps decisions or not from now on (apps loaded from now on; the
+    /// cache is dropped). For measuring what keeping them costs.
+    pub fn set_keep_decisions(&self, keep: bool) {
+        self.skip_decisions.store(!keep, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
     }
 
     /// Forget an app's cached whispers (they changed).
@@ -391,7 +402,10 @@ impl Planner {
         if whispers.iter().any(|w| w.push) {
             self.any_push.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let sink = self.sink.get().cloned();
+        let sink = match self.skip_decisions.load(std::sync::atomic::Ordering::Relaxed) {
+            true => None,
+            false => self.sink.get().cloned(),
+        };
         let fresh = Arc::new(AppWhispers { loaded, whispers, types, office, server_only, sink });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(app_id.to_string(), fresh.clone());

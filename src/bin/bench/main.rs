@@ -376,6 +376,36 @@ async fn ingest(url: &str, data_dir: &std::path::Path, seconds: u64) {
         let (rate, failed) = load(addr, auth, seconds, kind).await;
         results.push((label, rate, failed));
     }
+    // What keeping the planner's decisions costs (`engine::explain`): events
+    // that fire an event whisper ("item-in-cart" for "plan is gold"), on one
+    // server with group commit, decisions kept (murmur's default) and then
+    // not kept (the baseline), the same load.
+    let (addr, state) = start_server(url, data_dir, true).await;
+    let now = now_ms();
+    scheduler::exec(
+        &state.store,
+        &format!(
+            "INSERT INTO property_catalog (app_id, name, ty, created_at) VALUES ('{APP_ID}', 'plan', 'text', {now}) \
+             ON CONFLICT DO NOTHING"
+        ),
+    )
+    .await;
+    let mut cart = murmur::domain::whisper::from_template(None, "t1");
+    cart.name = "Cart".into();
+    cart.all_users = false;
+    cart.conditions = vec![Condition { property: "plan".into(), operator: Operator::Is, value: "gold".into() }];
+    cart.trigger = murmur::domain::whisper::Trigger::Event("item-in-cart".into());
+    cart.text = "Your cart misses you.".into();
+    cart.buttons = vec![];
+    state.store.insert_whisper("bench-cart", APP_ID, "active", &cart, now).await.unwrap();
+    state.engine.whispers_changed(APP_ID).await;
+    let auth = format!("Basic {}", STANDARD.encode("app_benchgb:bench-secret"));
+    let (kept, _) = load(addr, auth.clone(), seconds, Load::Batch(100)).await;
+    state.engine.decisions_settled().await;
+    let dropped = state.engine.decisions_dropped();
+    state.engine.set_keep_decisions(false);
+    let (not_kept, _) = load(addr, auth, seconds, Load::Batch(100)).await;
+    exec_cleanup(&state.store).await;
     // Each kind (events, updates) against its own per-request baseline.
     for (i, (label, rate, failed)) in results.iter().enumerate() {
         let baseline = results[i / 2 * 2 + 1].1;
@@ -384,6 +414,16 @@ async fn ingest(url: &str, data_dir: &std::path::Path, seconds: u64) {
             rate / baseline
         );
     }
+    println!(
+        "| durable ingest, batches of 100 events firing an event whisper, decisions kept, {CLIENTS} clients | {kept:.0} writes/s | {not_kept:.0} writes/s with decisions not kept | {:+.1} % ({dropped} decisions dropped) |",
+        (kept / not_kept - 1.0) * 100.0
+    );
+}
+
+/// Removes the decisions benchmark's whisper (the other parts do not expect it).
+async fn exec_cleanup(store: &Store) {
+    scheduler::exec(store, "DELETE FROM deliveries WHERE whisper_id = 'bench-cart'").await;
+    scheduler::exec(store, "DELETE FROM whispers WHERE id = 'bench-cart'").await;
 }
 
 #[tokio::main]

@@ -33,7 +33,7 @@ fn whisper_id(i: usize) -> String {
     format!("{i:012x}{:012x}", 0xbe_u64)
 }
 
-async fn exec(store: &Store, sql: &str) {
+pub(crate) async fn exec(store: &Store, sql: &str) {
     match store {
         Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()).unwrap(),
         Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()).unwrap(),
