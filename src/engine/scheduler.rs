@@ -48,17 +48,16 @@ impl Engine {
     }
 
     /// Runs `run_due`, then the manual sends, the email worker and the push worker
-    /// (`engine::send`), and at most once a minute the overview's rollup
-    /// (`storage::stats`), every `period` for as long as the server runs.
+    /// (`engine::send`), every `period` for as long as the server runs; and,
+    /// in a task of its own so that a slow one never delays a delivery, the
+    /// housekeeping: at most once a minute the overview's rollup
+    /// (`storage::stats`), hourly the purge of old decisions (`engine::explain`).
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
+        self.start_housekeeping(period);
         let engine = Arc::downgrade(self);
         let mut closing = self.hub.closing();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
-            // When the overview's figures were last rolled up (`storage::stats`).
-            let mut rolled_up_at = i64::MIN;
-            // When decisions were last purged (`engine::explain`): hourly.
-            let mut purged_at = i64::MIN;
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -67,12 +66,6 @@ impl Engine {
                 }
                 let Some(engine) = engine.upgrade() else { return };
                 engine.measure_lag().await;
-                if engine.now().saturating_sub(purged_at) >= 3_600_000 {
-                    purged_at = engine.now();
-                    if let Err(e) = engine.purge_decisions().await {
-                        tracing::error!(error = %e, "purging old decisions failed");
-                    }
-                }
                 if let Err(e) = engine.run_due().await {
                     tracing::error!(error = %e, "the scheduler's tick failed");
                 }
@@ -86,10 +79,35 @@ impl Engine {
                 if let Err(e) = engine.run_push().await {
                     tracing::error!(error = %e, "the push worker's tick failed");
                 }
+            }
+        });
+    }
+
+    /// The overview's rollup (at most once a minute) and the purge of old
+    /// decisions (hourly), checked every `period`, by the injected clock.
+    fn start_housekeeping(self: &Arc<Self>, period: Duration) {
+        let engine = Arc::downgrade(self);
+        let mut closing = self.hub.closing();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut rolled_up_at, mut purged_at) = (i64::MIN, i64::MIN);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = closing.changed() => return,
+                }
+                let Some(engine) = engine.upgrade() else { return };
                 if engine.now().saturating_sub(rolled_up_at) >= crate::storage::stats::ROLLUP_EVERY_MS {
                     rolled_up_at = engine.now();
                     if let Err(e) = engine.store.roll_up_due_stats(rolled_up_at).await {
                         tracing::error!(error = %e, "the overview's rollup failed");
+                    }
+                }
+                if engine.now().saturating_sub(purged_at) >= 3_600_000 {
+                    purged_at = engine.now();
+                    if let Err(e) = engine.purge_decisions().await {
+                        tracing::error!(error = %e, "purging old decisions failed");
                     }
                 }
             }
