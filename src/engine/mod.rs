@@ -327,7 +327,9 @@ impl Engine {
             Notice::Delivery { user, id, .. } => {
                 if self.hub.is_online(&user) {
                     // A card recalled meanwhile is not shown.
-                    if let Some(d) = self.store.delivery(&id).await.map_err(|e| e.to_string())?.filter(|d| d.state != "cancelled") {
+                    if let Some(d) =
+                        self.store.delivery(&id).await.map_err(|e| e.to_string())?.filter(|d| d.state != "cancelled")
+                    {
                         self.push_delivery_here(&d).await.map_err(|e| e.to_string())?;
                     }
                 }

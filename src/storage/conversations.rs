@@ -412,7 +412,8 @@ impl Store {
         now: i64,
     ) -> StoreResult<Option<ConversationRow>> {
         let columns = CONVERSATION_COLUMNS.replace("c.", "");
-        let update = format!("UPDATE conversations SET {set} WHERE id = $1 AND app_id = $2 AND {differs} RETURNING {columns}");
+        let update =
+            format!("UPDATE conversations SET {set} WHERE id = $1 AND app_id = $2 AND {differs} RETURNING {columns}");
         let select = format!("SELECT {columns} FROM conversations WHERE id = $1 AND app_id = $2");
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -23,8 +23,8 @@ mod widget;
 
 pub use apps::{ApiKeyRow, AppRow, ServerOnlyNames};
 pub use audit::{AuditEntry, AuditRow};
-pub use explain::EvaluationRecord;
 pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
+pub use explain::EvaluationRecord;
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,
