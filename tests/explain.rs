@@ -21,7 +21,7 @@ use murmur::{
 };
 use serde_json::{json, Value};
 use support::{
-    shop::{create_user as user, rest, save_whisper, shop, Shop},
+    shop::{create_user as user, rest, save_message, save_whisper, shop, Shop},
     spawn_app, Backend, TestApp, TestDb,
 };
 
@@ -194,28 +194,6 @@ async fn messages_explained(backend: Backend) {
     let shop = shop(&app, &owner, "Shop").await;
     let ann = user(&app, &shop, "ann", "Ann", "pro").await;
     user(&app, &shop, "bob", "Bob", "free").await;
-    let save = |d: MessageDraft, mode: &'static str| {
-        let draft = serde_json::to_string(&d).unwrap();
-        let (app, shop) = (&app, &shop);
-        async move {
-            let r = app
-                .call(
-                    "messages/save",
-                    &[
-                        ("input[app_id]", &shop.app_id),
-                        ("input[message_id]", "new"),
-                        ("input[draft]", &draft),
-                        ("input[mode]", mode),
-                        ("input[send_at]", ""),
-                    ],
-                    Some(&shop.owner),
-                    &[],
-                )
-                .await;
-            assert_eq!(r.status, 200, "{}", r.body);
-            r.json().as_str().unwrap().to_string()
-        }
-    };
     let draft = |title: &str, audience: Audience| MessageDraft {
         title: title.into(),
         sender_id: shop.owner_id.clone(),
@@ -224,9 +202,11 @@ async fn messages_explained(backend: Backend) {
         audience,
         push: false,
     };
-    let chosen = save(draft("For Ann", Audience::Users { ids: vec![ann.clone()] }), "now").await;
-    let segment = save(
-        draft(
+    let chosen = save_message(&app, &shop, &draft("For Ann", Audience::Users { ids: vec![ann.clone()] }), "now").await;
+    let segment = save_message(
+        &app,
+        &shop,
+        &draft(
             "Pro news",
             Audience::Segment {
                 conditions: vec![Condition { property: "plan".into(), operator: Operator::Is, value: "pro".into() }],
@@ -236,7 +216,8 @@ async fn messages_explained(backend: Backend) {
         "now",
     )
     .await;
-    let draft_id = save(draft("Later", Audience::Users { ids: vec![ann.clone()] }), "draft").await;
+    let draft_id =
+        save_message(&app, &shop, &draft("Later", Audience::Users { ids: vec![ann.clone()] }), "draft").await;
     // Each send fixes its recipients in the background; run it here too until
     // both are sent (a bounded wait on the condition).
     for _ in 0..200 {

@@ -18,7 +18,7 @@ use murmur::{
 use serde_json::json;
 use support::{
     push_service::{FakePushService, Reply},
-    shop::{rest, save_whisper, shop, Shop},
+    shop::{rest, save_message, save_whisper, shop, Shop},
     spawn_app,
     widget::Widget,
     Backend, TestApp, TestDb,
@@ -351,21 +351,7 @@ async fn manual_message_push(backend: Backend) {
         audience: Audience::Users { ids: ids.clone() },
         push: true,
     };
-    let r = app
-        .call(
-            "messages/save",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[message_id]", "new"),
-                ("input[draft]", &serde_json::to_string(&draft).unwrap()),
-                ("input[mode]", "now"),
-                ("input[send_at]", ""),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    save_message(&app, &shop, &draft, "now").await;
     app.state.engine.run_sends().await.unwrap();
     // The composer's own send may still be publishing: wait until bob's
     // widget has the card (the publishing is done).

@@ -19,7 +19,7 @@ use murmur::{
 };
 use serde_json::{json, Value};
 use support::{
-    shop::{rest, save_whisper, shop, Shop},
+    shop::{rest, save_message, save_whisper, shop, Shop},
     spawn_app,
     widget::Widget,
     Backend, TestApp, TestDb,
@@ -208,22 +208,7 @@ async fn bulk_flow(backend: Backend) {
         audience: Audience::Users { ids: vec![u1.clone(), u2.clone(), u3.clone()] },
         push: false,
     };
-    let r = app
-        .call(
-            "messages/save",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[message_id]", "new"),
-                ("input[draft]", &serde_json::to_string(&draft).unwrap()),
-                ("input[mode]", "now"),
-                ("input[send_at]", ""),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let mid = r.json().as_str().unwrap().to_string();
+    let mid = save_message(&app, &shop, &draft, "now").await;
     app.state.engine.run_sends().await.unwrap();
     let m1 = w1.wait_for("card").await.expect("u1's message card").0["id"].as_str().unwrap().to_string();
     let m3 = w3.wait_for("card").await.expect("u3's message card").0["id"].as_str().unwrap().to_string();

@@ -20,7 +20,7 @@ use murmur::{
 };
 use serde_json::{json, Value};
 use support::{
-    shop::{rest, save_whisper, shop, Shop},
+    shop::{rest, save_message, save_whisper, shop, Shop},
     spawn_app, Backend, TestApp, TestDb,
 };
 
@@ -315,21 +315,7 @@ async fn profile_flow(backend: Backend) {
         audience: Audience::Users { ids: vec![uid.clone()] },
         push: false,
     };
-    let r = app
-        .call(
-            "messages/save",
-            &[
-                ("input[app_id]", &shop.app_id),
-                ("input[message_id]", "new"),
-                ("input[draft]", &serde_json::to_string(&draft).unwrap()),
-                ("input[mode]", "now"),
-                ("input[send_at]", ""),
-            ],
-            Some(&owner),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    save_message(&app, &shop, &draft, "now").await;
     // The composer started the send in the background; running it here too
     // returns once the recipients are fixed (by this run or that one).
     let mut pending_seen = false;

@@ -101,3 +101,25 @@ pub async fn create_user(app: &TestApp, shop: &Shop, user_id: &str, given: &str,
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()["appUser"]["_id"].as_str().unwrap().to_string()
 }
+
+/// Saves a manual message through the composer's server function as the
+/// owner (`mode`: "now", "draft"); returns its id.
+pub async fn save_message(app: &TestApp, shop: &Shop, d: &murmur::domain::manual::MessageDraft, mode: &str) -> String {
+    let draft = serde_json::to_string(d).unwrap();
+    let r = app
+        .call(
+            "messages/save",
+            &[
+                ("input[app_id]", &shop.app_id),
+                ("input[message_id]", "new"),
+                ("input[draft]", &draft),
+                ("input[mode]", mode),
+                ("input[send_at]", ""),
+            ],
+            Some(&shop.owner),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json().as_str().unwrap().to_string()
+}
