@@ -1,4 +1,5 @@
-import { expect, APIRequestContext, Page } from '@playwright/test';
+import { expect, APIRequestContext, Frame, Page } from '@playwright/test';
+import * as http from 'node:http';
 
 // The accounts the end-to-end tests use, shared by the spec files.
 export const owner = { name: 'Olive Owner', email: 'olive@example.com', password: 'olive password 1' };
@@ -52,4 +53,26 @@ export async function ownerPage(browser: { newPage(): Promise<Page> }, errors: s
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page).toHaveURL(/\/apps\//);
   return page;
+}
+
+// A customer's site on its own origin (http://localhost:<port>): any path
+// under /shop is a page with the install snippet that `snippet()` returns.
+export async function customerSite(port: number, snippet: () => string): Promise<http.Server> {
+  const host = http.createServer((req, res) => {
+    if ((req.url ?? '').startsWith('/shop')) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head><body><h1>Shop</h1>${snippet()}</body></html>`);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((ok) => host.listen(port, '127.0.0.1', ok));
+  return host;
+}
+
+// The messenger frame the loader added to `page`.
+export async function widgetFrame(page: Page): Promise<Frame> {
+  await expect.poll(() => page.frames().some((f) => f.url().includes('/widget/frame'))).toBe(true);
+  return page.frames().find((f) => f.url().includes('/widget/frame'))!;
 }

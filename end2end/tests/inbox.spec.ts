@@ -1,6 +1,6 @@
 import { test, expect, Page, Frame } from '@playwright/test';
 import * as http from 'node:http';
-import { hydrated, ownerPage, seedApp } from './accounts';
+import { customerSite, hydrated, ownerPage, seedApp, widgetFrame } from './accounts';
 
 // The inbox, live, with two browser contexts: an end user in the widget on
 // a customer's page and a teammate in the inbox. The user writes → the inbox
@@ -18,16 +18,7 @@ const errors: string[] = [];
 
 test.beforeAll(async ({ browser, request, baseURL }) => {
   ({ appId } = await seedApp(request, baseURL!, 'Inbox shop', []));
-  host = http.createServer((req, res) => {
-    if ((req.url ?? '').startsWith('/shop')) {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head><body><h1>Shop</h1>${snippet}</body></html>`);
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((ok) => host.listen(HOST_PORT, '127.0.0.1', ok));
+  host = await customerSite(HOST_PORT, () => snippet);
   owner = await ownerPage(browser, errors);
   await owner.goto(`/apps/${appId}/settings`);
   await hydrated(owner);
@@ -39,11 +30,6 @@ test.afterAll(async () => {
   host?.close();
   expect(errors).toEqual([]);
 });
-
-async function widgetFrame(page: Page): Promise<Frame> {
-  await expect.poll(() => page.frames().some((f) => f.url().includes('/widget/frame'))).toBe(true);
-  return page.frames().find((f) => f.url().includes('/widget/frame'))!;
-}
 
 test('user and teammate talk live; close moves it to Closed; the user reopens it', async ({ browser }) => {
   // The teammate's inbox is open and empty.

@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import * as http from 'node:http';
-import { hydrated, ownerPage, seedApp } from './accounts';
+import { customerSite, hydrated, ownerPage, seedApp } from './accounts';
 
 // Office hours, as a team sets them and as an end user meets them: the
 // settings form, then the widget on a customer's page saying the team is
@@ -18,16 +18,7 @@ const errors: string[] = [];
 
 test.beforeAll(async ({ browser, request, baseURL }) => {
   ({ appId } = await seedApp(request, baseURL!, 'Office shop', []));
-  host = http.createServer((req, res) => {
-    if ((req.url ?? '').startsWith('/shop')) {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head><body><h1>Shop</h1>${snippet}</body></html>`);
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((ok) => host.listen(HOST_PORT, '127.0.0.1', ok));
+  host = await customerSite(HOST_PORT, () => snippet);
   owner = await ownerPage(browser, errors);
 });
 

@@ -1,7 +1,7 @@
 import { test, expect, Frame, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
-import { hydrated, ownerPage, ownerSession } from './accounts';
+import { hydrated, ownerPage, ownerSession, widgetFrame } from './accounts';
 
 // The end-user widget on a customer's page: a host page served by this test
 // on another origin (localhost, not 127.0.0.1) with hostile CSS, the install
@@ -126,11 +126,6 @@ async function shopper(browser: { newPage(): Promise<Page> }, user: string, extr
   });
   await page.goto(`${hostOrigin}/shop?user=${user}${extra}`);
   return page;
-}
-
-async function widgetFrame(page: Page): Promise<Frame> {
-  await expect.poll(() => page.frames().some((f) => f.url().includes('/widget/frame'))).toBe(true);
-  return page.frames().find((f) => f.url().includes('/widget/frame'))!;
 }
 
 async function events(page: Page): Promise<string[]> {
