@@ -375,6 +375,9 @@ async fn ingest(url: &str, data_dir: &std::path::Path, seconds: u64) {
         let auth = format!("Basic {}", STANDARD.encode(format!("{key_id}:{secret}")));
         let (rate, failed) = load(addr, auth, seconds, kind).await;
         results.push((label, rate, failed));
+        // Each load's server keeps its pool otherwise: PostgreSQL's
+        // connections would run out before the benchmark drops its database.
+        state.store.close().await;
     }
     // What keeping the planner's decisions costs (`engine::explain`): events
     // that fire an event whisper ("item-in-cart" for "plan is gold"), on one
@@ -406,6 +409,7 @@ async fn ingest(url: &str, data_dir: &std::path::Path, seconds: u64) {
     state.engine.set_keep_decisions(false);
     let (not_kept, _) = load(addr, auth, seconds, Load::Batch(100)).await;
     exec_cleanup(&state.store).await;
+    state.store.close().await;
     // Each kind (events, updates) against its own per-request baseline.
     for (i, (label, rate, failed)) in results.iter().enumerate() {
         let baseline = results[i / 2 * 2 + 1].1;
