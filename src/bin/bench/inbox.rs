@@ -107,16 +107,17 @@ async fn seed(store: &Store, conversations: usize, now: i64) {
     store.analyze().await.unwrap();
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+/// The `q` quantile of sorted durations.
+pub(super) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Timed runs (after 20 to warm up): sorted durations.
-async fn timed<F, Fut, T>(runs: usize, mut f: F) -> Vec<Duration>
+pub(super) async fn timed<F, Fut, T>(runs: usize, mut f: F) -> Vec<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = T>,

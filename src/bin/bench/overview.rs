@@ -11,7 +11,7 @@
 //! (`Store::daily_stats`), p50 and p99, beside the baseline of counting
 //! one metric (whisper cards sent per day over 90 days) per request.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use murmur::{
     domain::whisper::from_template,
@@ -23,7 +23,10 @@ use murmur::{
     },
 };
 
-use super::APP_ID;
+use super::{
+    inbox::{ms, percentile, timed},
+    APP_ID,
+};
 
 const READER: &str = "0000000000000000000000f1";
 const WHISPERS: i64 = 8;
@@ -144,33 +147,6 @@ async fn seed(store: &Store, now: i64) {
             sqlx::query("ANALYZE").execute(p).await.unwrap();
         }
     }
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Timed runs (after 20 to warm up): sorted durations.
-async fn timed<F, Fut, T>(runs: usize, mut f: F) -> Vec<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    for _ in 0..20 {
-        f().await;
-    }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        f().await;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    times
 }
 
 /// The baseline: whisper cards sent per day over 90 days, counted per request.
