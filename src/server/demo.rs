@@ -69,17 +69,7 @@ fn plain(status: StatusCode, title: &str, text: &str) -> Response {
         escape_html(text),
         t = escape_html(title)
     );
-    with_headers((status, html).into_response())
-}
-
-fn with_headers(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    r
+    super::request::standalone_html(status, html, CSP)
 }
 
 /// A query string value, percent-encoded.
@@ -227,7 +217,7 @@ aside h2{{font-size:1rem;margin:.2rem 0 .6rem}} aside label{{display:block;margi
         whisper_q = escape_html(&whisper_q),
         event = escape_html(&event),
     );
-    with_headers((StatusCode::OK, html).into_response())
+    super::request::standalone_html(StatusCode::OK, html, CSP)
 }
 
 #[cfg(test)]

@@ -138,6 +138,24 @@ where
     respond(result)
 }
 
+/// A page served outside the dashboard (the unsubscribe page, the demo
+/// page): HTML, never cached, its own Content-Security-Policy, no referrer
+/// to other sites (its URL may hold a token), no type sniffing.
+pub fn standalone_html(status: axum::http::StatusCode, html: String, csp: &'static str) -> axum::response::Response {
+    use axum::{
+        http::{header, HeaderValue},
+        response::IntoResponse,
+    };
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

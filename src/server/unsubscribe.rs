@@ -18,8 +18,8 @@
 
 use axum::{
     extract::{Path, State},
-    http::{header, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
 use serde_json::{json, Map, Value as Json};
 
@@ -47,15 +47,8 @@ background:#1f2328;color:#fff;cursor:pointer}}</style></head>\n\
 <body><main>\n<h1>{title}</h1>\n{body}\n</main></body></html>\n",
         title = escape_html(title),
     );
-    let mut r = (status, html).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    // The token is in the URL: never tell another site about it.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    r
+    // The token is in the URL: the helper never tells another site about it.
+    super::request::standalone_html(status, html, CSP)
 }
 
 fn not_found() -> Response {
