@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(real_page_redirects))
-        .layer(middleware::from_fn(csrf::refuse_cross_site))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::refuse_foreign_requests))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -71,6 +71,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return refused;
     }
+    state.metrics.password_checks(state.passwords.checks());
     match state.metrics.render(state.engine.hub.connections()) {
         Some(text) => {
             ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text)

@@ -172,8 +172,12 @@ pub struct MessageView {
 /// and events (name, users who did it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
-    pub properties: Vec<(String, String, i64)>,
-    pub events: Vec<(String, i64)>,
+    /// Name, type, users who had it when last counted (`None`: new since).
+    pub properties: Vec<(String, String, Option<i64>)>,
+    /// Name, users who did it when last counted.
+    pub events: Vec<(String, Option<i64>)>,
+    /// When the counts were made, as the panel says it.
+    pub counted: String,
 }
 
 /// A row of the whispers list.

@@ -325,3 +325,101 @@ async fn idle_sessions_end_on_sqlite() {
 async fn idle_sessions_end_on_postgres() {
     idle_sessions_end(Backend::Postgres).await;
 }
+
+// ---- host names (DNS rebinding) ----
+
+/// A page at `evil.example` whose name resolves to murmur's address: the
+/// browser sends `Host: evil.example` and calls it same-origin.
+#[tokio::test]
+async fn a_rebound_host_name_gets_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_db, app) = sqlite_app(&[("PUBLIC_URL", "https://murmur.example.com")]).await;
+    let owner = setup_with(&app, Some(&app.setup_token())).await.session_cookie().unwrap();
+    let cookie = app.cookie(&owner);
+    let evil = [("Host", "evil.example"), ("Cookie", cookie.as_str()), ("Accept", "text/html")];
+
+    // Pages, server functions (even "same-origin" to the browser), the widget's files.
+    let page = app.request("GET", "/", &evil, "").await;
+    assert_eq!(page.status, 421, "{:?}", page);
+    assert_eq!(page.json()["error"]["code"], "wrong_host");
+    assert!(page.json()["error"]["description"].as_str().unwrap().contains("murmur.example.com"));
+    let rebound_call = [
+        ("Host", "evil.example"),
+        ("Origin", "https://evil.example"),
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let r = app.request("POST", "/api/apps/create", &rebound_call, "input%5Bname%5D=Stolen").await;
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert_eq!(app.request("GET", "/widget/frame", &evil, "").await.status, 421);
+    let murmur::storage::Store::Sqlite(pool) = &app.state.store else { unreachable!() };
+    let apps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apps").fetch_one(pool).await.unwrap();
+    assert_eq!(apps, 0, "no app was created");
+
+    // The public name passes; the origin must be the public origin too.
+    assert_eq!(app.request("GET", "/", &[("Accept", "text/html"), ("Cookie", &cookie)], "").await.status, 302);
+    let wrong_origin = [
+        ("Origin", "http://murmur.example.com"),
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let r = app.request("POST", "/api/apps/create", &wrong_origin, "input%5Bname%5D=Plain").await;
+    assert_eq!(r.status, 403, "http is not the https origin: {}", r.body);
+    let r = app.call("apps/create", &[("input[name]", "Shop")], Some(&owner), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Health checks, metrics and the key-authenticated REST API are exempt.
+    assert_eq!(app.request("GET", "/healthz", &[("Host", "10.0.0.7:3000")], "").await.status, 200);
+    let api = app.request("GET", "/v1.1/apps/nope/appusers/u1", &[("Host", "murmur:3000")], "").await;
+    assert_eq!(api.status, 401, "{}", api.body);
+
+    // The widget's socket: only from the public origin.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let open = |origin: &str, host: String| {
+        let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut().insert("Host", host.parse().unwrap());
+        async move {
+            match tokio_tungstenite::connect_async(req).await {
+                Ok(_) => 101,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(open("https://murmur.example.com", app.host()).await, 101);
+    assert_eq!(open("http://evil.example", "evil.example".into()).await, 421);
+    assert_eq!(open("http://127.0.0.1", app.host()).await, 403, "only the public origin");
+}
+
+#[tokio::test]
+async fn without_a_public_url_only_addresses_and_localhost_are_answered() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_db, app) = sqlite_app(&[]).await;
+    let port = app.addr.port();
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let r = app.request("GET", "/login", &[("Host", &host), ("Accept", "text/html")], "").await;
+        assert_eq!(r.status, 302, "{host}: {:?}", r.status);
+    }
+    let r =
+        app.request("GET", "/login", &[("Host", &format!("evil.example:{port}")), ("Accept", "text/html")], "").await;
+    assert_eq!(r.status, 421);
+    assert!(r.json()["error"]["description"].as_str().unwrap().contains("Set PUBLIC_URL"));
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_public_host() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_db, app) = sqlite_app(&[("PUBLIC_URL", "https://murmur.example.com"), ("TRUST_PROXY", "true")]).await;
+    let through = [("Host", "127.0.0.1:3000"), ("X-Forwarded-Host", "murmur.example.com"), ("Accept", "text/html")];
+    // Answered (murmur is new: to the setup page).
+    assert_eq!(app.request("GET", "/login", &through, "").await.status, 302);
+    let rebound = [("Host", "127.0.0.1:3000"), ("X-Forwarded-Host", "evil.example"), ("Accept", "text/html")];
+    assert_eq!(app.request("GET", "/login", &rebound, "").await.status, 421);
+    // Without TRUST_PROXY the header is not believed.
+    let (_db2, direct) = sqlite_app(&[("PUBLIC_URL", "https://murmur.example.com")]).await;
+    assert_eq!(direct.request("GET", "/login", &rebound[..1], "").await.status, 421);
+    let forged = [("Host", "evil.example"), ("X-Forwarded-Host", "murmur.example.com"), ("Accept", "text/html")];
+    assert_eq!(direct.request("GET", "/login", &forged, "").await.status, 421);
+}

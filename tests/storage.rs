@@ -248,11 +248,27 @@ async fn users_properties_and_events(s: &Store) {
     assert!(s.insert_event("app1", "user1", "item-in-cart", 6_000, Some(r#"{"sku":"A-1"}"#)).await.unwrap());
     assert!(!s.insert_event("app1", "nobody", "item-in-cart", 6_000, None).await.unwrap());
     assert!(!s.insert_event("app2", "id001", "item-in-cart", 6_000, None).await.unwrap(), "another app's user");
-    assert_eq!(s.event_catalog_counts("app1").await.unwrap(), vec![("item-in-cart".to_string(), 1)]);
+    // Counts are made by a recount (the housekeeping's), not on read.
+    assert_eq!(s.event_catalog_counts("app1").await.unwrap(), vec![("item-in-cart".to_string(), None)]);
+    assert_eq!(s.catalog_counted_at("app1").await.unwrap(), None);
+    s.recount_catalog("app1", 7_000).await.unwrap();
+    assert_eq!(s.catalog_counted_at("app1").await.unwrap(), Some(7_000));
+    assert_eq!(s.event_catalog_counts("app1").await.unwrap(), vec![("item-in-cart".to_string(), Some(1))]);
     let props = s.property_catalog_counts("app1").await.unwrap();
-    assert_eq!(props, vec![("plan".into(), "text".into(), 0), ("seats".into(), "number".into(), 1)]);
+    assert_eq!(props, vec![("plan".into(), "text".into(), Some(0)), ("seats".into(), "number".into(), Some(1))]);
+    // Due: never counted, or counted CATALOG_RECOUNT_MS ago; another app's
+    // users never count.
+    let later = 7_000 + murmur::storage::CATALOG_RECOUNT_MS;
+    assert_eq!(s.recount_due_catalogs(later - 1).await.unwrap(), 1, "app2 only");
+    assert_eq!(s.property_catalog_counts("app2").await.unwrap().iter().filter(|p| p.2.is_none()).count(), 0);
+    assert!(s.insert_event("app1", "user1", "paid \"in full\"", 4_000, None).await.unwrap());
+    assert_eq!(s.recount_due_catalogs(later).await.unwrap(), 1, "app1 again");
+    assert_eq!(
+        s.event_catalog_counts("app1").await.unwrap(),
+        vec![("item-in-cart".to_string(), Some(1)), ("paid \"in full\"".to_string(), Some(1))]
+    );
     let events = s.user_events("id001", 10).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [6_000, 5_000]);
+    assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [6_000, 5_000, 4_000]);
     let stored: serde_json::Value = serde_json::from_str(events[0].properties.as_deref().unwrap()).unwrap();
     assert_eq!((stored, events[1].properties.as_deref()), (json!({"sku": "A-1"}), None));
     assert!(s.delete_app_user("app1", "user1").await.unwrap());

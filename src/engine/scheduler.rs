@@ -51,7 +51,9 @@ impl Engine {
     /// (`engine::send`), every `period` for as long as the server runs; and,
     /// in a task of its own so that a slow one never delays a delivery, the
     /// housekeeping: at most once a minute the overview's rollup
-    /// (`storage::stats`), hourly the purge of old decisions (`engine::explain`).
+    /// (`storage::stats`), every 10 minutes per app the catalog counts
+    /// (`storage::users::recount_catalog`), hourly the purge of old
+    /// decisions (`engine::explain`).
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
         self.start_housekeeping(period);
         let engine = Arc::downgrade(self);
@@ -103,6 +105,10 @@ impl Engine {
                     if let Err(e) = engine.store.roll_up_due_stats(rolled_up_at).await {
                         tracing::error!(error = %e, "the overview's rollup failed");
                     }
+                }
+                // Apps whose catalog counts are older than CATALOG_RECOUNT_MS.
+                if let Err(e) = engine.store.recount_due_catalogs(engine.now()).await {
+                    tracing::error!(error = %e, "recounting the catalogs failed");
                 }
                 if engine.now().saturating_sub(purged_at) >= 3_600_000 {
                     purged_at = engine.now();

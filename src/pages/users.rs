@@ -69,8 +69,8 @@ pub async fn load_catalog(input: super::settings::AppRef) -> Result<Catalog, App
     request::as_teammate(|state, me| async move { users::catalog(&state, &me, &input.app_id).await }).await
 }
 
-/// The app's properties and events with how many users have each, loaded
-/// only when opened (each count reads every user).
+/// The app's properties and events with how many users have each (as
+/// last counted in the background), loaded only when opened.
 #[component]
 fn CatalogPanel() -> impl IntoView {
     let app_id = use_app_id();
@@ -91,15 +91,16 @@ fn CatalogPanel() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(Some(c)) => view! {
+                            <p class="hint" data-testid="catalog-counted">{c.counted}</p>
                             <h3>"Properties"</h3>
                             <table>
                                 <thead><tr><th scope="col">"Property"</th><th scope="col">"Type"</th><th scope="col">"Users"</th></tr></thead>
-                                <tbody>{c.properties.into_iter().map(|(n, t, u)| view! { <tr><td>{n}</td><td>{t}</td><td>{u}</td></tr> }).collect_view()}</tbody>
+                                <tbody>{c.properties.into_iter().map(|(n, t, u)| view! { <tr><td>{n}</td><td>{t}</td><td>{users_count(u)}</td></tr> }).collect_view()}</tbody>
                             </table>
                             <h3>"Events"</h3>
                             <table>
                                 <thead><tr><th scope="col">"Event"</th><th scope="col">"Users"</th></tr></thead>
-                                <tbody>{c.events.into_iter().map(|(n, u)| view! { <tr><td>{n}</td><td>{u}</td></tr> }).collect_view()}</tbody>
+                                <tbody>{c.events.into_iter().map(|(n, u)| view! { <tr><td>{n}</td><td>{users_count(u)}</td></tr> }).collect_view()}</tbody>
                             </table>
                         }.into_any(),
                         Ok(None) => ().into_any(),
@@ -109,6 +110,11 @@ fn CatalogPanel() -> impl IntoView {
             </Transition>
         </details>
     }
+}
+
+/// A catalog count, or that it is not counted yet (new since the last count).
+fn users_count(n: Option<i64>) -> String {
+    n.map_or_else(|| "not counted yet".to_string(), |n| n.to_string())
 }
 
 fn operator_key(op: Operator) -> String {

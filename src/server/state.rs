@@ -18,6 +18,8 @@ use crate::{clock::Clock, engine::Engine, storage::Store};
 pub struct RuntimeConfig {
     /// Origin shown in the install snippet, e.g. `http://127.0.0.1:3000`.
     pub public_url: String,
+    /// The host name and origin requests must name (`server::csrf`).
+    pub public_host: super::csrf::PublicHost,
     pub trust_proxy: bool,
     /// How long a client has to send a request's headers (slowloris).
     pub header_read_timeout: std::time::Duration,
@@ -93,6 +95,7 @@ impl AppState {
             secrets,
             config: Arc::new(RuntimeConfig {
                 public_url,
+                public_host: super::csrf::PublicHost::new(settings.public_url.as_deref()),
                 trust_proxy: settings.trust_proxy,
                 header_read_timeout: settings.header_read_timeout,
                 scheduler_period: settings.scheduler_period,

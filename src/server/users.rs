@@ -195,8 +195,25 @@ fn thread(
 
 pub async fn catalog(state: &AppState, actor: &TeammateRow, app_id: &str) -> Result<crate::models::Catalog, AppError> {
     let app = app_of(state, actor, app_id).await?;
+    // Counted in the background every few minutes (the scheduler's
+    // housekeeping); an app never counted yet is counted now.
+    let counted_at = match state.store.catalog_counted_at(&app.id).await.map_err(internal)? {
+        Some(at) => at,
+        None => {
+            let now = state.now();
+            state.store.recount_catalog(&app.id, now).await.map_err(internal)?;
+            now
+        }
+    };
+    let minutes = counted_at.rem_euclid(86_400_000) / 60_000;
     Ok(crate::models::Catalog {
         properties: state.store.property_catalog_counts(&app.id).await.map_err(internal)?,
         events: state.store.event_catalog_counts(&app.id).await.map_err(internal)?,
+        counted: format!(
+            "Users counted at {:02}:{:02} UTC (recounted every {} minutes).",
+            minutes / 60,
+            minutes % 60,
+            crate::storage::CATALOG_RECOUNT_MS / 60_000
+        ),
     })
 }

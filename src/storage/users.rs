@@ -591,30 +591,106 @@ impl Store {
 }
 
 impl Store {
-    /// The property catalog with, for each property, how many users have it.
-    pub async fn property_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, String, i64)>> {
-        let has = match self {
-            Store::Sqlite(_) => "json_extract(u.properties, '$.\"' || c.name || '\"') IS NOT NULL",
-            Store::Postgres(_) => "jsonb_exists(u.properties, c.name)",
-        };
-        let sql = format!(
-            "SELECT c.name, c.ty, (SELECT COUNT(*) FROM app_users u WHERE u.app_id = c.app_id AND {has}) \
-             FROM property_catalog c WHERE c.app_id = $1 ORDER BY c.name"
-        );
-        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(app_id).fetch_all(pool).await?))
-    }
-
-    /// The event catalog with, for each event, how many users did it.
-    pub async fn event_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, i64)>> {
+    /// The property catalog with, for each property, how many users had it
+    /// when the app's catalog was last counted (`None`: not counted since
+    /// the property appeared).
+    pub async fn property_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, String, Option<i64>)>> {
         Ok(with_pool!(self, pool => sqlx::query_as(
-            "SELECT c.name, (SELECT COUNT(DISTINCT e.app_user_id) FROM events e WHERE e.app_id = c.app_id AND e.name = c.name) \
-             FROM event_catalog c WHERE c.app_id = $1 ORDER BY c.name",
+            "SELECT name, ty, users FROM property_catalog WHERE app_id = $1 ORDER BY name",
         )
         .bind(app_id)
         .fetch_all(pool)
         .await?))
     }
+
+    /// The event catalog with, for each event, how many users had done it
+    /// when the app's catalog was last counted.
+    pub async fn event_catalog_counts(&self, app_id: &str) -> StoreResult<Vec<(String, Option<i64>)>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT name, users FROM event_catalog WHERE app_id = $1 ORDER BY name",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// When `app_id`'s catalog was last counted.
+    pub async fn catalog_counted_at(&self, app_id: &str) -> StoreResult<Option<i64>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar("SELECT counted_at FROM catalog_counts WHERE app_id = $1")
+            .bind(app_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Counts, for every property of `app_id`, the users who have it, and
+    /// for every event the distinct users who did it: one pass over the
+    /// app's users (their property names) and one over the events index,
+    /// read first and then written in one short transaction.
+    pub async fn recount_catalog(&self, app_id: &str, now: i64) -> StoreResult<()> {
+        let props_sql = match self {
+            Store::Sqlite(_) => {
+                "SELECT j.key, COUNT(*) FROM app_users u, json_each(u.properties) j WHERE u.app_id = $1 GROUP BY j.key"
+            }
+            Store::Postgres(_) => {
+                "SELECT k, COUNT(*) FROM app_users u, jsonb_object_keys(u.properties) k WHERE u.app_id = $1 GROUP BY k"
+            }
+        };
+        let props: Vec<(String, i64)> =
+            with_pool!(self, pool => sqlx::query_as(props_sql).bind(app_id).fetch_all(pool).await?);
+        let events: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT name, COUNT(DISTINCT app_user_id) FROM events WHERE app_id = $1 GROUP BY name",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?);
+        let props = serde_json::to_string(&props.into_iter().collect::<std::collections::HashMap<_, _>>())
+            .expect("counts are JSON");
+        let events = serde_json::to_string(&events.into_iter().collect::<std::collections::HashMap<_, _>>())
+            .expect("counts are JSON");
+        // Every catalog row gets its count (0 when no one has it now), from
+        // the counts passed as one JSON object per table.
+        let (props_update, events_update) = match self {
+            Store::Sqlite(_) => (
+                "UPDATE property_catalog SET users = COALESCE((SELECT j.value FROM json_each($2) j WHERE j.key = property_catalog.name), 0) WHERE app_id = $1",
+                "UPDATE event_catalog SET users = COALESCE((SELECT j.value FROM json_each($2) j WHERE j.key = event_catalog.name), 0) WHERE app_id = $1",
+            ),
+            Store::Postgres(_) => (
+                "UPDATE property_catalog SET users = COALESCE(($2::jsonb ->> name)::bigint, 0) WHERE app_id = $1",
+                "UPDATE event_catalog SET users = COALESCE(($2::jsonb ->> name)::bigint, 0) WHERE app_id = $1",
+            ),
+        };
+        let upsert = "INSERT INTO catalog_counts (app_id, counted_at) VALUES ($1, $2) \
+                      ON CONFLICT (app_id) DO UPDATE SET counted_at = excluded.counted_at";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(props_update).bind(app_id).bind(&props).execute(&mut *tx).await?;
+            sqlx::query(events_update).bind(app_id).bind(&events).execute(&mut *tx).await?;
+            sqlx::query(upsert).bind(app_id).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Recounts the catalog of every app not counted for `CATALOG_RECOUNT_MS`
+    /// (the scheduler's housekeeping). Returns how many apps it counted.
+    pub async fn recount_due_catalogs(&self, now: i64) -> StoreResult<usize> {
+        let apps: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT a.id FROM apps a LEFT JOIN catalog_counts c ON c.app_id = a.id \
+             WHERE c.counted_at IS NULL OR c.counted_at <= $1 ORDER BY a.id",
+        )
+        .bind(now - CATALOG_RECOUNT_MS)
+        .fetch_all(pool)
+        .await?);
+        for app in &apps {
+            self.recount_catalog(app, now).await?;
+        }
+        Ok(apps.len())
+    }
 }
+
+/// How old an app's catalog counts may get before the housekeeping counts
+/// them again.
+pub const CATALOG_RECOUNT_MS: i64 = 10 * 60 * 1000;
 
 /// One message waiting for a group commit.
 #[derive(Debug, Clone)]

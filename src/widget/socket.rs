@@ -149,9 +149,11 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // The request's host name was checked already (`server::csrf`); its
+    // page must be murmur's own (`PUBLIC_URL`'s origin when it is set).
+    let host = crate::server::csrf::requested_host(&headers, state.config.trust_proxy);
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if !origin.is_some_and(|o| crate::server::csrf::same_host(o, host)) {
+    if !origin.is_some_and(|o| state.config.public_host.is_own_page(o, host)) {
         tracing::warn!(origin = ?origin, "refused a widget connection from another origin");
         let body = json!({ "error": { "code": "forbidden_origin", "description": "Widget connections must come from murmur's messenger frame." } });
         return (StatusCode::FORBIDDEN, Json(body)).into_response();

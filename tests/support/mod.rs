@@ -246,13 +246,28 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
 }
 
 impl TestApp {
+    /// The origin murmur's own pages have: `PUBLIC_URL`'s when a test sets
+    /// it (`https://murmur.example.com`), else `http://127.0.0.1:<port>`.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        self.state.config.public_url.clone()
     }
 
-    /// One HTTP/1.1 request on a fresh connection.
+    /// The `Host` a browser sends to this instance: `PUBLIC_URL`'s host
+    /// when set (as through a proxy that passes the Host header on).
+    pub fn host(&self) -> String {
+        let origin = self.origin();
+        origin.split_once("://").map_or(origin.clone(), |(_, authority)| authority.to_string())
+    }
+
+    /// One HTTP/1.1 request on a fresh connection, naming this instance's
+    /// host unless `headers` name another.
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        raw_request(self.addr, method, path, headers, body).await
+        let host = self.host();
+        let mut all = headers.to_vec();
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            all.insert(0, ("Host", host.as_str()));
+        }
+        raw_request(self.addr, method, path, &all, body).await
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
@@ -361,7 +376,10 @@ impl TestApp {
 /// One HTTP/1.1 request to `addr` on a fresh connection.
 pub async fn raw_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

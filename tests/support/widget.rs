@@ -21,6 +21,7 @@ impl Widget {
     pub async fn open(app: &TestApp, origin: &str) -> Result<Widget, u16> {
         let mut req = format!("ws://{}/widget/ws", app.addr).into_client_request().unwrap();
         req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut().insert("Host", app.host().parse().unwrap());
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => Ok(Widget { ws }),
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
