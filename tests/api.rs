@@ -126,7 +126,8 @@ async fn users_lifecycle(backend: Backend) {
         Some(json!({"givenName": "Changed", "properties": {"seats": "many"}})),
     )
     .await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "type_conflict");
     assert!(r.json()["error"]["description"].as_str().unwrap().contains("\"seats\" is a number property"));
     let now = api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json();
     assert_eq!(now["appUser"]["givenName"], "Ada");
@@ -135,7 +136,8 @@ async fn users_lifecycle(backend: Backend) {
     // Too many properties after the merge: refused, nothing written.
     let many: serde_json::Map<String, Value> = (0..98).map(|i| (format!("p{i}"), json!(i))).collect();
     let r = api(&app, "PUT", "/v1.1/appusers/u-1", &auth, Some(json!({"properties": many}))).await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "too_many_properties");
     assert!(api(&app, "GET", "/v1.1/appusers/u-1", &auth, None).await.json()["appUser"]["properties"]
         .get("p0")
         .is_none());
@@ -303,7 +305,7 @@ async fn openapi_description_matches_its_snapshot() {
     let r = app.get("/v1.1/openapi.json", None).await;
     assert_eq!(r.status, 200);
     let served: Value = r.json();
-    assert_eq!(served["openapi"], "3.0.3");
+    assert_eq!(served["openapi"], "3.1.0");
     assert!(served["paths"]["/v1.1/appusers/{userId}"]["put"].is_object());
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
     let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";

@@ -242,7 +242,7 @@ async fn catalogs_are_capped(backend: Backend) {
     let r = rest(&app, &s, "PUT", "/v1.1/appusers/ada", json!({"givenName": "Ada", "properties": {"c": true}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = rest(&app, &s, "PUT", "/v1.1/appusers/ada", json!({"surname": "L", "properties": {"a": 2, "d": 1}})).await;
-    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
     let body = r.json();
     assert_eq!(body["error"]["code"], "catalog_full", "{body}");
     assert!(body["error"]["description"].as_str().unwrap().contains("3 property names"), "{body}");
@@ -250,7 +250,7 @@ async fn catalogs_are_capped(backend: Backend) {
     assert_eq!((row.surname, Value::Object(row.properties.0)), (None, json!({"a": 1, "b": "x", "c": true})));
     assert_eq!(catalog(&app, &s).await.len(), 3);
     let r = rest(&app, &s, "POST", "/v1.1/appusers", json!({"userId": "bob", "properties": {"e": 1}})).await;
-    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
     assert!(app.state.store.app_user(&s.app_id, "bob").await.unwrap().is_none(), "no user created");
     // Known names still pass; another app has its own catalog.
     let r = rest(&app, &s, "PUT", "/v1.1/appusers/ada", json!({"properties": {"a": 5}})).await;
@@ -264,7 +264,7 @@ async fn catalogs_are_capped(backend: Backend) {
         assert_eq!(r.status, 201, "{name}: {}", r.body);
     }
     let r = rest(&app, &s, "POST", "/v1.1/appusers/ada/events", json!({"name": "three"})).await;
-    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "catalog_full");
     assert_eq!(events_of(&app, &s, "ada").await, ["one", "two", "one"]);
     assert_eq!(app.state.store.event_catalog(&s.app_id).await.unwrap(), ["one", "two"]);

@@ -23,6 +23,7 @@ use crate::{
     },
     engine::{
         actions::{stored_properties, version_change, Author, NewMessage, UpdateFrom},
+        writer::Admission,
         ActionError,
     },
     server::{crypto::new_id, AppState},
@@ -46,15 +47,20 @@ fn no_user(user: &str) -> ApiError {
 pub(crate) fn action_error(e: ActionError, user: &str) -> ApiError {
     match e {
         ActionError::Invalid(i) => ApiError::bad_request(i.message),
-        ActionError::TypeConflict { name, existing } => ApiError::bad_request(format!(
-            "Property {name:?} is a {existing} property in this app; send a {existing} value."
-        )),
-        ActionError::TooManyProperties => ApiError::bad_request(e.to_string() + "."),
+        // Well-formed, but in conflict with what the app or the user has
+        // already: 409, so a client (and the OpenAPI description) can tell
+        // these from malformed input.
+        ActionError::TypeConflict { name, existing } => ApiError::new(
+            StatusCode::CONFLICT,
+            "type_conflict",
+            format!("Property {name:?} is a {existing} property in this app; send a {existing} value."),
+        ),
+        ActionError::TooManyProperties => {
+            ApiError::new(StatusCode::CONFLICT, "too_many_properties", e.to_string() + ".")
+        }
         // Only the widget is bound by the server-only list; kept for completeness.
         ActionError::ServerOnly { .. } => ApiError::new(StatusCode::FORBIDDEN, "server_only", e.sentence()),
-        ActionError::CatalogFull { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "catalog_full", e.sentence())
-        }
+        ActionError::CatalogFull { .. } => ApiError::new(StatusCode::CONFLICT, "catalog_full", e.sentence()),
         ActionError::NoUser => no_user(user),
         ActionError::NoConversation => ApiError::not_found(format!("No such conversation for user {user:?}.")),
         ActionError::Duplicate => ApiError::conflict(format!("A user with userId {user:?} already exists.")),
@@ -181,9 +187,26 @@ pub async fn track(
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
     let user = user_ref(&params)?;
     let event = Event::parse(body.get("name"), body.get("properties"))?;
+    let _room = admit(&state, 1)?;
     let name = event.name.clone();
     let at = state.engine.track(&app.app_id, user, event, Author::Backend).await.map_err(|e| action_error(e, user))?;
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
+}
+
+/// Room in the writer's queue for `n` events from the REST API, or a 503
+/// (with `Retry-After`; nothing written) when the events in flight are at
+/// their bound (`writer::MAX_ADMITTED_EVENTS`): under overload the API
+/// sheds at once rather than let every request wait longer and longer.
+pub(crate) fn admit(state: &AppState, n: usize) -> ApiResult<Option<Admission>> {
+    if n == 0 {
+        return Ok(None);
+    }
+    state.engine.writer.admit(n).map(Some).ok_or_else(|| {
+        ApiError::overloaded(
+            1,
+            "murmur is taking in more events than it can store right now; nothing was stored. Try again in 1 s.",
+        )
+    })
 }
 
 /// The most events one batch may carry.
@@ -195,7 +218,8 @@ pub const MAX_BATCH_EVENTS: usize = 1000;
 /// (`results[i]`: `status` 201 with the `event`, or the status and `error`
 /// the single-event endpoint would give); the valid ones are written
 /// together (they reach the engine's writer at once, so few commits carry
-/// them all). The answer is 200 unless the body itself is unusable.
+/// them all). The answer is 200 unless the body itself is unusable, or the
+/// server sheds the whole batch (503, nothing written: `admit`).
 pub async fn track_batch(
     State(state): State<AppState>,
     app: ApiApp,
@@ -211,6 +235,7 @@ pub async fn track_batch(
         return Err(ApiError::bad_request(format!("Unknown field {extra:?}.")));
     }
     let checked: Vec<Result<(String, Event), ApiError>> = events.iter().map(check_batch_event).collect();
+    let _room = admit(&state, checked.iter().filter(|c| c.is_ok()).count())?;
     let writes = checked.iter().map(|c| {
         let state = &state;
         let app_id = app.app_id.as_str();
@@ -298,11 +323,13 @@ fn new_message(body: &Map<String, Json_>) -> ApiResult<NewMessage> {
         Some(r) => r,
         None => return Err(ApiError::bad_request("role must be \"appUser\" or \"appMaker\".")),
     };
-    match body.get("type").and_then(Json_::as_str) {
-        None | Some("text") => {}
-        Some(other) => {
+    match body.get("type") {
+        None => {}
+        Some(Json_::String(t)) if t == "text" => {}
+        Some(Json_::String(other)) => {
             return Err(ApiError::bad_request(format!("Message type {other:?} is not supported; use \"text\".")))
         }
+        Some(_) => return Err(ApiError::bad_request("type must be the string \"text\".")),
     }
     let text = MessageText::parse(body.get("text").and_then(Json_::as_str).unwrap_or(""))?;
     let name = match body.get("name") {

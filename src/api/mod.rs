@@ -46,7 +46,7 @@ const ENDPOINTS: &[Endpoint] = &[
         method: "post",
         path: "/appusers",
         summary: "Pre-create a user",
-        body: Some("AppUserInput"),
+        body: Some("AppUserCreate"),
         status: 201,
         response: "AppUserResponse",
     },
@@ -169,8 +169,23 @@ pub fn router() -> Router<AppState> {
         .nest("/v1.1", users)
 }
 
-/// The OpenAPI 3 description of the REST API, from `ENDPOINTS`.
+/// Text on one line: no control characters (what `domain::text` refuses).
+const ONE_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// As `ONE_LINE`, with at least one character that is not a space.
+const NOT_BLANK_ONE_LINE: &str =
+    "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// Text that may hold tabs and line breaks, but no other control character.
+const MULTI_LINE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+const NOT_BLANK_MULTI_LINE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+/// A version `domain::properties::Version` reads: parts that start with digits.
+const VERSION: &str = "^[vV]?[0-9]{1,9}([^.0-9\\u0000-\\u001f\\u007f-\\u009f][^.\\u0000-\\u001f\\u007f-\\u009f]*)?(\\.[0-9]{1,9}([^.0-9\\u0000-\\u001f\\u007f-\\u009f][^.\\u0000-\\u001f\\u007f-\\u009f]*)?)*$";
+
+/// The OpenAPI 3.1 description of the REST API, from `ENDPOINTS`.
 pub fn openapi() -> Value {
+    let builtin_names: Vec<&str> = crate::domain::properties::BUILTINS
+        .iter()
+        .flat_map(|b| std::iter::once(b.name).chain(b.aliases.iter().copied()))
+        .collect();
     let mut paths = Map::new();
     for prefix in ["/v1.1", "/v1.1/apps/{appId}"] {
         for e in ENDPOINTS {
@@ -179,10 +194,10 @@ pub fn openapi() -> Value {
                 params.push(json!({"name": "appId", "in": "path", "required": true, "schema": {"type": "string"}}));
             }
             if e.path.contains("{userId}") {
-                params.push(json!({"name": "userId", "in": "path", "required": true, "description": "The customer's userId, or murmur's _id", "schema": {"type": "string"}}));
+                params.push(json!({"name": "userId", "in": "path", "required": true, "description": "The customer's userId, or murmur's _id", "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ONE_LINE}}));
             }
             if e.path.contains("{conversationId}") {
-                params.push(json!({"name": "conversationId", "in": "path", "required": true, "description": "One of the user's conversations (its _id)", "schema": {"type": "string"}}));
+                params.push(json!({"name": "conversationId", "in": "path", "required": true, "description": "One of the user's conversations (its _id)", "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ONE_LINE}}));
             }
             let mut op = json!({
                 "summary": e.summary,
@@ -194,6 +209,9 @@ pub fn openapi() -> Value {
                     "default": {"description": "Error (400, 401, 404, 409, 413, 415, ...)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 }
             });
+            if matches!(e.op, Op::TrackEvent | Op::TrackEvents) {
+                op["responses"]["503"] = json!({"$ref": "#/components/responses/Overloaded"});
+            }
             if let Some(body) = e.body {
                 op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
             }
@@ -202,7 +220,7 @@ pub fn openapi() -> Value {
         }
     }
     json!({
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "murmur REST API", "version": "1.1", "description": "Smooch v1.1-compatible users, messages and events. \
             Each API key may make a limited number of requests (by default 100 a second, in bursts of up to 200; \
             the server's API_RATE_LIMIT setting): beyond it the answer is 429 with a Retry-After header \
@@ -221,57 +239,75 @@ pub fn openapi() -> Value {
                     "description": "Too many requests with this API key: wait Retry-After seconds; nothing was changed",
                     "headers": {"Retry-After": {"description": "Seconds to wait before the next request can pass", "schema": {"type": "integer", "minimum": 1}}},
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                },
+                "Overloaded": {
+                    "description": "More events are arriving than the server can store right now (code overloaded): wait Retry-After seconds; nothing was stored",
+                    "headers": {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
                 }
             },
             "schemas": {
-                "AppUserInput": {"type": "object", "properties": {
-                    "userId": {"type": "string", "maxLength": 128},
-                    "givenName": {"type": "string", "nullable": true, "maxLength": 128},
-                    "surname": {"type": "string", "nullable": true, "maxLength": 128},
-                    "email": {"type": "string", "nullable": true, "maxLength": 254},
+                "AppUserCreate": {"allOf": [{"$ref": "#/components/schemas/AppUserInput"}, {"type": "object", "required": ["userId"], "properties": {
+                    "userId": {"type": "string", "maxLength": 128, "pattern": NOT_BLANK_ONE_LINE}}}]},
+                "AppUserInput": {"type": "object", "description": "Other fields are ignored (Smooch clients send some murmur does not keep); \
+                    a userId in an update must be the user's own (it cannot be changed).", "properties": {
+                    "givenName": {"type": ["string", "null"], "maxLength": 128, "pattern": ONE_LINE},
+                    "surname": {"type": ["string", "null"], "maxLength": 128, "pattern": ONE_LINE},
+                    "email": {"type": ["string", "null"], "maxLength": 254, "pattern": ONE_LINE},
                     "signedUpAt": {"type": "string", "format": "date-time"},
-                    "appVersion": {"type": "string", "nullable": true},
-                    "platform": {"type": "string", "nullable": true},
-                    "properties": {"type": "object", "maxProperties": 100, "additionalProperties": {"oneOf": [{"type": "string", "maxLength": 1024}, {"type": "number"}, {"type": "boolean"}], "nullable": true}, "description": "ISO 8601 strings are dates. A property keeps the type it first had."}
+                    "appVersion": {"type": ["string", "null"], "maxLength": 64, "pattern": VERSION, "description": "Such as 2.10.1 (a leading v is dropped)"},
+                    "platform": {"type": ["string", "null"], "maxLength": 32, "pattern": ONE_LINE},
+                    "properties": {"type": ["object", "null"], "maxProperties": 100,
+                        "propertyNames": {"minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z_-][A-Za-z0-9_-]*$", "not": {"enum": builtin_names}},
+                        "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 1024, "pattern": MULTI_LINE}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+                        "description": "Custom properties (null removes one). ISO 8601 strings are dates. A property keeps the type it first had: \
+                            a value of another type is refused with 409 type_conflict, as is a write that would give the user more than 100 \
+                            or the app more than its catalog allows."}
                 }},
                 "AppUser": {"type": "object", "properties": {
-                    "_id": {"type": "string"}, "userId": {"type": "string", "nullable": true},
-                    "givenName": {"type": "string", "nullable": true}, "surname": {"type": "string", "nullable": true},
-                    "email": {"type": "string", "nullable": true}, "signedUpAt": {"type": "string", "format": "date-time"},
-                    "lastSeenAt": {"type": "string", "format": "date-time", "nullable": true},
-                    "appVersion": {"type": "string", "nullable": true}, "platform": {"type": "string", "nullable": true},
+                    "_id": {"type": "string"}, "userId": {"type": ["string", "null"]},
+                    "givenName": {"type": ["string", "null"]}, "surname": {"type": ["string", "null"]},
+                    "email": {"type": ["string", "null"]}, "signedUpAt": {"type": "string", "format": "date-time"},
+                    "lastSeenAt": {"type": ["string", "null"], "format": "date-time"},
+                    "appVersion": {"type": ["string", "null"]}, "platform": {"type": ["string", "null"]},
                     "properties": {"type": "object"}, "conversationStarted": {"type": "boolean"},
                     "clients": {"type": "array", "items": {}}, "pendingClients": {"type": "array", "items": {}}
                 }},
                 "AppUserResponse": {"type": "object", "properties": {"appUser": {"$ref": "#/components/schemas/AppUser"}}},
                 "MessageInput": {"type": "object", "required": ["role", "text"], "properties": {
                     "role": {"type": "string", "enum": ["appUser", "appMaker"]}, "type": {"type": "string", "enum": ["text"]},
-                    "text": {"type": "string", "maxLength": 4096}, "name": {"type": "string", "maxLength": 128}
+                    "text": {"type": "string", "maxLength": 4096, "pattern": NOT_BLANK_MULTI_LINE}, "name": {"type": ["string", "null"], "maxLength": 128, "pattern": ONE_LINE}
                 }},
                 "Message": {"type": "object", "properties": {
                     "_id": {"type": "string"}, "role": {"type": "string"}, "type": {"type": "string"}, "text": {"type": "string"},
-                    "name": {"type": "string", "nullable": true}, "authorId": {"type": "string", "nullable": true},
+                    "name": {"type": ["string", "null"]}, "authorId": {"type": ["string", "null"]},
                     "received": {"type": "number", "description": "Unix seconds"}, "source": {"type": "object"}
                 }},
                 "Conversation": {"type": "object", "properties": {
                     "_id": {"type": "string"}, "unreadCount": {"type": "integer", "description": "The team's messages the user has not read"},
-                    "state": {"type": "string", "enum": ["open", "closed"]}, "assigneeId": {"type": "string", "nullable": true},
-                    "startedBy": {"type": "string", "enum": ["user", "teammate", "card"]}, "cardId": {"type": "string", "nullable": true},
+                    "state": {"type": "string", "enum": ["open", "closed"]}, "assigneeId": {"type": ["string", "null"]},
+                    "startedBy": {"type": "string", "enum": ["user", "teammate", "card"]}, "cardId": {"type": ["string", "null"]},
                     "lastUpdatedAt": {"type": "number", "description": "Unix seconds"}, "createdAt": {"type": "string", "format": "date-time"}
                 }},
                 "ConversationWithMessages": {"allOf": [{"$ref": "#/components/schemas/Conversation"}, {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}}]},
                 "ConversationsResponse": {"type": "object", "properties": {"conversations": {"type": "array", "items": {"$ref": "#/components/schemas/ConversationWithMessages"}}}},
                 "MessageResponse": {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}, "conversation": {"$ref": "#/components/schemas/Conversation"}}},
-                "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": "string", "nullable": true}}},
-                "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128}, "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}}},
-                "EventBatchInput": {"type": "object", "required": ["events"], "additionalProperties": false, "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
-                    "type": "object", "required": ["userId", "name"], "additionalProperties": false, "properties": {
-                        "userId": {"type": "string", "minLength": 1, "maxLength": 128, "description": "The customer's userId, or murmur's _id"},
-                        "name": {"type": "string", "minLength": 1, "maxLength": 128},
-                        "properties": {"type": "object", "maxProperties": 50, "description": "Optional, at most 8 KiB as JSON."}
-                    }}}}, "description": "At most 1 MiB in all."},
+                "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": ["string", "null"]}}},
+                "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128, "pattern": NOT_BLANK_ONE_LINE}, "properties": {"$ref": "#/components/schemas/EventProperties"}}},
+                "EventProperties": {"type": ["object", "null"], "maxProperties": 50, "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": ONE_LINE},
+                    "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 200, "pattern": MULTI_LINE}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+                    "description": "Optional, flat."},
+                "EventBatchInput": {"type": "object", "required": ["events"], "additionalProperties": false, "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000,
+                    "description": "Events, each an EventBatchItem. Each is checked and answered on its own, in its result: one that is not \
+                        a well-formed EventBatchItem gets status 400 there, and the others are still tracked, so any item is accepted here.",
+                    "items": {}}}, "description": "At most 1 MiB in all."},
+                "EventBatchItem": {"type": "object", "required": ["userId", "name"], "properties": {
+                    "userId": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ONE_LINE, "description": "The customer's userId, or murmur's _id"},
+                    "name": {"type": "string", "maxLength": 128, "pattern": NOT_BLANK_ONE_LINE},
+                    "properties": {"$ref": "#/components/schemas/EventProperties"}
+                }},
                 "EventBatchResponse": {"type": "object", "properties": {"results": {"type": "array", "description": "One per event, in order", "items": {"type": "object", "properties": {
-                    "status": {"type": "integer", "description": "201, or the error's status (400, 404, 422)"},
+                    "status": {"type": "integer", "description": "201, or the error's status (400, 404, 409)"},
                     "event": {"type": "object", "properties": {"name": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}},
                     "error": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
                 }}}}},

@@ -148,28 +148,46 @@ pub fn check_event_name(name: &str) -> Result<(), Invalid> {
 }
 
 pub const MAX_EVENT_PROPERTIES: usize = 50;
-pub const MAX_EVENT_PROPERTIES_BYTES: usize = 8 * 1024;
+pub const MAX_EVENT_PROPERTY_NAME_CHARS: usize = 64;
+pub const MAX_EVENT_PROPERTY_TEXT_CHARS: usize = 200;
 
-/// An event's optional properties: an object of at most 50 keys and 8 KiB
-/// as JSON. Returns the JSON text to store.
+/// An event's optional properties: a flat object of at most 50 keys (names
+/// of 1 to 64 characters), each value a string of at most 200 characters,
+/// a number, a boolean or null; no control characters other than tabs and
+/// line breaks in values. Returns the JSON text to store (under 64 KiB).
+/// The limits are the OpenAPI description's (`api::openapi`), field by field.
 pub fn check_event_properties(props: Option<&Json>) -> Result<Option<String>, Invalid> {
+    let invalid = |m: String| Err(Invalid::new("properties", m));
     match props {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Object(m)) => {
+            if m.len() > MAX_EVENT_PROPERTIES {
+                return invalid(format!("An event has at most {MAX_EVENT_PROPERTIES} properties."));
+            }
             for (k, v) in m {
+                let n = k.chars().count();
+                if n == 0 || n > MAX_EVENT_PROPERTY_NAME_CHARS {
+                    return invalid(format!(
+                        "Event property names are 1 to {MAX_EVENT_PROPERTY_NAME_CHARS} characters."
+                    ));
+                }
                 super::text::refuse_control("properties", "Event property names", k, false)?;
-                super::text::refuse_control_in_json("properties", "Event properties", v)?;
+                match v {
+                    Json::String(t) if t.chars().count() > MAX_EVENT_PROPERTY_TEXT_CHARS => {
+                        return invalid(format!(
+                            "Event property {k:?} is longer than {MAX_EVENT_PROPERTY_TEXT_CHARS} characters."
+                        ));
+                    }
+                    Json::String(t) => super::text::refuse_control("properties", "Event properties", t, true)?,
+                    Json::Number(_) | Json::Bool(_) | Json::Null => {}
+                    Json::Array(_) | Json::Object(_) => {
+                        return invalid(format!(
+                            "Event property {k:?} must be a string, number, boolean or null (event properties are flat)."
+                        ));
+                    }
+                }
             }
-            let text = Json::Object(m.clone()).to_string();
-            if m.len() > MAX_EVENT_PROPERTIES || text.len() > MAX_EVENT_PROPERTIES_BYTES {
-                return Err(Invalid::new(
-                    "properties",
-                    format!(
-                        "Event properties are limited to {MAX_EVENT_PROPERTIES} keys and {MAX_EVENT_PROPERTIES_BYTES} bytes."
-                    ),
-                ));
-            }
-            Ok(Some(text))
+            Ok(Some(Json::Object(m.clone()).to_string()))
         }
         Some(_) => Err(Invalid::new("properties", "Event properties must be an object.")),
     }
@@ -235,5 +253,18 @@ mod tests {
         assert!(check_event_properties(Some(&json!({"big": "x".repeat(9000)}))).is_err());
         let many: Map<String, Json> = (0..51).map(|i| (format!("p{i}"), json!(i))).collect();
         assert!(check_event_properties(Some(&Json::Object(many))).is_err());
+        // Flat, field by field as the OpenAPI description says.
+        let ok = json!({"a": "x".repeat(200), "b": 1.5, "c": true, "d": null, "e": "two\nlines"});
+        assert!(check_event_properties(Some(&ok)).is_ok());
+        assert!(check_event_properties(Some(&json!({"a": "x".repeat(201)}))).is_err());
+        assert!(check_event_properties(Some(&json!({"k": ["x"]}))).is_err());
+        assert!(check_event_properties(Some(&json!({"k": {"y": 1}}))).is_err());
+        assert!(check_event_properties(Some(&json!({"": 1}))).is_err());
+        assert!(check_event_properties(Some(&json!({"k".repeat(65): 1}))).is_err());
+        // The largest allowed still fits a REST body (64 KiB).
+        let widest: Map<String, Json> =
+            (0..50).map(|i| (format!("{i:0>2}{}", "\u{10000}".repeat(62)), json!("\u{10000}".repeat(200)))).collect();
+        let text = check_event_properties(Some(&Json::Object(widest))).unwrap().unwrap();
+        assert!(text.len() < 60 * 1024, "{}", text.len());
     }
 }
