@@ -32,10 +32,13 @@ use crate::{
 
 type Params = Path<HashMap<String, String>>;
 
-/// The user the path names (their userId or murmur's `_id`), checked.
+/// The user the path names (their userId or murmur's `_id`). Every route
+/// with a user in its path acts on an existing user, and no user can have
+/// an id that is not a valid one (too long, control characters): such a
+/// path names no user, 404.
 fn user_ref(params: &HashMap<String, String>) -> ApiResult<&str> {
     let user = params.get("user_id").map(String::as_str).ok_or_else(|| ApiError::bad_request("Missing user id."))?;
-    check_user_ref(user)?;
+    check_user_ref(user).map_err(|_| no_user(user))?;
     Ok(user)
 }
 
