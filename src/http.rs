@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(real_page_redirects))
+        .layer(middleware::from_fn(server_fn_client_errors))
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::refuse_foreign_requests))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -151,6 +153,70 @@ async fn real_page_redirects(req: Request<Body>, next: Next) -> Response {
     // leptos_axum's marker for its server-function client, meaningless here.
     parts.headers.remove(leptos::server_fn::redirect::REDIRECT_HEADER);
     Response::from_parts(parts, Body::empty())
+}
+
+/// A server function's request that cannot be decoded (a missing or
+/// malformed field, a body that is not a form, a broken body) gets its
+/// error from leptos with status 500 whatever the error; the client's
+/// mistake is answered with its `AppError`'s status instead (400 for
+/// `AppError::Request`). A real `AppError::Internal` stays 500.
+async fn server_fn_client_errors(req: Request<Body>, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // An error body is a JSON `AppError`; a decoding error may quote the
+    // request (bounded by the request body limit).
+    let Ok(bytes) = axum::body::to_bytes(body, 8 * 1024 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if let Ok(e) = serde_json::from_slice::<crate::error::AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Largest server-function body (a form) read to look for NUL.
+const MAX_FORM_BODY: usize = 2 * 1024 * 1024;
+
+/// No path, query or server-function field may hold U+0000 (raw or
+/// `%00`): nothing murmur stores or looks up can contain one, and
+/// PostgreSQL refuses it in text, so such a request would otherwise fail
+/// deep inside (500). 400 (a REST path: 404, it names nothing).
+async fn refuse_nul(req: Request<Body>, next: Next) -> Response {
+    let refuse = |what: &str| {
+        let body = serde_json::json!({
+            "error": { "code": "bad_request", "description": format!("The request's {what} cannot contain NUL characters (U+0000).") }
+        });
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    };
+    let uri = req.uri();
+    let encoded_nul = |s: &str| s.contains('\0') || s.to_ascii_lowercase().contains("%00");
+    if encoded_nul(uri.path()) || uri.query().is_some_and(encoded_nul) {
+        if uri.path().starts_with("/v1.1/") {
+            // The REST API's ids in the path name nothing then (as an
+            // unknown user id does): 404.
+            let body = serde_json::json!({
+                "error": { "code": "not_found", "description": "No user or conversation has an id with a NUL character (U+0000)." }
+            });
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+        return refuse("address");
+    }
+    if !(req.method() == Method::POST && uri.path().starts_with("/api/")) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BODY).await else {
+        let body = serde_json::json!({ "error": { "code": "too_large", "description": "The request is too large." } });
+        return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+    };
+    if bytes.contains(&0) || bytes.windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0') {
+        return refuse("fields");
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -28,6 +28,8 @@
 //! - `murmur_worker_lag_seconds{worker}`: at each scheduler tick, how late
 //!   the oldest due item of each worker is (`scheduler`: property-match
 //!   checks; `sends`: scheduled manual messages; `email`; `push`).
+//! - `murmur_password_checks_total`: password checks (Argon2) run by
+//!   sign-ins and password changes, read from `Passwords` when scraped.
 
 use std::{
     sync::{Arc, OnceLock},
@@ -55,6 +57,7 @@ const COMMIT_DURATION: &str = "murmur_commit_duration_seconds";
 const CREATED: &str = "murmur_deliveries_created_total";
 const SENT: &str = "murmur_deliveries_sent_total";
 const LAG: &str = "murmur_worker_lag_seconds";
+const PASSWORD_CHECKS: &str = "murmur_password_checks_total";
 
 static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -278,6 +281,13 @@ impl Metrics {
         on.recorder.register_gauge(&key, &META).set(late.as_secs_f64());
     }
 
+    /// Password checks run since the start (`Passwords::checks`), set when
+    /// scraped.
+    pub fn password_checks(&self, total: u64) {
+        let Some(on) = self.on.get() else { return };
+        on.recorder.register_counter(&Key::from_static_name(PASSWORD_CHECKS), &META).absolute(total);
+    }
+
     fn count(&self, key: Key, n: u64) {
         if let Some(on) = self.on.get() {
             on.recorder.register_counter(&key, &META).increment(n);
@@ -302,7 +312,7 @@ fn recorder() -> PrometheusRecorder {
     let b = buckets(PrometheusBuilder::new(), HTTP_DURATION, SECONDS);
     let b = buckets(b, COMMIT_DURATION, SECONDS);
     let recorder = buckets(b, BATCH_SIZE, JOBS).build_recorder();
-    let help: [(&'static str, Option<Unit>, &'static str); 9] = [
+    let help: [(&'static str, Option<Unit>, &'static str); 10] = [
         (HTTP_REQUESTS, None, "HTTP requests answered, by method, matched route and status."),
         (
             HTTP_DURATION,
@@ -316,6 +326,7 @@ fn recorder() -> PrometheusRecorder {
         (CREATED, None, "Cards made: a whisper's for a user, or a manual message's for a recipient."),
         (SENT, None, "Cards recorded as sent, by channel."),
         (LAG, Some(Unit::Seconds), "How late the oldest due item of a background worker was at its last tick."),
+        (PASSWORD_CHECKS, None, "Password checks (Argon2) run by sign-ins and password changes."),
     ];
     for (name, unit, text) in help {
         let name = KeyName::from_const_str(name);
@@ -354,6 +365,7 @@ mod tests {
         m.deliveries_sent(Channel::Push, 1);
         m.lag(Worker::Email, Duration::from_millis(1500));
         m.committed(Commit::Events, 5, Instant::now());
+        m.password_checks(7);
         let text = m.render(4).unwrap();
         for line in [
             "# TYPE murmur_events_ingested_total counter",
@@ -366,6 +378,7 @@ mod tests {
             r#"murmur_commit_batch_size_bucket{kind="events",le="4"} 0"#,
             r#"murmur_commit_batch_size_bucket{kind="events",le="8"} 1"#,
             "murmur_widget_connections 4",
+            "murmur_password_checks_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }

@@ -207,6 +207,49 @@ async fn users_lifecycle_on_postgres() {
     users_lifecycle(Backend::Postgres).await;
 }
 
+/// Numbers up to ±1e300 survive a round trip through storage, and larger
+/// ones are refused (PostgreSQL's jsonb writes f64::MAX out in all its 309
+/// digits; read back, that overflowed, and the user could no longer be read
+/// or changed: a 500 found by schemathesis).
+async fn extreme_numbers(backend: Backend) {
+    let Some((_db, app, _owner, key)) = setup(backend).await else { return };
+    let auth = key.jwt();
+    for too_big in [f64::MAX, -2e300] {
+        let body = json!({"userId": "m", "properties": {"x": too_big}});
+        let r = api(&app, "POST", "/v1.1/appusers", &auth, Some(body)).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("from -1e300 to 1e300"), "{}", r.body);
+    }
+    let props = json!({"max": 1e300, "min": -1e300, "tiny": 5e-324, "big": -1.0198034900926869e270});
+    // Read back from jsonb's long decimals, the last digit may differ.
+    let close = |got: &Value| {
+        props.as_object().unwrap().iter().all(|(k, want)| {
+            let (g, w) = (got[k].as_f64().unwrap(), want.as_f64().unwrap());
+            g == w || ((g - w) / w).abs() < 1e-15
+        })
+    };
+    let r = api(&app, "POST", "/v1.1/appusers", &auth, Some(json!({"userId": "n", "properties": props}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api(&app, "PUT", "/v1.1/appusers/n", &auth, Some(json!({"givenName": "N"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = api(&app, "GET", "/v1.1/appusers/n", &auth, None).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let stored = &got.json()["appUser"]["properties"];
+    assert!(close(stored), "{stored} is not {props}");
+    let r = api(&app, "POST", "/v1.1/appusers/n/events", &auth, Some(json!({"name": "e", "properties": props}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[tokio::test]
+async fn extreme_numbers_on_sqlite() {
+    extreme_numbers(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn extreme_numbers_on_postgres() {
+    extreme_numbers(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn credentials_are_checked() {
     let (_db, app, owner, key) = setup(Backend::Sqlite).await.unwrap();

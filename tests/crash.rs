@@ -1,6 +1,9 @@
-//! kill -9 in the middle of the scheduler's work, or of a manual message's
-//! send (20 times, both backends), loses and duplicates nothing. The scheduler: the real binary on PostgreSQL is killed while it delivers a
-//! property-match whisper to thousands of due users; every user is then
+//! kill -9 in the middle of the scheduler's work, of a manual message's
+//! send, or of sustained event ingest (20 times, both backends), loses and
+//! duplicates nothing (ingest: every acknowledged event is stored, once).
+//!
+//! The scheduler: the real binary on PostgreSQL is killed while it delivers
+//! a property-match whisper to thousands of due users; every user is then
 //! either delivered or still due, and after a restart every one of them has
 //! it exactly once.
 
@@ -252,4 +255,298 @@ async fn kill_9_during_a_send_sqlite() {
 #[tokio::test]
 async fn kill_9_during_a_send_postgres() {
     kill_9_during_a_send(Backend::Postgres).await;
+}
+
+/// Acknowledged events of the ingest test: kill -9 this many times per backend.
+const INGEST_KILLS: usize = 20;
+/// Concurrent clients: the first `SINGLE_CLIENTS` post one event per
+/// request, the others batches of `BATCH_SIZE` (`POST /v1.1/events`).
+const SINGLE_CLIENTS: usize = 4;
+const BATCH_CLIENTS: usize = 2;
+const BATCH_SIZE: usize = 10;
+const INGEST_APP: &str = "ingestapp1";
+const INGEST_KEY: &str = "app_ingestkey1";
+const INGEST_SECRET: &str = "ingest-secret";
+const INGEST_USERS: usize = 8;
+
+/// The binary on a port of its own, with the API rate limit off (the
+/// clients here would exceed a key's default allowance).
+fn start_ingest(url: &str, data_dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_murmur"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", url)
+        .env("DATA_DIR", data_dir)
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("API_RATE_LIMIT", "off")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// One request on a fresh connection: the status and body of a complete
+/// answer, or `None` when the connection failed or the answer was cut off
+/// (the server was killed): such a request is not acknowledged.
+async fn post_once(addr: std::net::SocketAddr, path: &str, auth: &str, body: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))?
+        .1
+        .trim()
+        .parse()
+        .ok()?;
+    let body = &raw[end + 4..];
+    (body.len() == length).then(|| (status, String::from_utf8_lossy(body).into_owned()))
+}
+
+/// Waits (bounded) until the server answers its health check.
+async fn until_healthy(addr: std::net::SocketAddr, server: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut raw = Vec::new();
+            if s.write_all(req.as_bytes()).await.is_ok()
+                && s.read_to_end(&mut raw).await.is_ok()
+                && raw.starts_with(b"HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(server.try_wait().unwrap().is_none(), "the server exited before answering");
+        assert!(Instant::now() < deadline, "the server did not become healthy within 60 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What the clients of one run share: the events acknowledged (2xx for
+/// the request, and 201 for the event in a batch's answer), and whether
+/// the server has been killed (clients stop at their next failure).
+#[derive(Default)]
+struct Acks {
+    keys: std::sync::Mutex<Vec<String>>,
+    count: std::sync::atomic::AtomicUsize,
+    killed: std::sync::atomic::AtomicBool,
+    /// Requests that failed before the kill (should be none).
+    early_failures: std::sync::atomic::AtomicUsize,
+    /// Told after each answer.
+    progress: tokio::sync::Notify,
+}
+
+/// One client: posts events with keys `r{round}c{client}n{n}` until the
+/// server goes away; each acknowledged key is recorded.
+async fn ingest_client(addr: std::net::SocketAddr, round: usize, client: usize, acks: std::sync::Arc<Acks>) {
+    use std::sync::atomic::Ordering;
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{INGEST_KEY}:{INGEST_SECRET}"))
+    );
+    let batch = client >= SINGLE_CLIENTS;
+    let mut n = 0usize;
+    loop {
+        let key = |n: usize| format!("r{round}c{client}n{n}");
+        let user = |n: usize| format!("u{}", (client + n) % INGEST_USERS);
+        let answer = if batch {
+            let events: Vec<serde_json::Value> = (n..n + BATCH_SIZE)
+                .map(|i| serde_json::json!({"userId": user(i), "name": "ingested", "properties": {"k": key(i)}}))
+                .collect();
+            let body = serde_json::json!({ "events": events }).to_string();
+            let path = format!("/v1.1/apps/{INGEST_APP}/events");
+            post_once(addr, &path, &auth, &body).await.map(|(status, body)| {
+                let mut acked = vec![];
+                if (200..300).contains(&status) {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let results = v["results"].as_array().expect("a batch answer lists results");
+                    assert_eq!(results.len(), BATCH_SIZE, "{body}");
+                    for (i, r) in results.iter().enumerate() {
+                        if r["status"] == 201 {
+                            acked.push(key(n + i));
+                        }
+                    }
+                }
+                (status, acked)
+            })
+        } else {
+            let body = serde_json::json!({"name": "ingested", "properties": {"k": key(n)}}).to_string();
+            let path = format!("/v1.1/apps/{INGEST_APP}/appusers/{}/events", user(n));
+            post_once(addr, &path, &auth, &body)
+                .await
+                .map(|(status, _)| (status, if (200..300).contains(&status) { vec![key(n)] } else { vec![] }))
+        };
+        n += if batch { BATCH_SIZE } else { 1 };
+        match answer {
+            Some((status, acked)) => {
+                assert!((200..300).contains(&status), "an event request was refused: {status}");
+                let k = acked.len();
+                acks.keys.lock().unwrap().extend(acked);
+                acks.count.fetch_add(k, Ordering::SeqCst);
+                acks.progress.notify_one();
+            }
+            None if acks.killed.load(Ordering::SeqCst) => return,
+            None => {
+                acks.early_failures.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Every stored event's key, with how many times it is stored.
+async fn stored_keys(store: &Store) -> std::collections::HashMap<String, i64> {
+    let rows: Vec<(Option<String>, i64)> = match store {
+        Store::Sqlite(p) => {
+            sqlx::query_as("SELECT json_extract(properties, '$.k'), COUNT(*) FROM events WHERE app_id = $1 GROUP BY 1")
+                .bind(INGEST_APP)
+                .fetch_all(p)
+                .await
+                .unwrap()
+        }
+        Store::Postgres(p) => {
+            sqlx::query_as("SELECT properties->>'k', COUNT(*) FROM events WHERE app_id = $1 GROUP BY 1")
+                .bind(INGEST_APP)
+                .fetch_all(p)
+                .await
+                .unwrap()
+        }
+    };
+    rows.into_iter().map(|(k, n)| (k.expect("every event has its key"), n)).collect()
+}
+
+/// kill -9 of the server 20 times during sustained event ingest (single
+/// events and batches from concurrent clients), each time after a different
+/// number of acknowledged events: after the restarts every event whose
+/// request was acknowledged (2xx; 201 for the event in a batch) is in the
+/// database, and no event is stored twice (clients never resend, and the
+/// API promises one stored event per accepted event). Events in flight at
+/// the kill may or may not be stored.
+async fn kill_9_during_ingest(backend: Backend) {
+    use std::sync::{atomic::Ordering, Arc};
+    let Some(db) = TestDb::new(backend).await else { return };
+    let url = match &db.url {
+        DbUrl::Sqlite(u) | DbUrl::Postgres(u) => u.clone(),
+    };
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = now_ms();
+    let app =
+        AppRow { id: INGEST_APP.into(), name: "Ingest".into(), identity_secret_enc: vec![1; 40], created_at: now };
+    store.insert_app(&app, &[]).await.unwrap();
+    let hex: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&TEST_SECRET_KEY[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let secrets = murmur::server::crypto::SecretBox::from_key(&hex.try_into().unwrap());
+    store
+        .insert_api_key(&murmur::storage::ApiKeyRow {
+            id: INGEST_KEY.into(),
+            app_id: INGEST_APP.into(),
+            name: "ingest".into(),
+            secret_enc: secrets.seal(&murmur::server::crypto::api_key_context(INGEST_KEY), INGEST_SECRET.as_bytes()),
+            created_at: now,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    for u in 0..INGEST_USERS {
+        let sql = match &store {
+            Store::Sqlite(_) => {
+                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, jsonb('{}'), $4, $4)"
+            }
+            Store::Postgres(_) => {
+                "INSERT INTO app_users (id, app_id, user_id, signed_up_at, properties, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, '{}', $4, $4)"
+            }
+        };
+        let (id, user_id) = (format!("{u:024x}"), format!("u{u}"));
+        match &store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql).bind(id).bind(INGEST_APP).bind(user_id).bind(now).execute(p).await.map(|_| ())
+            }
+            Store::Postgres(p) => {
+                sqlx::query(sql).bind(id).bind(INGEST_APP).bind(user_id).bind(now).execute(p).await.map(|_| ())
+            }
+        }
+        .unwrap();
+    }
+
+    let started = Instant::now();
+    let mut acked: Vec<String> = vec![];
+    let mut early_failures = 0;
+    for round in 0..INGEST_KILLS {
+        let (mut server, addr) = start_ingest(&url, &db.data_dir);
+        until_healthy(addr, &mut server).await;
+        let acks = Arc::new(Acks::default());
+        let clients: Vec<_> = (0..SINGLE_CLIENTS + BATCH_CLIENTS)
+            .map(|c| tokio::spawn(ingest_client(addr, round, c, acks.clone())))
+            .collect();
+        // Kill after a varying number of acknowledged events (not after a
+        // time): 40 to 400 or so.
+        let target = 40 + (round * 97) % 360;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while acks.count.load(Ordering::SeqCst) < target {
+            let waited = tokio::time::timeout_at(deadline, acks.progress.notified()).await;
+            assert!(
+                waited.is_ok(),
+                "round {round}: only {} events acknowledged in 30 s",
+                acks.count.load(Ordering::SeqCst)
+            );
+            assert!(clients.iter().any(|c| !c.is_finished()), "every client stopped");
+        }
+        server.kill().unwrap(); // SIGKILL
+        acks.killed.store(true, Ordering::SeqCst);
+        server.wait().unwrap();
+        for c in clients {
+            c.await.unwrap();
+        }
+        early_failures += acks.early_failures.load(Ordering::SeqCst);
+        acked.extend(std::mem::take(&mut *acks.keys.lock().unwrap()));
+    }
+    // A last start recovers the database as a restart would; then stop it.
+    let (mut server, addr) = start_ingest(&url, &db.data_dir);
+    until_healthy(addr, &mut server).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let stored = stored_keys(&store).await;
+    let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains_key(*k)).collect();
+    let twice: Vec<(&String, &i64)> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    let unacked_stored = stored.len() - (acked.len() - lost.len());
+    eprintln!(
+        "{backend:?}: {INGEST_KILLS} kills in {:.1} s; {} events acknowledged, {} stored ({} of them in flight at a kill); \
+         {early_failures} requests failed before a kill",
+        started.elapsed().as_secs_f64(),
+        acked.len(),
+        stored.len(),
+        unacked_stored,
+    );
+    assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(twice.is_empty(), "events stored twice: {:?}", &twice[..twice.len().min(5)]);
+    assert_eq!(early_failures, 0, "requests failed while the server was up");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn kill_9_during_ingest_loses_no_acknowledged_event_sqlite() {
+    kill_9_during_ingest(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_9_during_ingest_loses_no_acknowledged_event_postgres() {
+    kill_9_during_ingest(Backend::Postgres).await;
 }

@@ -387,6 +387,46 @@ async fn pages_redirect_and_unknown_paths_are_404() {
     assert_eq!(app.get("/no/such/page", None).await.status, 404);
 }
 
+/// A server-function request that cannot be decoded (a field missing, a
+/// body that is not the form, bytes that are not UTF-8, a broken chunked
+/// body) is the client's mistake: 400 with the error, never 500 (leptos
+/// answers 500 for every error it makes itself). Found by `reliability fuzz`.
+#[tokio::test]
+async fn undecodable_server_function_requests_are_400_not_500() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let owner = app.setup_owner().await;
+    let (cookie, origin) = (app.cookie(&owner), app.origin());
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+        ("Origin", origin.as_str()),
+    ];
+    for (endpoint, body) in [
+        ("apps/create", ""),
+        ("apps/create", "input=1&input[name]=2"),
+        ("apps/settings", "input%5Bnope%5D=x"),
+        ("setup", "%FF%FE=%80&input[name]=%FF"),
+        ("inbox/state", "app_id=a&conversation_id=b&open=maybe"),
+    ] {
+        let r = app.request("POST", &format!("/api/{endpoint}"), &headers, body).await;
+        assert_eq!(r.status, 400, "{endpoint} {body:?}: {}", r.body);
+        assert!(r.body.contains("Request"), "{}", r.body);
+    }
+    // A chunked body whose chunk size overflows.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let req = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nffffffffffffffffffff\r\nx\r\n",
+        app.addr,
+        app.origin()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 500"), "{answer}");
+}
+
 /// Sessions live in the database: two server instances on one PostgreSQL
 /// database accept each other's sessions, and a session survives a restart.
 #[tokio::test]
@@ -625,4 +665,38 @@ async fn dashboard_files_are_served_compressed_and_revalidated() {
     };
     assert_eq!(served, build(2), "the new build, never the old build's twin");
     let _ = std::fs::remove_dir_all(&site);
+}
+
+/// U+0000 in a server function's field, a page's address or a widget frame
+/// is refused up front: PostgreSQL cannot store it, and such requests were
+/// 500s there (found by `reliability fuzz`).
+async fn nul_bytes_are_refused(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let r = app.call("users/timeline", &[("input[app_id]", "a\u{0}b"), ("input[user]", "u")], Some(&owner), &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("NUL"), "{}", r.body);
+    let r = app.call("apps/create", &[("input[name]", "Shop\u{0}")], Some(&owner), &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let page = app.get("/apps/a%00b/users", Some(&owner)).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let rest = app.request("GET", "/v1.1/apps/a%00b/appusers/u", &[], "").await;
+    assert_eq!(rest.status, 404, "{}", rest.body);
+    let (mut w, first) =
+        support::widget::Widget::start(&app, serde_json::json!({"t": "hello", "app": "a\u{0}b"})).await;
+    assert_eq!(first["t"], "error", "{first}");
+    // Refused as any malformed hello (not an internal error).
+    assert_eq!(first["code"], "hello_expected", "{first}");
+    w.ws.close(None).await.ok();
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_on_sqlite() {
+    nul_bytes_are_refused(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_on_postgres() {
+    nul_bytes_are_refused(Backend::Postgres).await;
 }

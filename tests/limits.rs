@@ -295,3 +295,81 @@ async fn identity_jwts_need_an_exp_within_30_days() {
     let (_, v) = Widget::start(&app, hello(jwt::sign(None, &claims, a.identity.as_bytes()))).await;
     assert_eq!(v["t"], "welcome", "{v}");
 }
+
+/// Event ingest sheds under overload: once the REST API events in flight
+/// reach their bound (`writer::MAX_ADMITTED_EVENTS`), a single event and a
+/// batch are answered 503 at once with `Retry-After` and the API's JSON
+/// error body, and nothing is stored; as soon as room is given back, events
+/// are accepted again. The bound is filled deterministically by holding its
+/// admissions here.
+async fn ingest_sheds_when_its_bound_is_reached(backend: Backend) {
+    use murmur::engine::writer::MAX_ADMITTED_EVENTS;
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let a = shop(&app, &owner, "Shop").await;
+    assert_eq!(create_user(&app, &a.auth(), "u1").await.status, 201);
+    let json = [("Authorization", a.auth()), ("Content-Type", "application/json".to_string())];
+    let headers: Vec<(&str, &str)> = json.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let track = |name: &'static str| {
+        let body = json!({ "name": name }).to_string();
+        let headers = headers.clone();
+        let app = &app;
+        async move { app.request("POST", "/v1.1/appusers/u1/events", &headers, &body).await }
+    };
+    let batch = |names: &[&str]| {
+        let events: Vec<Value> = names.iter().map(|n| json!({"userId": "u1", "name": n})).collect();
+        let body = json!({ "events": events }).to_string();
+        let headers = headers.clone();
+        let app = &app;
+        async move { app.request("POST", "/v1.1/events", &headers, &body).await }
+    };
+    let stored = || async {
+        app.state
+            .store
+            .user_events(&app.state.store.app_user(&a.app_id, "u1").await.unwrap().unwrap().id, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+
+    // All but one place taken: one event still passes, a batch of two does not.
+    let held = app.state.engine.writer.admit(MAX_ADMITTED_EVENTS - 1).expect("room for the test's own hold");
+    assert_eq!(track("first").await.status, 201);
+    let r = batch(&["second", "third"]).await;
+    assert_too_many_503(&r);
+    assert_eq!(stored().await, 1, "the shed batch stored nothing");
+
+    // Every place taken: a single event is shed too.
+    let last = app.state.engine.writer.admit(1).expect("the last place");
+    assert!(app.state.engine.writer.admit(1).is_none(), "the bound is reached");
+    assert_too_many_503(&track("fourth").await);
+    assert_eq!(stored().await, 1, "the shed event stored nothing");
+
+    // Room given back: accepted again at once.
+    drop((held, last));
+    assert_eq!(track("fifth").await.status, 201);
+    let r = batch(&["sixth", "seventh"]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stored().await, 4);
+}
+
+/// A shed answer: 503, `Retry-After: 1`, the API's JSON error shape.
+fn assert_too_many_503(r: &support::Response) {
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"), "{:?}", r.headers);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?}", r.headers);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert!(body["error"]["description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn ingest_sheds_when_its_bound_is_reached_on_sqlite() {
+    ingest_sheds_when_its_bound_is_reached(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ingest_sheds_when_its_bound_is_reached_on_postgres() {
+    ingest_sheds_when_its_bound_is_reached(Backend::Postgres).await;
+}

@@ -138,6 +138,11 @@ async fn delivery_flow(backend: Backend) {
     assert_eq!(other.next().await["t"], "message");
     other.sync().await;
     assert_eq!(stats(&app, &shop, &wid).await, [1, 0, 0, 0], "u3's reports changed u1's card");
+    // Nor does u3's conversation point at u1's card (found by `reliability
+    // fuzz`: a card id of another app was kept and shown in this app's answers).
+    let convs = rest(&app, &shop, "GET", "/v1.1/appusers/u3/conversations", Value::Null).await.json();
+    assert_eq!(convs["conversations"][0]["cardId"], Value::Null, "{convs}");
+    assert_eq!(convs["conversations"][0]["startedBy"], "user", "{convs}");
     let (peek, welcome) = Widget::start(&app, shop.hello("u1", "device-aaaa-3")).await;
     let cards = welcome["cards"].as_array().unwrap();
     assert_eq!((cards.len(), cards[0]["id"].as_str(), cards[0]["seen"].as_bool()), (1, Some(id.as_str()), Some(false)));

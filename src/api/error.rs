@@ -1,6 +1,6 @@
 //! `ApiError`: the REST API's one error type. Every failure is a JSON body
 //! `{"error": {"code", "description"}}` with its status (Smooch's shape);
-//! a 429 also says in `Retry-After` how many seconds to wait.
+//! a 429 or 503 also says in `Retry-After` how many seconds to wait.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -15,7 +15,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
-    /// Seconds to wait, sent as `Retry-After` (429 only).
+    /// Seconds to wait, sent as `Retry-After` (429 and 503 only).
     pub retry_after: Option<u64>,
 }
 
@@ -38,6 +38,11 @@ impl ApiError {
     /// 429: the caller is over a rate limit; try again in `retry_after_secs`.
     pub fn too_many_requests(retry_after_secs: u64, d: impl Into<String>) -> Self {
         Self { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d) }
+    }
+    /// 503: the server is taking in more than it can store right now (load
+    /// shedding); nothing was changed; try again in `retry_after_secs`.
+    pub fn overloaded(retry_after_secs: u64, d: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", d) }
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error in the REST API");

@@ -259,7 +259,7 @@ pub fn openapi() -> Value {
                     "platform": {"type": ["string", "null"], "maxLength": 32, "pattern": ONE_LINE},
                     "properties": {"type": ["object", "null"], "maxProperties": 100,
                         "propertyNames": {"minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z_-][A-Za-z0-9_-]*$", "not": {"enum": builtin_names}},
-                        "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 1024, "pattern": MULTI_LINE}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+                        "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 1024, "pattern": MULTI_LINE}, {"type": "number", "minimum": -1e300, "maximum": 1e300}, {"type": "boolean"}, {"type": "null"}]},
                         "description": "Custom properties (null removes one). ISO 8601 strings are dates. A property keeps the type it first had: \
                             a value of another type is refused with 409 type_conflict, as is a write that would give the user more than 100 \
                             or the app more than its catalog allows."}
@@ -295,7 +295,7 @@ pub fn openapi() -> Value {
                 "MessagesResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}, "conversation": {"$ref": "#/components/schemas/Conversation"}, "previous": {"type": ["string", "null"]}}},
                 "EventInput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 128, "pattern": NOT_BLANK_ONE_LINE}, "properties": {"$ref": "#/components/schemas/EventProperties"}}},
                 "EventProperties": {"type": ["object", "null"], "maxProperties": 50, "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": ONE_LINE},
-                    "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 200, "pattern": MULTI_LINE}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+                    "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 200, "pattern": MULTI_LINE}, {"type": "number", "minimum": -1e300, "maximum": 1e300}, {"type": "boolean"}, {"type": "null"}]},
                     "description": "Optional, flat."},
                 "EventBatchInput": {"type": "object", "required": ["events"], "additionalProperties": false, "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000,
                     "description": "Events, each an EventBatchItem. Each is checked and answered on its own, in its result: one that is not \

@@ -7,6 +7,11 @@ use super::Invalid;
 
 pub const MAX_PROPERTY_NAME_CHARS: usize = 128;
 pub const MAX_TEXT_VALUE_CHARS: usize = 1024;
+/// The largest number a property (or an event's) may hold, either sign.
+/// PostgreSQL's jsonb writes numbers out in full (f64::MAX in 309 digits),
+/// and reading those back does not always land on a finite f64 again; with
+/// this bound every stored number reads back.
+pub const MAX_NUMBER: f64 = 1e300;
 pub const MAX_CUSTOM_PROPERTIES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,11 +107,11 @@ impl Value {
                     None => Value::Text(s.clone()),
                 })
             }
-            serde_json::Value::Number(n) => n
-                .as_f64()
-                .filter(|f| f.is_finite())
-                .map(Value::Number)
-                .ok_or_else(|| Invalid::new("properties", format!("Property {name:?} is not a finite number."))),
+            serde_json::Value::Number(n) => {
+                n.as_f64().filter(|f| f.abs() <= MAX_NUMBER).map(Value::Number).ok_or_else(|| {
+                    Invalid::new("properties", format!("Property {name:?} must be a number from -1e300 to 1e300."))
+                })
+            }
             serde_json::Value::Bool(b) => Ok(Value::Boolean(*b)),
             _ => Err(Invalid::new(
                 "properties",

@@ -179,6 +179,9 @@ pub fn check_event_properties(props: Option<&Json>) -> Result<Option<String>, In
                         ));
                     }
                     Json::String(t) => super::text::refuse_control("properties", "Event properties", t, true)?,
+                    Json::Number(n) if n.as_f64().is_none_or(|f| f.abs() > super::properties::MAX_NUMBER) => {
+                        return invalid(format!("Event property {k:?} must be a number from -1e300 to 1e300."));
+                    }
                     Json::Number(_) | Json::Bool(_) | Json::Null => {}
                     Json::Array(_) | Json::Object(_) => {
                         return invalid(format!(

@@ -94,6 +94,11 @@ impl ClientFrame {
         if !v.is_object() {
             return Err("Each frame must be a JSON object.".into());
         }
+        // No id, name or text murmur keeps may hold a NUL (PostgreSQL cannot
+        // store one): refused here once, for every frame type.
+        if has_nul(&v) {
+            return Err("A frame cannot contain NUL characters (U+0000).".into());
+        }
         if !Self::KINDS.contains(&kind.as_str()) {
             return Err(format!("Unknown frame type {kind:?}."));
         }
@@ -119,6 +124,16 @@ pub struct Hello {
 
 /// Every kind the server sends: `welcome`, `card`, `message`, `pong`, `error`.
 pub const SERVER_KINDS: &[&str] = &["welcome", "card", "message", "pong", "error", "recall"];
+
+/// Whether any key or string inside `v` holds U+0000.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
 
 /// Largest frame a widget may send (a reply of 4096 characters fits).
 pub const MAX_FRAME: usize = 32 * 1024;
@@ -636,6 +651,12 @@ async fn handle(state: &AppState, s: &Session, text: &str) -> Result<Option<Stri
                 Some(c) => ConversationTarget::Given(c),
                 None => ConversationTarget::Latest,
             };
+            // A card that is not this user's (another user's or app's, or
+            // made up) is not linked: the reply is posted as a plain message.
+            let card = match card {
+                Some(c) => state.store.card_of(&s.id, &c).await.map_err(Refusal::internal)?.map(|_| c),
+                None => None,
+            };
             let m = NewMessage {
                 name_from_user: true,
                 replying_to: card,
@@ -729,5 +750,9 @@ mod tests {
         assert_eq!(ClientFrame::parse(r#"{"t":"dance"}"#).unwrap_err(), "Unknown frame type \"dance\".");
         assert!(ClientFrame::parse("[1]").is_err());
         assert!(ClientFrame::parse(r#"{"t":"seen"}"#).unwrap_err().contains("malformed"));
+        // NUL anywhere (a value, a key, deep inside) refuses the frame.
+        for nul in [r#"{"t":"seen","id":"d\u0000"}"#, r#"{"t":"track","name":"x","props":{"k\u0000":1}}"#] {
+            assert!(ClientFrame::parse(nul).unwrap_err().contains("NUL"), "{nul}");
+        }
     }
 }

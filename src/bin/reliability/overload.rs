@@ -1,0 +1,394 @@
+//! Part `overload`: more events than the server can store, for a while.
+//!
+//! murmur is started (release binary, each backend, API rate limit off so
+//! per-key limits are not what sheds), with an app, a key and 100 users.
+//! Then, all with single-event requests (`POST /v1.1/appusers/{userId}/events`):
+//!
+//! 1. **Capacity**: `--concurrency` (default 64) closed-loop keep-alive
+//!    clients for `--capacity-seconds` (default 10): events stored per second.
+//! 2. **Normal latency**: an open-loop load of 10 % of capacity for 3 s.
+//! 3. **Overload**: `--factor` (default 5) × capacity, open loop, for
+//!    `--seconds` (default 30): request *i* is due at *i / rate* whatever
+//!    happened to the others; each takes an idle keep-alive connection or
+//!    opens one (at most `MAX_CONNECTIONS`; beyond that the request is
+//!    counted as not sent). Latency runs from the request's due time (so a
+//!    late client does not hide waiting: no coordinated omission).
+//! 4. **Recovery**: right after the last overload request is due, 10 % of
+//!    capacity again for 10 s, while what the overload left in flight drains.
+//!
+//! Reported: admitted (2xx) and shed (429/503) counts, errors and timeouts,
+//! time to the first shed answer, p50/p99/max latency of admitted requests,
+//! p99 of shed answers, and how long after the overload until every
+//! request is again admitted with normal latency (at most 2 × the normal
+//! p99 + 5 ms, from then to the end of the recovery phase).
+//!
+//! Checks: the server sheds; a shed answer carries `Retry-After` and the
+//! REST API's JSON error body; the first shed comes within 1 s; admitted
+//! p99 ≤ 1 s; no request times out (10 s); recovery within 1 s.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use crate::{
+    server::{encode_request, percentile_ms, Backend, Conn, Options, Server},
+    Args,
+};
+
+const USERS: usize = 100;
+/// The client's bound on open connections (the file limit is shared with murmur).
+const MAX_CONNECTIONS: usize = 8000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const RECOVERY: Duration = Duration::from_secs(10);
+const NORMAL: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Status(u16),
+    /// A 429/503 without `Retry-After` or the JSON error body.
+    BadShed(u16),
+    Error,
+    TimedOut,
+    NotSent,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// When it was due, from the phase's start.
+    due: Duration,
+    /// From due to answered (or failed).
+    latency: Duration,
+    outcome: Outcome,
+}
+
+impl Sample {
+    fn admitted(&self) -> bool {
+        matches!(self.outcome, Outcome::Status(200..=299))
+    }
+    fn shed(&self) -> bool {
+        matches!(self.outcome, Outcome::Status(429 | 503) | Outcome::BadShed(_))
+    }
+}
+
+/// Requests ready to send, one per user, and keep-alive connections to send them on.
+struct Load {
+    addr: std::net::SocketAddr,
+    requests: Vec<Vec<u8>>,
+    idle: Mutex<Vec<Conn>>,
+    open: AtomicUsize,
+    peak_open: AtomicUsize,
+}
+
+impl Load {
+    fn new(server: &Server, auth: &str) -> Load {
+        let body = br#"{"name":"overload","properties":{"source":"reliability"}}"#;
+        let requests = (0..USERS)
+            .map(|u| {
+                let path = format!("/v1.1/appusers/u{u}/events");
+                let headers = [("Authorization", auth), ("Content-Type", "application/json")];
+                encode_request(&server.host(), "POST", &path, &headers, body)
+            })
+            .collect();
+        Load {
+            addr: server.addr,
+            requests,
+            idle: Mutex::new(vec![]),
+            open: AtomicUsize::new(0),
+            peak_open: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends request `i` (due at `due`) on an idle connection or a new one.
+    async fn one(&self, i: usize, due: Instant, phase: Instant) -> Sample {
+        let sample = |outcome| Sample { due: due - phase, latency: due.elapsed(), outcome };
+        let idle = self.idle.lock().expect("not poisoned").pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => {
+                let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+                if open > MAX_CONNECTIONS {
+                    self.open.fetch_sub(1, Ordering::SeqCst);
+                    return sample(Outcome::NotSent);
+                }
+                self.peak_open.fetch_max(open, Ordering::SeqCst);
+                match tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(self.addr)).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(_)) => {
+                        self.open.fetch_sub(1, Ordering::SeqCst);
+                        return sample(Outcome::Error);
+                    }
+                    Err(_) => {
+                        self.open.fetch_sub(1, Ordering::SeqCst);
+                        return sample(Outcome::TimedOut);
+                    }
+                }
+            }
+        };
+        let left = REQUEST_TIMEOUT.saturating_sub(due.elapsed());
+        let answer = tokio::time::timeout(left, conn.send_raw(&self.requests[i % USERS], false)).await;
+        let outcome = match &answer {
+            Ok(Ok(r)) if matches!(r.status, 429 | 503) => {
+                let body = r.json();
+                let shaped = body.as_ref().is_some_and(|b| b["error"]["code"].is_string())
+                    && r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok());
+                if shaped {
+                    Outcome::Status(r.status)
+                } else {
+                    Outcome::BadShed(r.status)
+                }
+            }
+            Ok(Ok(r)) => Outcome::Status(r.status),
+            Ok(Err(_)) => Outcome::Error,
+            Err(_) => Outcome::TimedOut,
+        };
+        let s = sample(outcome);
+        if conn.open && answer.is_ok_and(|a| a.is_ok()) {
+            self.idle.lock().expect("not poisoned").push(conn);
+        } else {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+        }
+        s
+    }
+
+    /// Open loop: `rate` requests a second for `length`, each due at its
+    /// own time, numbered from `first`. All samples, once every request is done.
+    async fn open_loop(self: &Arc<Self>, rate: f64, length: Duration, first: usize) -> (Vec<Sample>, Instant) {
+        let phase = Instant::now();
+        let total = (rate * length.as_secs_f64()).round() as usize;
+        let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut i = 0;
+        while i < total {
+            tick.tick().await;
+            let due_now = ((phase.elapsed().as_secs_f64() * rate) as usize + 1).min(total);
+            while i < due_now {
+                let due = phase + Duration::from_secs_f64(i as f64 / rate);
+                let (load, samples) = (self.clone(), samples.clone());
+                tasks.spawn(async move {
+                    let s = load.one(first + i, due, phase).await;
+                    samples.lock().expect("not poisoned").push(s);
+                });
+                i += 1;
+            }
+            // Reap finished tasks as we go (a JoinSet keeps them otherwise).
+            while tasks.try_join_next().is_some() {}
+        }
+        let end = phase + length;
+        while tasks.join_next().await.is_some() {}
+        let samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
+        (samples, end)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn latencies(samples: &[Sample], keep: impl Fn(&Sample) -> bool) -> Vec<Duration> {
+    let mut v: Vec<Duration> = samples.iter().filter(|s| keep(s)).map(|s| s.latency).collect();
+    v.sort();
+    v
+}
+
+struct Report {
+    backend: Backend,
+    capacity: f64,
+    normal_p50: f64,
+    normal_p99: f64,
+    offered: f64,
+    sent_rate: f64,
+    requests: usize,
+    admitted: usize,
+    shed_429: usize,
+    shed_503: usize,
+    bad_shed: usize,
+    errors: usize,
+    timeouts: usize,
+    not_sent: usize,
+    other: usize,
+    first_shed: Option<Duration>,
+    admitted_p50: f64,
+    admitted_p99: f64,
+    admitted_max: f64,
+    shed_p99: f64,
+    recovery: Option<Duration>,
+    recovery_threshold: f64,
+    peak_connections: usize,
+    hwm_mib: f64,
+}
+
+impl Report {
+    fn checks(&self) -> Vec<(String, bool)> {
+        vec![
+            ("sheds (429/503)".into(), self.shed_429 + self.shed_503 > 0),
+            ("every shed answer has Retry-After and the JSON error body".into(), self.bad_shed == 0),
+            ("first shed within 1 s".into(), self.first_shed.is_some_and(|d| d <= Duration::from_secs(1))),
+            ("admitted p99 ≤ 1 s".into(), self.admitted_p99 <= 1000.0),
+            ("no timeouts (10 s) or connection errors".into(), self.timeouts + self.errors == 0),
+            ("recovers within 1 s".into(), self.recovery.is_some_and(|d| d <= Duration::from_secs(1))),
+        ]
+    }
+}
+
+async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
+    let factor = args.number("factor", 5)? as f64;
+    let seconds = args.number("seconds", 30)?;
+    let capacity_seconds = args.number("capacity-seconds", 10)?;
+    let concurrency = args.number("concurrency", 64)? as usize;
+
+    let server = Server::start(Options::new(args.murmur(), backend)).await?;
+    let owner = server.setup_owner("Olive Owner", "owner@example.com", "owner password 1").await?;
+    let app = server.create_app(&owner, "Overload").await?;
+    let key = server.create_key(&owner, &app, "load").await?;
+    for u in 0..USERS {
+        let r = server
+            .api("POST", "/v1.1/appusers", &key, Some(&serde_json::json!({"userId": format!("u{u}")})))
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status != 201 {
+            return Err(format!("creating a user answered {}: {}", r.status, r.text()));
+        }
+    }
+    let load = Arc::new(Load::new(&server, &key.basic()));
+
+    // 1. Capacity, closed loop.
+    let stored = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(capacity_seconds);
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..concurrency {
+        let (load, stored) = (load.clone(), stored.clone());
+        clients.spawn(async move {
+            let mut i = c;
+            while Instant::now() < until {
+                let s = load.one(i, Instant::now(), started).await;
+                if s.admitted() {
+                    stored.fetch_add(1, Ordering::Relaxed);
+                }
+                i += concurrency;
+            }
+        });
+    }
+    while clients.join_next().await.is_some() {}
+    let capacity = stored.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    if capacity < 1.0 {
+        return Err(format!("{}: no event was stored while measuring capacity", backend.name()));
+    }
+
+    // 2. Normal latency.
+    let (normal, _) = load.open_loop(capacity * 0.1, NORMAL, 0).await;
+    let normal_ok = latencies(&normal, Sample::admitted);
+    let (normal_p50, normal_p99) = (percentile_ms(&normal_ok, 50.0), percentile_ms(&normal_ok, 99.0));
+
+    // 3. Overload, then 4. recovery as soon as the last overload request is due.
+    let offered = capacity * factor;
+    let overload_phase = Instant::now();
+    let (overload, recovery) = {
+        let over = load.open_loop(offered, Duration::from_secs(seconds), 1_000_000);
+        let after = async {
+            tokio::time::sleep_until((overload_phase + Duration::from_secs(seconds)).into()).await;
+            load.open_loop(capacity * 0.1, RECOVERY, 2_000_000).await
+        };
+        tokio::join!(over, after)
+    };
+    let (overload, _) = overload;
+    let (recovery, _) = recovery;
+    let hwm_mib = server.memory().map_or(0.0, |m| m.hwm_kib as f64 / 1024.0);
+
+    let count = |f: &dyn Fn(&Sample) -> bool| overload.iter().filter(|s| f(s)).count();
+    let first_shed = overload.iter().filter(|s| s.shed()).map(|s| s.due + s.latency).min();
+    let admitted = latencies(&overload, Sample::admitted);
+    let shed = latencies(&overload, Sample::shed);
+    let last_send = overload.iter().filter(|s| s.outcome != Outcome::NotSent).map(|s| s.due).max();
+    let sent = overload.iter().filter(|s| s.outcome != Outcome::NotSent).count();
+
+    // Recovery: the first request from which every one to the end is
+    // admitted within the normal bound.
+    let threshold = Duration::from_secs_f64((2.0 * normal_p99 + 5.0) / 1000.0);
+    let mut rec = recovery.clone();
+    rec.sort_by_key(|s| s.due);
+    let good = |s: &Sample| s.admitted() && s.latency <= threshold;
+    let recovered_from = match rec.iter().rposition(|s| !good(s)) {
+        None => Some(Duration::ZERO),
+        Some(k) if k + 1 < rec.len() => Some(rec[k + 1].due),
+        Some(_) => None,
+    };
+
+    Ok(Report {
+        backend,
+        capacity,
+        normal_p50,
+        normal_p99,
+        offered,
+        sent_rate: sent as f64 / last_send.map_or(1.0, |d| d.as_secs_f64().max(1.0)),
+        requests: overload.len(),
+        admitted: admitted.len(),
+        shed_429: count(&|s| s.outcome == Outcome::Status(429)),
+        shed_503: count(&|s| s.outcome == Outcome::Status(503)),
+        bad_shed: count(&|s| matches!(s.outcome, Outcome::BadShed(_))),
+        errors: count(&|s| s.outcome == Outcome::Error),
+        timeouts: count(&|s| s.outcome == Outcome::TimedOut),
+        not_sent: count(&|s| s.outcome == Outcome::NotSent),
+        other: count(&|s| matches!(s.outcome, Outcome::Status(c) if !(200..300).contains(&c) && c != 429 && c != 503)),
+        first_shed,
+        admitted_p50: percentile_ms(&admitted, 50.0),
+        admitted_p99: percentile_ms(&admitted, 99.0),
+        admitted_max: admitted.last().map_or(0.0, |d| ms(*d)),
+        shed_p99: percentile_ms(&shed, 99.0),
+        recovery: recovered_from,
+        recovery_threshold: ms(threshold),
+        peak_connections: load.peak_open.load(Ordering::SeqCst),
+        hwm_mib,
+    })
+}
+
+pub async fn run(args: &Args) -> Result<bool, String> {
+    let mut reports = vec![];
+    for backend in args.backends()? {
+        reports.push(one(args, backend).await?);
+    }
+    let factor = args.number("factor", 5)?;
+    let seconds = args.number("seconds", 30)?;
+    println!("## overload: {factor}× the measured ingest capacity for {seconds} s (single events, open loop)\n");
+    println!("| | {} |", reports.iter().map(|r| r.backend.name()).collect::<Vec<_>>().join(" | "));
+    println!("| --- |{}", " ---: |".repeat(reports.len()));
+    let row = |label: &str, f: &dyn Fn(&Report) -> String| {
+        println!("| {label} | {} |", reports.iter().map(f).collect::<Vec<_>>().join(" | "));
+    };
+    row("capacity (closed loop)", &|r| format!("{:.0} events/s", r.capacity));
+    row("normal latency (10 % of capacity) p50 / p99", &|r| format!("{:.1} / {:.1} ms", r.normal_p50, r.normal_p99));
+    row("offered (target / sent)", &|r| format!("{:.0} / {:.0} req/s", r.offered, r.sent_rate));
+    row("requests due", &|r| r.requests.to_string());
+    row("admitted (2xx)", &|r| r.admitted.to_string());
+    row("shed 503 / 429", &|r| format!("{} / {}", r.shed_503, r.shed_429));
+    row("shed without Retry-After or JSON body", &|r| r.bad_shed.to_string());
+    row("other statuses", &|r| r.other.to_string());
+    row("connection errors / timeouts (10 s)", &|r| format!("{} / {}", r.errors, r.timeouts));
+    row("not sent (client at its connection cap)", &|r| r.not_sent.to_string());
+    row("time to first shed", &|r| r.first_shed.map_or("never".into(), |d| format!("{:.0} ms", ms(d))));
+    row("admitted p50 / p99 / max", &|r| {
+        format!("{:.0} / {:.0} / {:.0} ms", r.admitted_p50, r.admitted_p99, r.admitted_max)
+    });
+    row("shed answers p99", &|r| format!("{:.0} ms", r.shed_p99));
+    row("recovered (all admitted within 2 × normal p99 + 5 ms) after", &|r| match r.recovery {
+        Some(d) => format!("{:.0} ms (bound {:.0} ms)", ms(d), r.recovery_threshold),
+        None => format!("not within {} s (bound {:.0} ms)", RECOVERY.as_secs(), r.recovery_threshold),
+    });
+    row("client connections open at most", &|r| r.peak_connections.to_string());
+    row("murmur peak RSS (VmHWM)", &|r| format!("{:.0} MiB", r.hwm_mib));
+    println!("\nLatency counts from each request's due time (open loop), so a late client does not hide waiting.\n");
+    let mut ok = true;
+    for r in &reports {
+        for (check, passed) in r.checks() {
+            ok &= passed;
+            println!("- {}: {check}: {}", r.backend.name(), if passed { "yes" } else { "**NO**" });
+        }
+    }
+    Ok(ok)
+}
