@@ -220,8 +220,10 @@ async fn refuse_nul(req: Request<Body>, next: Next) -> Response {
 }
 
 /// 200 when the database answers, 503 when it does not.
+/// On a connection of its own (`AppState::health`), so a busy shared pool
+/// does not delay it.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
+    match state.health.ping().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok", "database": state.store.backend_name() }))),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");

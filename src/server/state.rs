@@ -30,6 +30,8 @@ pub struct RuntimeConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// One connection of its own for `/healthz` (`Store::for_health`).
+    pub health: Store,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<SecretBox>,
     pub config: Arc<RuntimeConfig>,
@@ -65,6 +67,7 @@ impl AppState {
         let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
         let setup = setup_gate(settings, &store, leptos_options.site_addr).await?;
+        let health = store.for_health().await.map_err(|e| format!("cannot open the database: {e}"))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         let engine = Engine::start(store.clone(), clock.clone(), settings.group_commit, settings.commit_window)
             .await
@@ -91,6 +94,7 @@ impl AppState {
         Ok(AppState {
             engine,
             store,
+            health,
             clock,
             secrets,
             config: Arc::new(RuntimeConfig {

@@ -173,6 +173,34 @@ impl Store {
         }
     }
 
+    /// The store `/healthz` uses: one connection of its own, held for the
+    /// server's life, so a health check never waits behind the shared pool
+    /// (under load every shared connection can be busy for a while).
+    pub async fn for_health(&self) -> StoreResult<Store> {
+        let wait = Duration::from_secs(5);
+        Ok(match self {
+            Store::Sqlite(pool) => Store::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(wait)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+            Store::Postgres(pool) => Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .acquire_timeout(wait)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+        })
+    }
+
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
