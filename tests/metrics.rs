@@ -248,7 +248,7 @@ async fn requests_carry_an_id_in_the_response_and_the_logs() {
     }
 
     // What the request logs shows its id.
-    app.state.store.close().await;
+    app.state.health.close().await;
     let r = app.request("GET", "/healthz", &[("X-Request-Id", "trace-me-0042")], "").await;
     assert_eq!((r.status, id_of(&r).as_str()), (503, "trace-me-0042"));
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
