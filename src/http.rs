@@ -50,8 +50,28 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(server_fn_client_errors))
         .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::refuse_foreign_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), request_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Answers 408 (and closes the connection) a request not answered within
+/// `REQUEST_TIMEOUT_MS` of its headers: one whose body never arrives in
+/// full (a `Content-Length` larger than what is sent, an
+/// `Expect: 100-continue` never followed) or that takes too long to
+/// handle. A streamed answer (pages, the inbox's live updates, a widget's
+/// WebSocket) counts until its head is ready.
+async fn request_deadline(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let body = serde_json::json!({ "error": {
+                "code": "request_timeout",
+                "description": "The request was not received and answered in time.",
+            } });
+            (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], Json(body)).into_response()
+        }
+    }
 }
 
 /// `GET /metrics` while metrics are on (`METRICS_TOKEN`); otherwise there is
@@ -312,6 +332,7 @@ pub async fn serve(
         state.engine.start_scheduler(period);
     }
     let hub = state.engine.hub.clone();
+    let connections = state.connections.clone();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.config.header_read_timeout);
     let app = router(state);
@@ -324,14 +345,26 @@ pub async fn serve(
             accepted = Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
+        // Past a bound, a fixed answer and no more (`server::connections`).
+        let slot = match connections.try_open(remote.ip()) {
+            Ok(slot) => Arc::new(slot),
+            Err(why) => {
+                connections.refuse(stream, why);
+                continue;
+            }
+        };
         let app = app.clone();
+        let held = slot.clone();
         let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(remote));
+            // A WebSocket keeps the connection's place once upgraded.
+            req.extensions_mut().insert(held.clone());
             tower::ServiceExt::oneshot(app.clone(), req)
         });
         let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return,

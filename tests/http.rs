@@ -588,6 +588,40 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     assert_eq!(app.get("/healthz", None).await.status, 200);
 }
 
+/// A request whose body never arrives in full (a `Content-Length` larger
+/// than what is sent, or `Expect: 100-continue` and then nothing) is
+/// answered 408 within `REQUEST_TIMEOUT_MS` and its connection closed,
+/// instead of holding it; the server itself is fine.
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_db, app) = sqlite_app(&[("REQUEST_TIMEOUT_MS", "300")]).await;
+    let head = |extra: &str| {
+        format!(
+            "POST /api/login HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n{extra}\r\n",
+            app.host(),
+            app.origin()
+        )
+    };
+    for (request, continued) in [(head("") + "email=a", false), (head("Expect: 100-continue\r\n"), true)] {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "the connection was still open 10 s later");
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        let answer = match continued {
+            true => answer.strip_prefix("HTTP/1.1 100 Continue\r\n\r\n").expect("100 Continue first").to_string(),
+            false => answer,
+        };
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["error"]["code"], "request_timeout", "{answer}");
+    }
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}
+
 /// One GET on a fresh connection; the status, headers (lower-case names)
 /// and the body's bytes as sent (no transfer or content decoding but chunks).
 async fn get_bytes(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {

@@ -373,3 +373,92 @@ async fn ingest_sheds_when_its_bound_is_reached_on_sqlite() {
 async fn ingest_sheds_when_its_bound_is_reached_on_postgres() {
     ingest_sheds_when_its_bound_is_reached(Backend::Postgres).await;
 }
+
+/// Reads what the server sends on `stream` until it closes it (at most 10 s).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "still open 10 s later; sent so far: {}", String::from_utf8_lossy(&answer));
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+/// Waits (at most 10 s) until the instance counts `n` open connections.
+async fn until_open(app: &TestApp, n: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.state.connections.open() != n {
+        assert!(tokio::time::Instant::now() < deadline, "open: {}, waited for {n}", app.state.connections.open());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A connection from `local` (a loopback address) to the app.
+async fn connect_from(app: &TestApp, local: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(app.addr).await.unwrap()
+}
+
+fn assert_refused(answer: &str, status: &str) {
+    assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+    assert!(answer.contains("\r\nRetry-After: 1\r\n"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["code"], "too_many_connections", "{answer}");
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+
+/// `MAX_CONNECTIONS`: one connection more than the bound is answered 503
+/// at once, without a handler; once one closes, the next gets in.
+#[tokio::test]
+async fn connections_past_the_instance_bound_get_a_fixed_503() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[("MAX_CONNECTIONS", "3"), ("MAX_CONNECTIONS_PER_ADDRESS", "0")]).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    until_open(&app, 3).await;
+    let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    extra.write_all(HEALTHZ).await.unwrap();
+    assert_refused(&read_until_closed(&mut extra).await, "503");
+    assert_eq!(app.state.connections.open(), 3);
+    drop(idle.pop());
+    until_open(&app, 2).await;
+    let mut next = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    next.write_all(HEALTHZ).await.unwrap();
+    let answer = read_until_closed(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+/// `MAX_CONNECTIONS_PER_ADDRESS`: one address past its bound gets 429;
+/// another address is served meanwhile.
+#[tokio::test]
+async fn connections_past_the_address_bound_get_a_fixed_429() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[("MAX_CONNECTIONS_PER_ADDRESS", "2")]).await;
+    let _idle = [connect_from(&app, "127.0.0.1").await, connect_from(&app, "127.0.0.1").await];
+    until_open(&app, 2).await;
+    let mut third = connect_from(&app, "127.0.0.1").await;
+    third.write_all(HEALTHZ).await.unwrap();
+    assert_refused(&read_until_closed(&mut third).await, "429");
+    let mut other = connect_from(&app, "127.0.0.2").await;
+    other.write_all(HEALTHZ).await.unwrap();
+    let answer = read_until_closed(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+/// An open widget keeps its connection's place: it counts towards the
+/// bound until it closes.
+#[tokio::test]
+async fn an_open_widget_counts_as_a_connection() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db, &[("MAX_CONNECTIONS", "1"), ("MAX_CONNECTIONS_PER_ADDRESS", "0")]).await;
+    let widget = Widget::open(&app, &app.origin()).await.expect("upgraded");
+    until_open(&app, 1).await;
+    let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    extra.write_all(HEALTHZ).await.unwrap();
+    assert_refused(&read_until_closed(&mut extra).await, "503");
+    drop(widget);
+    until_open(&app, 0).await;
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}

@@ -789,8 +789,11 @@ async fn start_murmur(dir: PathBuf, a: &Args) -> Server {
         .env("LEPTOS_OUTPUT_NAME", "murmur")
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn")
-        // Every widget connects from 127.0.0.1: no per-address limit.
-        .env("WIDGET_CONNECT_RATE_LIMIT", "off");
+        // Every widget connects from 127.0.0.1: no per-address limit, and
+        // room for every widget of the run.
+        .env("WIDGET_CONNECT_RATE_LIMIT", "off")
+        .env("MAX_CONNECTIONS_PER_ADDRESS", "0")
+        .env("MAX_CONNECTIONS", "1000000");
     if let Some(g) = a.group_commit {
         cmd.env("EVENT_GROUP_COMMIT", g.to_string());
     }

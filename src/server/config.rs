@@ -53,6 +53,18 @@ pub struct Settings {
     /// a connection that takes longer, or stays idle that long between
     /// requests, is closed (slowloris).
     pub header_read_timeout: std::time::Duration,
+    /// How long a request may take from its headers to its answer's head,
+    /// its body's upload included (`REQUEST_TIMEOUT_MS`, default 30 s);
+    /// past it the answer is 408 and the connection is closed.
+    pub request_timeout: std::time::Duration,
+    /// Connections this instance keeps open at once, widgets' WebSockets
+    /// included (`MAX_CONNECTIONS`, default 10,000); one more is answered
+    /// 503 and closed (`server::connections`).
+    pub max_connections: usize,
+    /// Connections one client address may keep open at once
+    /// (`MAX_CONNECTIONS_PER_ADDRESS`, default 1,000; 0: no bound; not
+    /// counted with `TRUST_PROXY`, where every connection is the proxy's).
+    pub max_connections_per_address: Option<usize>,
     /// How often the property-match scheduler ticks (`SCHEDULER_PERIOD_MS`,
     /// default 5 s; 0 turns it off on this instance, e.g. for tests that
     /// tick it themselves as they move the clock).
@@ -141,6 +153,23 @@ impl Settings {
                 10_000,
                 1..=600_000,
             )?),
+            request_timeout: std::time::Duration::from_millis(parse_number(
+                "REQUEST_TIMEOUT_MS",
+                non_empty("REQUEST_TIMEOUT_MS"),
+                30_000,
+                1..=3_600_000,
+            )?),
+            max_connections: parse_number("MAX_CONNECTIONS", non_empty("MAX_CONNECTIONS"), 10_000, 1..=1_000_000)?
+                as usize,
+            max_connections_per_address: match parse_number(
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                non_empty("MAX_CONNECTIONS_PER_ADDRESS"),
+                1_000,
+                0..=1_000_000,
+            )? {
+                0 => None,
+                n => Some(n as usize),
+            },
             scheduler_period: match parse_number(
                 "SCHEDULER_PERIOD_MS",
                 non_empty("SCHEDULER_PERIOD_MS"),
@@ -320,6 +349,28 @@ mod tests {
         assert_eq!(s.header_read_timeout, std::time::Duration::from_millis(250));
         let e = settings(&[("DATA_DIR", d), ("HEADER_READ_TIMEOUT_MS", "0")]).unwrap_err();
         assert_eq!(e.to_string(), "HEADER_READ_TIMEOUT_MS must be a whole number from 1 to 600000, not \"0\"");
+    }
+
+    #[test]
+    fn request_timeout_and_connection_bounds_are_read() {
+        let dir = tmp();
+        let d = dir.to_str().unwrap();
+        let s = settings(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(s.request_timeout, std::time::Duration::from_secs(30));
+        assert_eq!((s.max_connections, s.max_connections_per_address), (10_000, Some(1_000)));
+        let s = settings(&[
+            ("DATA_DIR", d),
+            ("REQUEST_TIMEOUT_MS", "500"),
+            ("MAX_CONNECTIONS", "64"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.request_timeout, std::time::Duration::from_millis(500));
+        assert_eq!((s.max_connections, s.max_connections_per_address), (64, None));
+        let e = settings(&[("DATA_DIR", d), ("MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert_eq!(e.to_string(), "MAX_CONNECTIONS must be a whole number from 1 to 1000000, not \"0\"");
+        assert!(settings(&[("DATA_DIR", d), ("REQUEST_TIMEOUT_MS", "soon")]).is_err());
+        assert!(settings(&[("DATA_DIR", d), ("MAX_CONNECTIONS_PER_ADDRESS", "-1")]).is_err());
     }
 
     #[test]

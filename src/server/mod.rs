@@ -8,6 +8,7 @@ pub mod apps;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod conversations;
 pub mod crypto;
 pub mod csrf;

@@ -23,6 +23,8 @@ pub struct RuntimeConfig {
     pub trust_proxy: bool,
     /// How long a client has to send a request's headers (slowloris).
     pub header_read_timeout: std::time::Duration,
+    /// How long a request may take to be answered, its body's upload included.
+    pub request_timeout: std::time::Duration,
     /// How often the property-match scheduler ticks here (`None`: never).
     pub scheduler_period: Option<std::time::Duration>,
 }
@@ -48,6 +50,8 @@ pub struct AppState {
     /// This instance's metrics (`/metrics`), the engine's own: on when
     /// `METRICS_TOKEN` is set.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The open connections, bounded in all and per client address.
+    pub connections: Arc<super::connections::Connections>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -102,6 +106,7 @@ impl AppState {
                 public_host: super::csrf::PublicHost::new(settings.public_url.as_deref()),
                 trust_proxy: settings.trust_proxy,
                 header_read_timeout: settings.header_read_timeout,
+                request_timeout: settings.request_timeout,
                 scheduler_period: settings.scheduler_period,
             }),
             leptos_options,
@@ -110,6 +115,10 @@ impl AppState {
             setup: Arc::new(setup),
             limits,
             metrics,
+            connections: super::connections::Connections::new(
+                settings.max_connections,
+                settings.max_connections_per_address.filter(|_| !settings.trust_proxy),
+            ),
         })
     }
 

@@ -161,6 +161,7 @@ const RESUME_SLACK_MS: i64 = 5_000;
 pub async fn upgrade(
     Extension(state): Extension<Arc<AppState>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    slot: Option<Extension<Arc<crate::server::connections::Slot>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -190,7 +191,11 @@ pub async fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(state, socket, client))
+        .on_upgrade(move |socket| async move {
+            // The connection's place in `MAX_CONNECTIONS` stays taken while the widget is open.
+            let _slot = slot;
+            run(state, socket, client).await
+        })
 }
 
 /// Why a widget's frame was refused.

@@ -287,6 +287,9 @@ impl Server {
             "WIDGET_CONNECT_RATE_LIMIT",
             "SIGN_IN_RATE_LIMIT",
             "NEW_ANONYMOUS_USER_RATE_LIMIT",
+            "MAX_CONNECTIONS",
+            "MAX_CONNECTIONS_PER_ADDRESS",
+            "REQUEST_TIMEOUT_MS",
             "RUST_BACKTRACE",
         ] {
             cmd.env_remove(k);
