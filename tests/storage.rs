@@ -548,6 +548,49 @@ conformance!(sqlite, postgres, super;
     migrations_are_idempotent
 );
 
+/// PostgreSQL: an event for a user whose delete is in progress waits for
+/// it and then finds no user, rather than failing on the events' foreign
+/// key (the fuzz saw that as a 500). The delete is held open until the
+/// write is seen waiting on a lock, then committed.
+#[tokio::test]
+async fn an_event_racing_its_users_delete_finds_no_user_on_postgres() {
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
+    let mut deleting = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM app_users WHERE id = 'id001'").execute(&mut *deleting).await.unwrap();
+    let event = PendingEvent {
+        app_id: "app1".into(),
+        user_ref: "user1".into(),
+        name: "item-in-cart".into(),
+        at: 20,
+        properties: None,
+        max_catalog: i64::MAX,
+    };
+    let store = s.clone();
+    let track = tokio::spawn(async move { store.track_batch(&[event], vec![None]).await });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the event's write never waited for the delete");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    deleting.commit().await.unwrap();
+    let tracked = track.await.unwrap().expect("no error: the user is simply gone");
+    assert!(!tracked[0].found);
+    s.close().await;
+}
+
 // The audit log and a teammate's own sessions: each audited write stores
 // its row in its own transaction (a write that fails or changes nothing
 // leaves no row), and the log reads newest first by keyset.

@@ -172,6 +172,11 @@ impl Condition {
     /// show them beside it.
     pub fn check(&self, custom_type: impl Fn(&str) -> Option<PropType>) -> Result<Checked, Invalid> {
         let field = "conditions";
+        // No database stores U+0000 in text (PostgreSQL refuses it): a
+        // condition naming it can match nothing, and is refused as typed.
+        if self.property.contains('\0') || self.value.contains('\0') {
+            return Err(Invalid::new(field, "A condition cannot contain the character U+0000."));
+        }
         let (target, ty) = match builtin(&self.property) {
             Some(b) => (Target::Builtin(b), b.ty),
             None => match custom_type(&self.property) {
@@ -405,6 +410,17 @@ mod tests {
         assert!(cond("signedUpAt", Operator::Before, "2026-11-13").matches(&u, NOW));
         assert!(cond("signedUpAt", Operator::After, "2026-11-11").matches(&u, NOW));
         assert!(!cond("signedUpAt", Operator::After, "2026-11-12").matches(&u, NOW));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_as_typed() {
+        for (p, v) in [("plan", "a\0b"), ("pl\0an", "gold")] {
+            let e = Condition { property: p.into(), operator: Operator::IsNot, value: v.into() }
+                .check(catalog)
+                .unwrap_err();
+            assert_eq!(e.field, "conditions");
+            assert!(e.message.contains("U+0000"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -57,6 +57,20 @@ pub(crate) const USER_BY_REF: &str =
     "(SELECT x.id FROM app_users x WHERE x.app_id = $1 AND (x.id = $2 OR x.user_id = $2) \
      ORDER BY CASE WHEN x.id = $2 THEN 0 ELSE 1 END LIMIT 1)";
 
+impl Store {
+    /// What a `SELECT … FROM app_users` that a write depends on ends with:
+    /// on PostgreSQL `FOR KEY SHARE`, which holds the rows until the commit
+    /// (a concurrent delete waits, and a delete in progress is waited for,
+    /// after which the row is not found); SQLite's writes are one at a time
+    /// (`BEGIN IMMEDIATE`) and need nothing.
+    pub(crate) fn hold_user(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "",
+            Store::Postgres(_) => " FOR KEY SHARE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppUserRow {
     pub id: String,
@@ -749,7 +763,13 @@ impl Store {
         batch: &[PendingMessage],
         plans: Vec<Option<DeliveryPlan>>,
     ) -> StoreResult<Vec<Option<PostedMessage>>> {
-        let select = format!("SELECT {} FROM app_users u WHERE u.id = {USER_BY_REF}", self.user_columns());
+        // PostgreSQL: the user's row is held (`FOR KEY SHARE`) until the
+        // commit, so a delete of that user waits for this write, or this
+        // write, coming after a delete in progress, finds no user. Without
+        // it the row read here could be one being deleted, and the message's
+        // foreign key would fail at the insert (seen as a 500 in the fuzz).
+        let select =
+            format!("SELECT {} FROM app_users u WHERE u.id = {USER_BY_REF}{}", self.user_columns(), self.hold_user());
         let mut out = Vec::with_capacity(batch.len());
         with_pool!(self, pool => {
             let mut tx = match self {
@@ -1023,14 +1043,15 @@ impl Store {
                 Ok(outcomes(&found, &refused, &owners, &planned, &created))
             }
             Store::Postgres(pool) => {
-                // A few statements for the whole batch: resolve users, find
-                // the known names, insert.
+                // A few statements for the whole batch: resolve users (each
+                // row held until the commit, as in `insert_messages_batch`),
+                // find the known names, insert.
                 let col = |f: fn(&PendingEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
                 let (apps, refs) = (col(|e| e.app_id.clone()), col(|e| e.user_ref.clone()));
                 let mut tx = pool.begin().await?;
                 let sql = format!(
                     "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
-                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1) u ON TRUE"
+                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1 FOR KEY SHARE) u ON TRUE"
                 );
                 for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
                     let ord: i64 = sqlx::Row::try_get(&row, "ord")?;

@@ -229,18 +229,36 @@ impl Store {
             for job in batch {
                 let mut sp = sqlx::Acquire::begin(&mut tx).await?;
                 let result: StoreResult<AppUserRow> = async {
+                    // Insert unless there, then read: on PostgreSQL a delete
+                    // committed between the two (the user was there, then
+                    // is not) leaves nothing to read, and the insert is
+                    // tried again (`RACES` times at most).
+                    const RACES: usize = 3;
                     let Some(user_id) = &job.user_id else {
                         let device = job.device_id.as_deref().unwrap_or_default();
-                        sqlx::query(&insert_device).bind(&job.new_id).bind(&job.app_id).bind(device).bind(job.now)
-                            .execute(&mut *sp).await?;
-                        return Ok(sqlx::query_as(&by_device).bind(&job.app_id).bind(device).fetch_one(&mut *sp).await?);
+                        for _ in 0..RACES {
+                            sqlx::query(&insert_device).bind(&job.new_id).bind(&job.app_id).bind(device).bind(job.now)
+                                .execute(&mut *sp).await?;
+                            let row = sqlx::query_as(&by_device).bind(&job.app_id).bind(device).fetch_optional(&mut *sp).await?;
+                            if let Some(row) = row {
+                                return Ok(row);
+                            }
+                        }
+                        return Err(sqlx::Error::RowNotFound.into());
                     };
                     if super::users::id_taken!(sp, &job.app_id, user_id) {
                         return Err(super::StoreError::Duplicate);
                     }
-                    sqlx::query(&insert_identified).bind(&job.new_id).bind(&job.app_id).bind(user_id).bind(job.now)
-                        .execute(&mut *sp).await?;
-                    let row: AppUserRow = sqlx::query_as(&by_user_id).bind(&job.app_id).bind(user_id).fetch_one(&mut *sp).await?;
+                    let mut found: Option<AppUserRow> = None;
+                    for _ in 0..RACES {
+                        sqlx::query(&insert_identified).bind(&job.new_id).bind(&job.app_id).bind(user_id).bind(job.now)
+                            .execute(&mut *sp).await?;
+                        found = sqlx::query_as(&by_user_id).bind(&job.app_id).bind(user_id).fetch_optional(&mut *sp).await?;
+                        if found.is_some() {
+                            break;
+                        }
+                    }
+                    let Some(row) = found else { return Err(sqlx::Error::RowNotFound.into()) };
                     let Some(device) = &job.device_id else { return Ok(row) };
                     let anon: Option<String> = sqlx::query_scalar(
                         "SELECT id FROM app_users WHERE app_id = $1 AND device_id = $2 AND user_id IS NULL AND id <> $3",

@@ -1,5 +1,5 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler,send,inbox,overview] [--conversations N]`
+//!  [--parts audience,ingest,scheduler,send,inbox,overview,catalog] [--conversations N]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -19,10 +19,15 @@
 //!   query for the page's rows;
 //! - the overview (`overview.rs`): 10 deliveries per user over 90 days
 //!   (10M at the default), the daily rollup, and the page's read (p50 and
-//!   p99) beside counting one metric per request.
+//!   p99) beside counting one metric per request;
+//! - the users page's catalog counts (`catalog.rs`): 20 property names, 10
+//!   events per user (10M at the default) over 20 names, the stored
+//!   counts' read (p50, p99, max) and their recount, beside one count per
+//!   name.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
+mod catalog;
 mod inbox;
 mod overview;
 mod scheduler;
@@ -65,7 +70,7 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
-    /// Which parts run: audience, ingest, scheduler, send, inbox, overview (all by default).
+    /// Which parts run: audience, ingest, scheduler, send, inbox, overview, catalog (all by default).
     parts: Vec<String>,
     conversations: usize,
 }
@@ -75,7 +80,7 @@ fn args() -> Args {
         users: 1_000_000,
         seconds: 10,
         backends: vec!["sqlite", "postgres"],
-        parts: ["audience", "ingest", "scheduler", "send", "inbox", "overview"].map(String::from).to_vec(),
+        parts: ["audience", "ingest", "scheduler", "send", "inbox", "overview", "catalog"].map(String::from).to_vec(),
         conversations: 100_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -475,6 +480,11 @@ async fn main() {
         if a.parts.iter().any(|p| p == "overview") {
             let state = open_state(&url, &dir, true, "127.0.0.1:0".parse().unwrap()).await;
             overview::overview(&state, a.users, now, 500).await;
+            state.store.close().await;
+        }
+        if a.parts.iter().any(|p| p == "catalog") {
+            let state = open_state(&url, &dir, true, "127.0.0.1:0".parse().unwrap()).await;
+            catalog::catalog_part(&state, a.users, now, 200, 3).await;
             state.store.close().await;
         }
         if a.parts.iter().any(|p| p == "ingest") {
