@@ -548,29 +548,17 @@ conformance!(sqlite, postgres, super;
     migrations_are_idempotent
 );
 
-/// PostgreSQL: an event for a user whose delete is in progress waits for
-/// it and then finds no user, rather than failing on the events' foreign
-/// key (the fuzz saw that as a 500). The delete is held open until the
-/// write is seen waiting on a lock, then committed.
-#[tokio::test]
-async fn an_event_racing_its_users_delete_finds_no_user_on_postgres() {
-    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
-    let s = db.store().await;
-    let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
-    s.insert_app(&app("app1", 10), &[]).await.unwrap();
-    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
+/// PostgreSQL: runs `write` while user `id001`'s delete is in progress,
+/// and commits the delete once the write is seen waiting on a lock; the
+/// write's result.
+async fn while_user_is_deleted<T: Send + 'static>(
+    s: &Store,
+    write: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let Store::Postgres(pool) = s else { unreachable!("a PostgreSQL store") };
     let mut deleting = pool.begin().await.unwrap();
     sqlx::query("DELETE FROM app_users WHERE id = 'id001'").execute(&mut *deleting).await.unwrap();
-    let event = PendingEvent {
-        app_id: "app1".into(),
-        user_ref: "user1".into(),
-        name: "item-in-cart".into(),
-        at: 20,
-        properties: None,
-        max_catalog: i64::MAX,
-    };
-    let store = s.clone();
-    let track = tokio::spawn(async move { store.track_batch(&[event], vec![None]).await });
+    let write = tokio::spawn(write);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let waiting: i64 = sqlx::query_scalar(
@@ -582,12 +570,69 @@ async fn an_event_racing_its_users_delete_finds_no_user_on_postgres() {
         if waiting > 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the event's write never waited for the delete");
+        assert!(tokio::time::Instant::now() < deadline, "the write never waited for the delete");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     deleting.commit().await.unwrap();
-    let tracked = track.await.unwrap().expect("no error: the user is simply gone");
-    assert!(!tracked[0].found);
+    write.await.unwrap()
+}
+
+/// PostgreSQL: an event for a user whose delete is in progress waits for
+/// it and then finds no user, rather than failing on the events' foreign
+/// key (the fuzz saw that as a 500).
+#[tokio::test]
+async fn an_event_racing_its_users_delete_finds_no_user_on_postgres() {
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
+    let event = PendingEvent {
+        app_id: "app1".into(),
+        user_ref: "user1".into(),
+        name: "item-in-cart".into(),
+        at: 20,
+        properties: None,
+        max_catalog: i64::MAX,
+    };
+    let store = s.clone();
+    let tracked = while_user_is_deleted(&s, async move { store.track_batch(&[event], vec![None]).await }).await;
+    assert!(!tracked.expect("no error: the user is simply gone")[0].found);
+    s.close().await;
+}
+
+/// PostgreSQL: making everyone due for a property-match whisper while one
+/// user's delete is in progress schedules the others, without the
+/// foreign-key failure the fuzz saw as a 500 on saving a whisper.
+#[tokio::test]
+async fn scheduling_everyone_racing_a_delete_skips_that_user_on_postgres() {
+    use murmur::domain::whisper::{from_template, Trigger};
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    for i in 1..=3 {
+        s.create_app_user(&user(i, None, 1, json!({})), &[]).await.unwrap();
+    }
+    let mut draft = from_template(None, "t1");
+    draft.trigger = Trigger::PropertyMatch;
+    s.insert_whisper("w1", "app1", "active", &draft, 10).await.unwrap();
+    let store = s.clone();
+    let scheduled = while_user_is_deleted(&s, async move { store.schedule_everyone("app1", "w1", 50).await }).await;
+    assert_eq!(scheduled.expect("no error: the deleted user is skipped"), 2);
+    s.close().await;
+}
+
+/// What PostgreSQL refuses of the input itself is told apart from a
+/// failure: U+0000 in text is a 400 that says so, not a 500.
+#[tokio::test]
+async fn a_nul_the_database_refuses_is_the_inputs_fault_on_postgres() {
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    let e = s.insert_app(&AppRow { name: "a\0b".into(), ..app("app1", 10) }, &[]).await.unwrap_err();
+    assert!(e.refused_nul(), "{e}");
+    assert!(!e.foreign_key_failed());
+    let answer = murmur::server::auth::internal(e);
+    assert!(matches!(&answer, murmur::error::AppError::Request(m) if m.contains("U+0000")), "{answer:?}");
+    assert!(matches!(murmur::server::auth::internal(StoreError::Duplicate), murmur::error::AppError::Internal));
     s.close().await;
 }
 

@@ -26,8 +26,15 @@ pub const SESSION_IDLE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// request: a write per page view would be wasted).
 pub const SESSION_SEEN_EVERY_MS: i64 = 60 * 1000;
 
-/// Logs an internal failure and hides it from the client.
-pub fn internal(e: impl std::fmt::Display) -> AppError {
+/// Logs an internal failure and hides it from the client. One database
+/// refusal is the input's fault, not the server's: text with U+0000, which
+/// PostgreSQL cannot store (inputs are checked for it, and this is the net
+/// under those checks): a 400 that says so.
+pub fn internal<E: std::fmt::Display + 'static>(e: E) -> AppError {
+    if (&e as &dyn std::any::Any).downcast_ref::<StoreError>().is_some_and(StoreError::refused_nul) {
+        tracing::warn!(error = %e, "the database refused a U+0000 character");
+        return AppError::Request("Text cannot contain the character U+0000.".into());
+    }
     tracing::error!(error = %e, "internal error");
     AppError::Internal
 }

@@ -73,6 +73,20 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// PostgreSQL refused text holding U+0000 (SQLSTATE 22021,
+    /// `character_not_in_repertoire`): the input's fault, not the server's.
+    pub fn refused_nul(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22021"))
+    }
+
+    /// A foreign key failed (SQLSTATE 23503): on PostgreSQL, a row read in
+    /// the same statement was deleted by a transaction that committed meanwhile.
+    pub fn foreign_key_failed(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503"))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A new row id: 24 lowercase hex characters (96 random bits).

@@ -2,7 +2,7 @@
 //! anonymous and identified users (and merging the one into the other),
 //! deliveries of whispers and the conversation since a point in time.
 
-use super::{with_pool, AppUserRow, MessageRow, Planned, Store, StoreResult};
+use super::{with_pool, AppUserRow, MessageRow, Planned, Store, StoreError, StoreResult};
 
 /// Inserts deliveries (`&[NewDelivery]`) inside the open transaction `$tx`,
 /// `ON CONFLICT DO NOTHING`; evaluates to the set of ids actually created.
@@ -482,21 +482,34 @@ impl Store {
     /// later at their time. One statement: durable at once, so a crash
     /// loses none of them.
     pub async fn schedule_everyone(&self, app_id: &str, whisper_id: &str, now: i64) -> StoreResult<u64> {
-        Ok(with_pool!(self, pool => sqlx::query(
-            "INSERT INTO whisper_due (app_user_id, app_id, due_at) \
-             SELECT u.id, u.app_id, $3 FROM whispers w JOIN app_users u ON u.app_id = w.app_id \
-             WHERE w.app_id = $1 AND w.id = $2 AND w.status = 'active' AND w.deleted_at IS NULL \
-               AND w.trigger_kind = 'property_match' \
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.whisper_id = w.id AND d.app_user_id = u.id) \
-             ON CONFLICT (app_user_id) DO UPDATE SET due_at = excluded.due_at \
-             WHERE excluded.due_at < whisper_due.due_at",
-        )
-        .bind(app_id)
-        .bind(whisper_id)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected()))
+        // On PostgreSQL a user being deleted meanwhile can be read here and
+        // gone by the insert (its foreign key fails): the statement is then
+        // run again, and that user is no longer read. (Holding every user's
+        // row instead would write a lock into each of them.)
+        let mut attempt = 0;
+        loop {
+            let result = with_pool!(self, pool => sqlx::query(
+                "INSERT INTO whisper_due (app_user_id, app_id, due_at) \
+                 SELECT u.id, u.app_id, $3 FROM whispers w JOIN app_users u ON u.app_id = w.app_id \
+                 WHERE w.app_id = $1 AND w.id = $2 AND w.status = 'active' AND w.deleted_at IS NULL \
+                   AND w.trigger_kind = 'property_match' \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.whisper_id = w.id AND d.app_user_id = u.id) \
+                 ON CONFLICT (app_user_id) DO UPDATE SET due_at = excluded.due_at \
+                 WHERE excluded.due_at < whisper_due.due_at",
+            )
+            .bind(app_id)
+            .bind(whisper_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+            .map_err(StoreError::from);
+            match result {
+                Ok(rows) => return Ok(rows),
+                Err(e) if attempt < 3 && e.foreign_key_failed() => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The apps with users due at `now` (the scheduler loads their
