@@ -478,9 +478,15 @@ async fn two_instances_postgres() {
 
     // Paused on A: B stops delivering at once (its cache hears about it).
     // Each instance has evaluated the app's whispers already, so both hold a copy.
+    assert!(b.state.engine.holds_whispers_of(&shop.app_id));
     set_status(&a, &shop, &wid, "paused").await;
+    // B hears of it (NOTIFY) and drops its copy.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.state.engine.holds_whispers_of(&shop.app_id) {
+        assert!(tokio::time::Instant::now() < deadline, "B never heard of the pause");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let (mut u3_b, _) = Widget::start(&b, shop.hello("u3", "device-b-0003")).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     u3_b.send(json!({"t": "track", "name": "item-in-cart"})).await;
     u3_b.sync().await;
     u3_b.quiet(200).await;

@@ -213,6 +213,12 @@ impl Engine {
         }
     }
 
+    /// Whether this instance holds the app's whispers in its cache (a
+    /// change heard from another instance drops them: tests wait on it).
+    pub fn holds_whispers_of(&self, app_id: &str) -> bool {
+        self.planner.holds(app_id)
+    }
+
     /// An app's whispers changed: forget them here and on every other instance.
     pub async fn whispers_changed(&self, app_id: &str) {
         self.planner.forget(app_id);

@@ -324,6 +324,11 @@ impl Planner {
         }
     }
 
+    /// Whether the app's whispers are in the cache.
+    pub fn holds(&self, app_id: &str) -> bool {
+        self.cache.lock().is_ok_and(|c| c.contains_key(app_id))
+    }
+
     /// Forget an app's cached whispers (they changed).
     pub fn forget(&self, app_id: &str) {
         if let Ok(mut c) = self.cache.lock() {

@@ -18,6 +18,9 @@
 //! - `--max-seconds S`: a bound on each backend's run (default 1,800);
 //! - `--seed N`: the generator's seed (default: from the clock; printed).
 //!
+//! `RELIABILITY_SERVER_CPUS=0` runs murmur on those CPUs only (`taskset`);
+//! run this program with `taskset -c 1` to keep the load off them.
+//!
 //! PostgreSQL is reached through `RELIABILITY_PG_ADMIN` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each run creates a
 //! database `murmur_rel_<random>` and drops it at the end.

@@ -272,7 +272,17 @@ impl Server {
             .open(&self.log_path)
             .map_err(|e| format!("{}: {e}", self.log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&self.binary);
+        // `RELIABILITY_SERVER_CPUS=0`: murmur runs on those CPUs only
+        // (`taskset`, which execs it: same process), so that a load client
+        // pinned elsewhere (`taskset -c 1 reliability …`) does not share them.
+        let mut cmd = match std::env::var("RELIABILITY_SERVER_CPUS") {
+            Ok(cpus) if !cpus.is_empty() => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(&self.binary);
+                c
+            }
+            _ => Command::new(&self.binary),
+        };
         cmd.current_dir(repo_root());
         // Whatever the developer's shell has for murmur is not this run's.
         for k in [
