@@ -1,5 +1,6 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler,send,inbox,overview,catalog] [--conversations N]`
+//!  [--parts audience,ingest,scheduler,send,inbox,overview,catalog,ingest-storage,ingest-http,ingest-noop]
+//!  [--conversations N]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
@@ -23,12 +24,18 @@
 //! - the users page's catalog counts (`catalog.rs`): 20 property names, 10
 //!   events per user (10M at the default) over 20 names, the stored
 //!   counts' read (p50, p99, max) and their recount, beside one count per
-//!   name.
+//!   name;
+//! - issue 14's durable ingest three ways (`ingest.rs`): the ingest path
+//!   called directly (`ingest-storage`), the real server binary in a child
+//!   process loaded over HTTP (`ingest-http`), and the same requests to a
+//!   handler that writes nothing, in a child process too (`ingest-noop`),
+//!   hot and cold users, each beside its one-transaction-per-event baseline.
 //!
 //! Everything listens on 127.0.0.1 and every load is bounded in time.
 
 mod catalog;
 mod inbox;
+mod ingest;
 mod overview;
 mod scheduler;
 mod seed;
@@ -70,7 +77,8 @@ struct Args {
     users: usize,
     seconds: u64,
     backends: Vec<&'static str>,
-    /// Which parts run: audience, ingest, scheduler, send, inbox, overview, catalog (all by default).
+    /// Which parts run: audience, ingest, scheduler, send, inbox, overview,
+    /// catalog, ingest-storage, ingest-http, ingest-noop (all by default).
     parts: Vec<String>,
     conversations: usize,
 }
@@ -80,7 +88,20 @@ fn args() -> Args {
         users: 1_000_000,
         seconds: 10,
         backends: vec!["sqlite", "postgres"],
-        parts: ["audience", "ingest", "scheduler", "send", "inbox", "overview", "catalog"].map(String::from).to_vec(),
+        parts: [
+            "audience",
+            "ingest",
+            "scheduler",
+            "send",
+            "inbox",
+            "overview",
+            "catalog",
+            "ingest-storage",
+            "ingest-http",
+            "ingest-noop",
+        ]
+        .map(String::from)
+        .to_vec(),
         conversations: 100_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -437,6 +458,11 @@ async fn exec_cleanup(store: &Store) {
 
 #[tokio::main]
 async fn main() {
+    // The no-op server of `ingest-noop`, run as a child process.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("serve-noop") {
+        return ingest::serve_noop(&argv[2..]).await;
+    }
     let a = args();
     println!("bench: {} users, {} s per load, backends {:?}\n", a.users, a.seconds, a.backends);
     for backend in &a.backends {
@@ -489,6 +515,9 @@ async fn main() {
         }
         if a.parts.iter().any(|p| p == "ingest") {
             ingest(&url, &dir, a.seconds).await;
+        }
+        if a.parts.iter().any(|p| p.starts_with("ingest-")) {
+            ingest::run(&a.parts, backend, &url, &dir, a.users as u64, a.seconds).await;
         }
         println!();
         if let Some((admin, name)) = pg_name {
