@@ -223,6 +223,30 @@ async fn first_message_from_rest_postgres() {
     bounded(first_message_from_rest(Backend::Postgres)).await;
 }
 
+/// The users page's catalog: an app never counted is counted on its first
+/// view (a small app at once), and the panel says when.
+async fn catalog_counts_on_first_view(backend: Backend) {
+    let Some((_db, app, shop)) = setup(backend, &[]).await else { return };
+    create_user(&app, &shop, "u1", "Ada", "gold").await;
+    create_user(&app, &shop, "u2", "Grace", "silver").await;
+    let r = rest(&app, &shop, "POST", "/v1.1/appusers/u1/events", json!({"name": "item-in-cart"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let c = catalog(&app, &shop).await;
+    assert!(c["counted"].as_str().unwrap().starts_with("Users counted at "), "{c}");
+    assert!(c["properties"].as_array().unwrap().iter().any(|p| p[0] == "plan" && p[2] == 2), "{c}");
+    assert!(c["events"].as_array().unwrap().iter().any(|e| e[0] == "item-in-cart" && e[1] == 1), "{c}");
+}
+
+#[tokio::test]
+async fn catalog_counts_on_first_view_sqlite() {
+    catalog_counts_on_first_view(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn catalog_counts_on_first_view_postgres() {
+    catalog_counts_on_first_view(Backend::Postgres).await;
+}
+
 // ---------------------------------------------------------------------------
 // 3. U+0000 anywhere in a REST request: 400 (in a path's user id: 404, no such user),
 // nothing written, the server unharmed.

@@ -210,18 +210,28 @@ pub async fn catalog(state: &AppState, actor: &TeammateRow, app_id: &str) -> Res
             // One first count per app at a time, however often the page is opened meanwhile.
             static COUNTING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
             let counting = || COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if counting().contains(&app.id) {
-                None
-            } else {
-                counting().push(app.id.clone());
+            let first = {
+                let mut c = counting();
+                let first = !c.contains(&app.id);
+                if first {
+                    c.push(app.id.clone());
+                }
+                first
+            };
+            if first {
                 let (store, id, now) = (state.store.clone(), app.id.clone(), state.now());
                 let count = tokio::spawn(async move {
-                    if let Err(e) = store.recount_catalog(&id, now).await {
+                    let counted = store.recount_catalog(&id, now).await;
+                    if let Err(e) = &counted {
                         tracing::error!(error = %e, app = %id, "counting an app's catalog failed");
                     }
                     counting().retain(|a| *a != id);
+                    counted.is_ok()
                 });
-                tokio::time::timeout(FIRST_COUNT_WAIT, count).await.ok().map(|_| now)
+                // Counted in time: when; failed, or still counting: not yet.
+                matches!(tokio::time::timeout(FIRST_COUNT_WAIT, count).await, Ok(Ok(true))).then_some(now)
+            } else {
+                None
             }
         }
     };
