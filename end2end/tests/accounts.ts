@@ -22,6 +22,13 @@ export async function hydrated(p: Page) {
   await p.waitForSelector('body[data-hydrated="true"]');
 }
 
+// Opens the app's settings (signed in as `p`) and returns its install snippet.
+export async function installSnippet(p: Page, appId: string): Promise<string> {
+  await p.goto(`/apps/${appId}/settings`);
+  await hydrated(p);
+  return (await p.getByLabel('Install snippet').textContent()) ?? '';
+}
+
 // Creates an app with an API key and the given users (through the REST API,
 // as a customer's backend would). Returns the app id and the key's auth header.
 export async function seedApp(request: APIRequestContext, baseURL: string, name: string, users: object[]) {

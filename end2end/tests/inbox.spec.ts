@@ -1,6 +1,6 @@
 import { test, expect, Page, Frame } from '@playwright/test';
 import * as http from 'node:http';
-import { customerSite, hydrated, ownerPage, seedApp, widgetFrame } from './accounts';
+import { customerSite, hydrated, ownerPage, seedApp, widgetFrame, installSnippet } from './accounts';
 
 // The inbox, live, with two browser contexts: an end user in the widget on
 // a customer's page and a teammate in the inbox. The user writes → the inbox
@@ -20,9 +20,7 @@ test.beforeAll(async ({ browser, request, baseURL }) => {
   ({ appId } = await seedApp(request, baseURL!, 'Inbox shop', []));
   host = await customerSite(HOST_PORT, () => snippet);
   owner = await ownerPage(browser, errors);
-  await owner.goto(`/apps/${appId}/settings`);
-  await hydrated(owner);
-  snippet = (await owner.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(owner, appId);
   expect(snippet).toContain('/widget/loader.js');
 });
 

@@ -2,7 +2,7 @@ import { test, expect, Browser, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { hydrated, ownerPage, ownerSession } from './accounts';
+import { hydrated, ownerPage, ownerSession, installSnippet } from './accounts';
 
 // Manual messages as a support team sends them: three users selected in the
 // users list get an in-app chat live in their widgets; an email to a
@@ -106,9 +106,7 @@ test.beforeAll(async ({ browser, request, baseURL }) => {
   });
   await new Promise<void>((ok) => host.listen(HOST_PORT, '127.0.0.1', ok));
   owner = await ownerPage(browser, errors);
-  await owner.goto(`/apps/${appId}/settings`);
-  await hydrated(owner);
-  snippet = (await owner.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(owner, appId);
 });
 
 test.afterAll(async () => {

@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import * as http from 'node:http';
-import { customerSite, hydrated, ownerPage, seedApp } from './accounts';
+import { customerSite, ownerPage, seedApp, installSnippet } from './accounts';
 
 // Office hours, as a team sets them and as an end user meets them: the
 // settings form, then the widget on a customer's page saying the team is
@@ -28,9 +28,7 @@ test.afterAll(async () => {
 });
 
 test('settings: office hours are validated, saved, and say whether the team is open', async () => {
-  await owner.goto(`/apps/${appId}/settings`);
-  await hydrated(owner);
-  snippet = (await owner.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(owner, appId);
   const panel = owner.getByRole('region', { name: 'Office hours' });
   await expect(panel.getByTestId('office-status')).toHaveText('Office hours are off: the team is shown as available.');
 

@@ -1,6 +1,6 @@
 import { test, expect, Page, Frame } from '@playwright/test';
 import * as http from 'node:http';
-import { customerSite, hydrated, ownerPage, seedApp, widgetFrame } from './accounts';
+import { customerSite, hydrated, ownerPage, seedApp, widgetFrame, installSnippet } from './accounts';
 
 // Recall, live: a visitor on a customer's page gets a whisper's card; the
 // teammate finds the visitor's profile, sees the card in the timeline and
@@ -20,9 +20,7 @@ test.beforeAll(async ({ browser, request, baseURL }) => {
   ({ appId } = await seedApp(request, baseURL!, 'Recall shop', []));
   host = await customerSite(HOST_PORT, () => snippet);
   owner = await ownerPage(browser, errors);
-  await owner.goto(`/apps/${appId}/settings`);
-  await hydrated(owner);
-  snippet = (await owner.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(owner, appId);
   expect(snippet).toContain('/widget/loader.js');
 });
 

