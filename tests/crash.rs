@@ -152,20 +152,25 @@ fn start_with(url: &str, data_dir: &std::path::Path, period_ms: &str) -> Child {
         .unwrap()
 }
 
-/// kill -9 of the server 20 times while it fixes the recipients of a
-/// 100,000-user in-app send: after the restarts every recipient has
-/// exactly one delivery and the message is sent once, with that count.
-async fn kill_9_during_a_send(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+/// `db` migrated, with one app: its URL, a store on it, and the time the app was made.
+async fn migrated_with_app(db: &TestDb, id: &str, name: &str) -> (String, Store, i64) {
     let url = match &db.url {
         DbUrl::Sqlite(u) | DbUrl::Postgres(u) => u.clone(),
     };
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let now = now_ms();
-    let app =
-        AppRow { id: "sendapp001".into(), name: "Send".into(), identity_secret_enc: vec![1; 40], created_at: now };
+    let app = AppRow { id: id.into(), name: name.into(), identity_secret_enc: vec![1; 40], created_at: now };
     store.insert_app(&app, &[]).await.unwrap();
+    (url, store, now)
+}
+
+/// kill -9 of the server 20 times while it fixes the recipients of a
+/// 100,000-user in-app send: after the restarts every recipient has
+/// exactly one delivery and the message is sent once, with that count.
+async fn kill_9_during_a_send(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let (url, store, now) = migrated_with_app(&db, "sendapp001", "Send").await;
     let seed = match &store {
         Store::Sqlite(_) => {
             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2) \
@@ -440,15 +445,7 @@ async fn stored_keys(store: &Store) -> std::collections::HashMap<String, i64> {
 async fn kill_9_during_ingest(backend: Backend) {
     use std::sync::{atomic::Ordering, Arc};
     let Some(db) = TestDb::new(backend).await else { return };
-    let url = match &db.url {
-        DbUrl::Sqlite(u) | DbUrl::Postgres(u) => u.clone(),
-    };
-    let store = Store::connect(&db.url).await.unwrap();
-    store.migrate().await.unwrap();
-    let now = now_ms();
-    let app =
-        AppRow { id: INGEST_APP.into(), name: "Ingest".into(), identity_secret_enc: vec![1; 40], created_at: now };
-    store.insert_app(&app, &[]).await.unwrap();
+    let (url, store, now) = migrated_with_app(&db, INGEST_APP, "Ingest").await;
     let hex: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&TEST_SECRET_KEY[2 * i..2 * i + 2], 16).unwrap()).collect();
     let secrets = murmur::server::crypto::SecretBox::from_key(&hex.try_into().unwrap());
     store
