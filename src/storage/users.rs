@@ -984,7 +984,9 @@ impl Store {
                 // another connection wrote in between, instead of waiting
                 // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                for (c, chunk) in batch.chunks(500).enumerate() {
+                let (distinct, which) = distinct_user_refs(batch);
+                let mut resolved: Vec<Option<AppUserRow>> = vec![None; distinct.len()];
+                for (c, chunk) in distinct.chunks(500).enumerate() {
                     let values = (0..chunk.len())
                         // Plain `?` placeholders: SQLite binds them by
                         // position, while each `$N` is looked up by name in a
@@ -1000,13 +1002,16 @@ impl Store {
                             UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref LIMIT 1)"
                     );
                     let mut q = sqlx::query(&sql);
-                    for e in chunk {
-                        q = q.bind(&e.app_id).bind(&e.user_ref);
+                    for (app_id, user_ref) in chunk {
+                        q = q.bind(*app_id).bind(*user_ref);
                     }
                     for row in q.fetch_all(&mut *tx).await? {
                         let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
-                        users[c * 500 + ord as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                        resolved[c * 500 + ord as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
                     }
+                }
+                for (user, &d) in users.iter_mut().zip(&which) {
+                    user.clone_from(&resolved[d]);
                 }
                 let found: Vec<bool> = users.iter().map(Option::is_some).collect();
                 let mut known = std::collections::HashSet::new();
@@ -1044,8 +1049,9 @@ impl Store {
                 // A few statements for the whole batch: resolve users (each
                 // row held until the commit, as in `insert_messages_batch`),
                 // find the known names, insert.
-                let col = |f: fn(&PendingEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
-                let (apps, refs) = (col(|e| e.app_id.clone()), col(|e| e.user_ref.clone()));
+                let (distinct, which) = distinct_user_refs(batch);
+                let (apps, refs): (Vec<&str>, Vec<&str>) = distinct.iter().copied().unzip();
+                let mut resolved: Vec<Option<AppUserRow>> = vec![None; distinct.len()];
                 let mut tx = pool.begin().await?;
                 let sql = format!(
                     "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
@@ -1053,7 +1059,10 @@ impl Store {
                 );
                 for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
                     let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
-                    users[(ord - 1) as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                    resolved[(ord - 1) as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                }
+                for (user, &d) in users.iter_mut().zip(&which) {
+                    user.clone_from(&resolved[d]);
                 }
                 let found: Vec<bool> = users.iter().map(Option::is_some).collect();
                 let (c_app, c_name): (Vec<String>, Vec<String>) =
@@ -1137,6 +1146,24 @@ fn outcomes(
 }
 
 /// Distinct (app, event name) pairs among the found events of a batch.
+/// The batch's distinct (app, user ref) pairs, and for each event the index
+/// of its pair: a batch of a few busy users' events reads each user once.
+fn distinct_user_refs(batch: &[PendingEvent]) -> (Vec<(&str, &str)>, Vec<usize>) {
+    let mut index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    let mut distinct = vec![];
+    let which = batch
+        .iter()
+        .map(|e| {
+            let key = (e.app_id.as_str(), e.user_ref.as_str());
+            *index.entry(key).or_insert_with(|| {
+                distinct.push(key);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, which)
+}
+
 fn catalog_names<'a>(batch: &'a [PendingEvent], found: &[bool]) -> Vec<(&'a str, &'a str)> {
     let mut seen = std::collections::HashSet::new();
     batch
