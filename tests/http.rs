@@ -713,6 +713,109 @@ async fn dashboard_files_are_served_compressed_and_revalidated() {
     let _ = std::fs::remove_dir_all(&site);
 }
 
+/// The `/pkg/…` URLs a page links (scripts, WASM, style sheet).
+fn pkg_links(html: &str) -> Vec<String> {
+    let mut links: Vec<String> = html
+        .match_indices("/pkg/")
+        .map(|(i, _)| html[i..].split(['"', '\'', ' ', ')']).next().unwrap().to_string())
+        .collect();
+    links.sort();
+    links.dedup();
+    links
+}
+
+/// With a hash file naming files that are in the site, the dashboard links
+/// its files by their hashed names, and those are cached for good
+/// (`immutable`, br when accepted); a fixed name, or a hashed name that is
+/// not there (an old build's), is revalidated.
+#[tokio::test]
+async fn hashed_dashboard_files_are_linked_and_immutable() {
+    let site = support::temp_dir();
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let (js, wasm, css) = ("Jz1vb2K3m9Q-x_AbCdEfGh", "Wz9aQ8b7C6d5E4f3G2h1I0", "Cs-_SsAaBbCcDdEeFfGgHh");
+    let body = |kind: &str| -> Vec<u8> {
+        (0..2_000u32).flat_map(|i| format!("/* {kind} */ .c{i} {{ width: {i}px; }}\n").into_bytes()).collect()
+    };
+    std::fs::write(pkg.join(format!("murmur.{js}.js")), body("js")).unwrap();
+    std::fs::write(pkg.join(format!("murmur.{wasm}.wasm")), body("wasm")).unwrap();
+    std::fs::write(pkg.join(format!("murmur.{css}.css")), body("css")).unwrap();
+    std::fs::write(pkg.join("murmur.js"), body("fixed")).unwrap();
+    murmur::server::assets::precompress(&pkg).unwrap();
+    // The hash file outside the site root (whose files are served).
+    let hash_dir = support::temp_dir();
+    let hash_file = hash_dir.join("hash.txt");
+    std::fs::write(&hash_file, format!("js: {js}\nwasm: {wasm}\ncss: {css}\n")).unwrap();
+    let root = site.display().to_string();
+    let hash_name = hash_file.display().to_string();
+    let (_db, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root), ("LEPTOS_HASH_FILE", &hash_name)]).await;
+    assert!(app.state.leptos_options.hash_files);
+
+    let page = app.get("/setup", None).await;
+    assert_eq!(page.status, 200);
+    let links = pkg_links(&page.body);
+    for name in [format!("murmur.{js}.js"), format!("murmur.{wasm}.wasm"), format!("murmur.{css}.css")] {
+        assert!(links.contains(&format!("/pkg/{name}")), "{name} not linked: {links:?}");
+    }
+    assert!(links.iter().all(|l| murmur::server::assets::carries_hash(l)), "an unhashed link: {links:?}");
+    for link in &links {
+        let (status, headers, _) = get_bytes(&app, link, &[("Accept-Encoding", "gzip, deflate, br")]).await;
+        assert_eq!(status, 200, "{link}");
+        assert_eq!(header(&headers, "cache-control"), Some(murmur::server::assets::IMMUTABLE), "{link}");
+        assert_eq!(header(&headers, "content-encoding"), Some("br"), "{link}");
+        assert_eq!(header(&headers, "vary"), Some("accept-encoding"), "{link}");
+    }
+    let (status, headers, _) = get_bytes(&app, "/pkg/murmur.js", &[("Accept-Encoding", "br")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    let (status, headers, _) = get_bytes(&app, "/pkg/murmur.AAAAAAAAAAAAAAAAAAAAAA.js", &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    drop(app);
+
+    // The hash file gone: the fixed names, revalidated.
+    std::fs::remove_file(&hash_file).unwrap();
+    let (_db2, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root), ("LEPTOS_HASH_FILE", &hash_name)]).await;
+    assert!(!app.state.leptos_options.hash_files);
+    let page = app.get("/setup", None).await;
+    let links = pkg_links(&page.body);
+    assert!(links.contains(&"/pkg/murmur.js".to_string()), "{links:?}");
+    assert!(links.contains(&"/pkg/murmur.css".to_string()), "{links:?}");
+    assert!(!links.iter().any(|l| murmur::server::assets::carries_hash(l)), "{links:?}");
+    let (_, headers, _) = get_bytes(&app, "/pkg/murmur.js", &[]).await;
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    let _ = std::fs::remove_dir_all(&site);
+    let _ = std::fs::remove_dir_all(&hash_dir);
+}
+
+/// The real build (`cargo leptos build`, `hash-files = true`): a test's
+/// server (a binary in `target/debug/deps`) finds `target/debug/hash.txt`
+/// and links the built files by their hashed names, which are there and
+/// immutable. Skipped when nothing is built, except with `CI=true`.
+#[tokio::test]
+async fn the_built_dashboard_links_its_hashed_files() {
+    if !std::path::Path::new("target/site/pkg").is_dir() {
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "no target/site/pkg: run `cargo leptos build` first");
+        eprintln!("skipped: no target/site/pkg (run `cargo leptos build`)");
+        return;
+    }
+    let (_db, app) = sqlite_app(&[]).await;
+    assert!(app.state.leptos_options.hash_files, "no hash file matching target/site was found");
+    let page = app.get("/setup", None).await;
+    let links = pkg_links(&page.body);
+    for ext in [".js", ".wasm", ".css"] {
+        assert!(
+            links.iter().any(|l| l.ends_with(ext) && murmur::server::assets::carries_hash(l)),
+            "no hashed {ext}: {links:?}"
+        );
+    }
+    for link in &links {
+        let (status, headers, _) = get_bytes(&app, link, &[("Accept-Encoding", "br")]).await;
+        assert_eq!(status, 200, "{link}");
+        assert_eq!(header(&headers, "cache-control"), Some(murmur::server::assets::IMMUTABLE), "{link}");
+    }
+}
+
 /// U+0000 in a server function's field, a page's address or a widget frame
 /// is refused up front: PostgreSQL cannot store it, and such requests were
 /// 500s there (found by `reliability fuzz`).

@@ -22,7 +22,7 @@ mod whispers;
 mod widgets;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::{
     components::{ParentRoute, Redirect, Route, Router, Routes},
     path, SsrMode,
@@ -42,6 +42,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
+                // The style sheet and the scripts by their hashed names
+                // when the build has them (`server::assets`).
+                <HashedStylesheet id="leptos" options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -88,7 +91,6 @@ pub fn App() -> impl IntoView {
     // Async rendering: the server answers only once the page's data is
     // known, so "not signed in" is a real redirect, not a flash of content.
     view! {
-        <Stylesheet id="leptos" href="/pkg/murmur.css"/>
         <Link rel="icon" href="/favicon.ico"/>
         <Meta name="color-scheme" content="light"/>
         <Title formatter=|t: String| if t.is_empty() { "murmur".to_string() } else { format!("{t} · murmur") }/>

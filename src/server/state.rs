@@ -67,6 +67,8 @@ impl AppState {
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
+        // The dashboard's files by their hashed names when the site has them.
+        let leptos_options = super::assets::with_hashed_names(leptos_options);
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir).map_err(|e| e.to_string())?;
         let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
         store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;

@@ -182,7 +182,12 @@ pub async fn spawn_app_on(db: &TestDb, extra: &[(&str, &str)], ip: &str) -> Test
     let settings = Settings::from_env(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     // The built site (`/pkg`) unless a test serves its own (`LEPTOS_SITE_ROOT`).
     let site_root = vars.iter().find(|(k, _)| k == "LEPTOS_SITE_ROOT").map_or("target/site".into(), |(_, v)| v.clone());
-    let options = LeptosOptions::builder().output_name("murmur").site_root(site_root).site_addr(listen).build();
+    let mut options = LeptosOptions::builder().output_name("murmur").site_root(site_root).site_addr(listen).build();
+    // The build's hash file (beside `target/debug/murmur`, found by
+    // `AppState::open`) unless a test names its own.
+    if let Some((_, hash_file)) = vars.iter().find(|(k, _)| k == "LEPTOS_HASH_FILE") {
+        options.hash_file = hash_file.as_str().into();
+    }
     let clock = Arc::new(ManualClock::new(START_MS));
     let state = AppState::open(&settings, options, clock.clone()).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
