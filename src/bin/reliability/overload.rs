@@ -9,10 +9,18 @@
 //! 2. **Normal latency**: an open-loop load of 10 % of capacity for 3 s.
 //! 3. **Overload**: `--factor` (default 5) × capacity, open loop, for
 //!    `--seconds` (default 30): request *i* is due at *i / rate* whatever
-//!    happened to the others; each takes an idle keep-alive connection or
-//!    opens one (at most `MAX_CONNECTIONS`; beyond that the request is
-//!    counted as not sent). Latency runs from the request's due time (so a
-//!    late client does not hide waiting: no coordinated omission).
+//!    happened to the others. The client stands for several backends
+//!    sending events, each with its own address and a pool of keep-alive
+//!    connections: `--connections` (default 4,000) in all, from
+//!    `SOURCES` loopback addresses (127.0.0.2, .3, …; 500 each, under
+//!    murmur's per-address bound of 1,000). A due request takes an idle
+//!    connection (or opens one while the pool is not full), else waits its
+//!    turn for one, in due order. Latency runs from the request's due time,
+//!    so a request that waited for a connection counts its wait (no
+//!    coordinated omission), and one not answered 10 s after it was due is
+//!    a timeout. (A flood of connections from one address is refused
+//!    before anything is read, by `MAX_CONNECTIONS_PER_ADDRESS`;
+//!    `tests/limits.rs` tests that.)
 //! 4. **Recovery**: right after the last overload request is due, 10 % of
 //!    capacity again for 10 s, while what the overload left in flight drains.
 //!
@@ -40,8 +48,8 @@ use crate::{
 };
 
 const USERS: usize = 100;
-/// The client's bound on open connections (the file limit is shared with murmur).
-const MAX_CONNECTIONS: usize = 8000;
+/// Client addresses the pool's connections are spread over (round robin).
+const SOURCES: u8 = 8;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RECOVERY: Duration = Duration::from_secs(10);
 const NORMAL: Duration = Duration::from_secs(3);
@@ -53,7 +61,8 @@ enum Outcome {
     BadShed(u16),
     Error,
     TimedOut,
-    NotSent,
+    /// 10 s after it was due, still waiting for one of the pool's connections.
+    QueuedOut,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,17 +83,24 @@ impl Sample {
     }
 }
 
-/// Requests ready to send, one per user, and keep-alive connections to send them on.
+/// Requests ready to send, one per user, and a pool of keep-alive connections to send them on.
 struct Load {
     addr: std::net::SocketAddr,
     requests: Vec<Vec<u8>>,
+    /// One permit per connection the pool may hold; a request holds one
+    /// while it uses a connection (fair: handed out in the order asked).
+    pool: tokio::sync::Semaphore,
     idle: Mutex<Vec<Conn>>,
     open: AtomicUsize,
     peak_open: AtomicUsize,
+    /// Connections opened so far: the next one's source address.
+    opened: AtomicUsize,
+    /// Shed answers by status and error code.
+    shed_codes: Mutex<std::collections::BTreeMap<(u16, String), usize>>,
 }
 
 impl Load {
-    fn new(server: &Server, auth: &str) -> Load {
+    fn new(server: &Server, auth: &str, connections: usize) -> Load {
         let body = br#"{"name":"overload","properties":{"source":"reliability"}}"#;
         let requests = (0..USERS)
             .map(|u| {
@@ -96,26 +112,33 @@ impl Load {
         Load {
             addr: server.addr,
             requests,
+            pool: tokio::sync::Semaphore::new(connections),
             idle: Mutex::new(vec![]),
             open: AtomicUsize::new(0),
             peak_open: AtomicUsize::new(0),
+            opened: AtomicUsize::new(0),
+            shed_codes: Mutex::new(Default::default()),
         }
     }
 
-    /// Sends request `i` (due at `due`) on an idle connection or a new one.
+    /// Sends request `i` (due at `due`) on one of the pool's connections,
+    /// once it gets one: an idle one, or a new one.
     async fn one(&self, i: usize, due: Instant, phase: Instant) -> Sample {
         let sample = |outcome| Sample { due: due - phase, latency: due.elapsed(), outcome };
+        let deadline = tokio::time::Instant::from_std(due + REQUEST_TIMEOUT);
+        let Ok(permit) = tokio::time::timeout_at(deadline, self.pool.acquire()).await else {
+            return sample(Outcome::QueuedOut);
+        };
+        let _permit = permit.expect("the pool is never closed");
         let idle = self.idle.lock().expect("not poisoned").pop();
         let mut conn = match idle {
             Some(c) => c,
             None => {
                 let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-                if open > MAX_CONNECTIONS {
-                    self.open.fetch_sub(1, Ordering::SeqCst);
-                    return sample(Outcome::NotSent);
-                }
                 self.peak_open.fetch_max(open, Ordering::SeqCst);
-                match tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(self.addr)).await {
+                let n = self.opened.fetch_add(1, Ordering::Relaxed);
+                let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (n % SOURCES as usize) as u8);
+                match tokio::time::timeout_at(deadline, Conn::connect_from(self.addr, source.into())).await {
                     Ok(Ok(c)) => c,
                     Ok(Err(_)) => {
                         self.open.fetch_sub(1, Ordering::SeqCst);
@@ -133,6 +156,8 @@ impl Load {
         let outcome = match &answer {
             Ok(Ok(r)) if matches!(r.status, 429 | 503) => {
                 let body = r.json();
+                let code = body.as_ref().and_then(|b| b["error"]["code"].as_str()).unwrap_or("none").to_string();
+                *self.shed_codes.lock().expect("not poisoned").entry((r.status, code)).or_default() += 1;
                 let shaped = body.as_ref().is_some_and(|b| b["error"]["code"].is_string())
                     && r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok());
                 if shaped {
@@ -210,7 +235,9 @@ struct Report {
     bad_shed: usize,
     errors: usize,
     timeouts: usize,
-    not_sent: usize,
+    queued_out: usize,
+    connections: usize,
+    shed_codes: String,
     other: usize,
     first_shed: Option<Duration>,
     admitted_p50: f64,
@@ -230,7 +257,7 @@ impl Report {
             ("every shed answer has Retry-After and the JSON error body".into(), self.bad_shed == 0),
             ("first shed within 1 s".into(), self.first_shed.is_some_and(|d| d <= Duration::from_secs(1))),
             ("admitted p99 ≤ 1 s".into(), self.admitted_p99 <= 1000.0),
-            ("no timeouts (10 s) or connection errors".into(), self.timeouts + self.errors == 0),
+            ("no timeouts (10 s) or connection errors".into(), self.timeouts + self.queued_out + self.errors == 0),
             ("recovers within 1 s".into(), self.recovery.is_some_and(|d| d <= Duration::from_secs(1))),
         ]
     }
@@ -241,6 +268,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
     let seconds = args.number("seconds", 30)?;
     let capacity_seconds = args.number("capacity-seconds", 10)?;
     let concurrency = args.number("concurrency", 64)? as usize;
+    let connections = args.number("connections", 4000)?.max(concurrency as u64) as usize;
 
     let server = Server::start(Options::new(args.murmur(), backend)).await?;
     let owner = server.setup_owner("Olive Owner", "owner@example.com", "owner password 1").await?;
@@ -255,7 +283,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
             return Err(format!("creating a user answered {}: {}", r.status, r.text()));
         }
     }
-    let load = Arc::new(Load::new(&server, &key.basic()));
+    let load = Arc::new(Load::new(&server, &key.basic(), connections));
 
     // 1. Capacity, closed loop.
     let stored = Arc::new(AtomicUsize::new(0));
@@ -305,8 +333,8 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
     let first_shed = overload.iter().filter(|s| s.shed()).map(|s| s.due + s.latency).min();
     let admitted = latencies(&overload, Sample::admitted);
     let shed = latencies(&overload, Sample::shed);
-    let last_send = overload.iter().filter(|s| s.outcome != Outcome::NotSent).map(|s| s.due).max();
-    let sent = overload.iter().filter(|s| s.outcome != Outcome::NotSent).count();
+    let last_send = overload.iter().filter(|s| s.outcome != Outcome::QueuedOut).map(|s| s.due).max();
+    let sent = overload.iter().filter(|s| s.outcome != Outcome::QueuedOut).count();
 
     // Recovery: the first request from which every one to the end is
     // admitted within the normal bound.
@@ -334,7 +362,12 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
         bad_shed: count(&|s| matches!(s.outcome, Outcome::BadShed(_))),
         errors: count(&|s| s.outcome == Outcome::Error),
         timeouts: count(&|s| s.outcome == Outcome::TimedOut),
-        not_sent: count(&|s| s.outcome == Outcome::NotSent),
+        queued_out: count(&|s| s.outcome == Outcome::QueuedOut),
+        connections,
+        shed_codes: {
+            let codes = load.shed_codes.lock().expect("not poisoned");
+            codes.iter().map(|((status, code), n)| format!("{status} {code}: {n}")).collect::<Vec<_>>().join(", ")
+        },
         other: count(&|s| matches!(s.outcome, Outcome::Status(c) if !(200..300).contains(&c) && c != 429 && c != 503)),
         first_shed,
         admitted_p50: percentile_ms(&admitted, 50.0),
@@ -367,10 +400,11 @@ pub async fn run(args: &Args) -> Result<bool, String> {
     row("requests due", &|r| r.requests.to_string());
     row("admitted (2xx)", &|r| r.admitted.to_string());
     row("shed 503 / 429", &|r| format!("{} / {}", r.shed_503, r.shed_429));
+    row("shed answers by code (every phase)", &|r| r.shed_codes.clone());
     row("shed without Retry-After or JSON body", &|r| r.bad_shed.to_string());
     row("other statuses", &|r| r.other.to_string());
     row("connection errors / timeouts (10 s)", &|r| format!("{} / {}", r.errors, r.timeouts));
-    row("not sent (client at its connection cap)", &|r| r.not_sent.to_string());
+    row("timed out waiting for a pool connection (10 s after due)", &|r| r.queued_out.to_string());
     row("time to first shed", &|r| r.first_shed.map_or("never".into(), |d| format!("{:.0} ms", ms(d))));
     row("admitted p50 / p99 / max", &|r| {
         format!("{:.0} / {:.0} / {:.0} ms", r.admitted_p50, r.admitted_p99, r.admitted_max)
@@ -380,7 +414,7 @@ pub async fn run(args: &Args) -> Result<bool, String> {
         Some(d) => format!("{:.0} ms (bound {:.0} ms)", ms(d), r.recovery_threshold),
         None => format!("not within {} s (bound {:.0} ms)", RECOVERY.as_secs(), r.recovery_threshold),
     });
-    row("client connections open at most", &|r| r.peak_connections.to_string());
+    row("client pool: connections open at most / allowed", &|r| format!("{} / {}", r.peak_connections, r.connections));
     row("murmur peak RSS (VmHWM)", &|r| format!("{:.0} MiB", r.hwm_mib));
     println!("\nLatency counts from each request's due time (open loop), so a late client does not hide waiting.\n");
     let mut ok = true;

@@ -628,7 +628,18 @@ pub struct Conn {
 
 impl Conn {
     pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
+        Self::opened(TcpStream::connect(addr).await?, addr)
+    }
+
+    /// From a given local address (another loopback address is another
+    /// client as far as per-address bounds go).
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> io::Result<Conn> {
+        let socket = if local.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(local, 0))?;
+        Self::opened(socket.connect(addr).await?, addr)
+    }
+
+    fn opened(stream: TcpStream, addr: SocketAddr) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
         // Closed with a reset, so many short connections leave no TIME_WAIT
         // behind on this side (ephemeral ports are finite). With a zero
