@@ -5,7 +5,8 @@
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
 //! then measures, each beside its baseline from the same run:
 //! - the audience count for three conditions (relative date, custom text,
-//!   version) against a hand-written query over typed columns;
+//!   version) against a hand-written query over typed columns, and against
+//!   one written by hand over murmur's own `app_users` rows;
 //! - the users list's first page with that filter;
 //! - durable event ingest over HTTP from 64 concurrent keep-alive clients,
 //!   group commit against one transaction per request; and property
@@ -221,13 +222,23 @@ async fn audience(store: &Store, now: i64) {
     store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
     let (murmur_t, murmur_n) = time(5, || store.count_audience(APP_ID, &checked, now)).await;
     let (typed_t, typed_n) = time(5, || store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29)).await;
+    store.bench_own_table_count(APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
+    let (own_t, own_n) = time(5, || store.bench_own_table_count(APP_ID, now - 5 * DAY, "gold", &v29)).await;
     let matching = murmur_n.unwrap();
     assert_eq!(matching, typed_n.unwrap(), "both queries count the same users");
+    assert_eq!(matching, own_n.unwrap(), "both queries count the same users");
     println!(
         "| audience count, 3 conditions ({matching} users match) | {} | hand-written SQL on typed columns: {} | {:.2}× |",
         ms(murmur_t),
         ms(typed_t),
         murmur_t.as_secs_f64() / typed_t.as_secs_f64()
+    );
+    println!(
+        "| audience count, the same | {} | hand-written SQL on murmur's own app_users rows: {} | {:.2}× (that baseline: {:.2}× the typed one) |",
+        ms(murmur_t),
+        ms(own_t),
+        murmur_t.as_secs_f64() / own_t.as_secs_f64(),
+        own_t.as_secs_f64() / typed_t.as_secs_f64()
     );
     let q = UserListQuery {
         app_id: APP_ID,

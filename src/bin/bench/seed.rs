@@ -39,6 +39,13 @@ pub trait Seed {
         plan: &str,
         version_key: &str,
     ) -> StoreResult<i64>;
+    async fn bench_own_table_count(
+        &self,
+        app_id: &str,
+        signed_before: i64,
+        plan: &str,
+        version_key: &str,
+    ) -> StoreResult<i64>;
     async fn analyze(&self) -> StoreResult<()>;
 }
 
@@ -183,6 +190,26 @@ impl Seed for Store {
         let sql = match self {
             Store::Sqlite(_) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4",
             Store::Postgres(_) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4::text",
+        };
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar(sql).bind(app_id).bind(signed_before).bind(plan).bind(version_key_above).fetch_one(pool).await?),
+        )
+    }
+
+    /// The second baseline: the same three conditions written by hand over
+    /// murmur's own `app_users` rows (the custom property read from the JSON
+    /// column by a literal path), to tell the row's width from what
+    /// compiling the conditions costs.
+    async fn bench_own_table_count(
+        &self,
+        app_id: &str,
+        signed_before: i64,
+        plan: &str,
+        version_key_above: &str,
+    ) -> StoreResult<i64> {
+        let sql = match self {
+            Store::Sqlite(_) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> '$.plan' = $3 AND app_version_key > $4",
+            Store::Postgres(_) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> 'plan' = $3 AND app_version_key > $4::text",
         };
         Ok(
             with_pool!(self, pool => sqlx::query_scalar(sql).bind(app_id).bind(signed_before).bind(plan).bind(version_key_above).fetch_one(pool).await?),
