@@ -63,7 +63,7 @@ use murmur::{
         ApiKeyRow, AppRow, DbUrl, Store,
     },
 };
-use seed::{Seed, SeedUser};
+use seed::{HandWritten, Seed, SeedUser};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -219,11 +219,13 @@ async fn audience(store: &Store, now: i64) {
     // Warm the cache for both, then take medians of 5.
     store.count_audience(APP_ID, &checked, now).await.unwrap();
     let v29 = Version::parse("2.9").unwrap().sort_key();
-    store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
+    store.bench_hand_count(HandWritten::Typed, APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
     let (murmur_t, murmur_n) = time(5, || store.count_audience(APP_ID, &checked, now)).await;
-    let (typed_t, typed_n) = time(5, || store.bench_typed_count(APP_ID, now - 5 * DAY, "gold", &v29)).await;
-    store.bench_own_table_count(APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
-    let (own_t, own_n) = time(5, || store.bench_own_table_count(APP_ID, now - 5 * DAY, "gold", &v29)).await;
+    let (typed_t, typed_n) =
+        time(5, || store.bench_hand_count(HandWritten::Typed, APP_ID, now - 5 * DAY, "gold", &v29)).await;
+    store.bench_hand_count(HandWritten::OwnRows, APP_ID, now - 5 * DAY, "gold", &v29).await.unwrap();
+    let (own_t, own_n) =
+        time(5, || store.bench_hand_count(HandWritten::OwnRows, APP_ID, now - 5 * DAY, "gold", &v29)).await;
     let matching = murmur_n.unwrap();
     assert_eq!(matching, typed_n.unwrap(), "both queries count the same users");
     assert_eq!(matching, own_n.unwrap(), "both queries count the same users");

@@ -29,18 +29,21 @@ pub struct SeedUser {
 }
 
 #[allow(async_fn_in_trait)]
+/// Which table a hand-written baseline query reads.
+#[derive(Clone, Copy)]
+pub enum HandWritten {
+    /// `bench_users_typed`: the properties in typed columns of a narrow table.
+    Typed,
+    /// murmur's own `app_users`.
+    OwnRows,
+}
+
 pub trait Seed {
     async fn seed_users(&self, app_id: &str, users: &[SeedUser], now: i64) -> StoreResult<()>;
     async fn create_bench_table(&self) -> StoreResult<()>;
-    async fn bench_typed_count(
+    async fn bench_hand_count(
         &self,
-        app_id: &str,
-        signed_before: i64,
-        plan: &str,
-        version_key: &str,
-    ) -> StoreResult<i64>;
-    async fn bench_own_table_count(
-        &self,
+        over: HandWritten,
         app_id: &str,
         signed_before: i64,
         plan: &str,
@@ -179,37 +182,23 @@ impl Seed for Store {
         Ok(())
     }
 
-    /// The hand-written baseline: the same three conditions over typed columns.
-    async fn bench_typed_count(
+    /// A hand-written baseline: the same three conditions written by hand,
+    /// over the typed narrow table, or over murmur's own `app_users` rows
+    /// (the custom property read from the JSON column by a literal path), to
+    /// tell the row's width from what compiling the conditions costs.
+    async fn bench_hand_count(
         &self,
+        over: HandWritten,
         app_id: &str,
         signed_before: i64,
         plan: &str,
         version_key_above: &str,
     ) -> StoreResult<i64> {
-        let sql = match self {
-            Store::Sqlite(_) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4",
-            Store::Postgres(_) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4::text",
-        };
-        Ok(
-            with_pool!(self, pool => sqlx::query_scalar(sql).bind(app_id).bind(signed_before).bind(plan).bind(version_key_above).fetch_one(pool).await?),
-        )
-    }
-
-    /// The second baseline: the same three conditions written by hand over
-    /// murmur's own `app_users` rows (the custom property read from the JSON
-    /// column by a literal path), to tell the row's width from what
-    /// compiling the conditions costs.
-    async fn bench_own_table_count(
-        &self,
-        app_id: &str,
-        signed_before: i64,
-        plan: &str,
-        version_key_above: &str,
-    ) -> StoreResult<i64> {
-        let sql = match self {
-            Store::Sqlite(_) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> '$.plan' = $3 AND app_version_key > $4",
-            Store::Postgres(_) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> 'plan' = $3 AND app_version_key > $4::text",
+        let sql = match (over, self) {
+            (HandWritten::Typed, Store::Sqlite(_)) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4",
+            (HandWritten::Typed, Store::Postgres(_)) => "SELECT COUNT(*) FROM bench_users_typed WHERE app_id = $1 AND signed_up_at < $2 AND plan = $3 AND app_version_key > $4::text",
+            (HandWritten::OwnRows, Store::Sqlite(_)) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> '$.plan' = $3 AND app_version_key > $4",
+            (HandWritten::OwnRows, Store::Postgres(_)) => "SELECT COUNT(*) FROM app_users WHERE app_id = $1 AND signed_up_at < $2 AND properties ->> 'plan' = $3 AND app_version_key > $4::text",
         };
         Ok(
             with_pool!(self, pool => sqlx::query_scalar(sql).bind(app_id).bind(signed_before).bind(plan).bind(version_key_above).fetch_one(pool).await?),
