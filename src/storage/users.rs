@@ -1145,7 +1145,6 @@ fn outcomes(
     out
 }
 
-/// Distinct (app, event name) pairs among the found events of a batch.
 /// The batch's distinct (app, user ref) pairs, and for each event the index
 /// of its pair: a batch of a few busy users' events reads each user once.
 fn distinct_user_refs(batch: &[PendingEvent]) -> (Vec<(&str, &str)>, Vec<usize>) {
@@ -1164,6 +1163,7 @@ fn distinct_user_refs(batch: &[PendingEvent]) -> (Vec<(&str, &str)>, Vec<usize>)
     (distinct, which)
 }
 
+/// Distinct (app, event name) pairs among the found events of a batch.
 fn catalog_names<'a>(batch: &'a [PendingEvent], found: &[bool]) -> Vec<(&'a str, &'a str)> {
     let mut seen = std::collections::HashSet::new();
     batch
