@@ -407,7 +407,7 @@ async fn api_key(url: &str, dir: &FsPath) -> String {
 /// One HTTP row against `server`: a warm-up second, then `span` of load.
 async fn http_row(server: &Child, auth: &str, what: Load, users: Users, span: Duration) -> Outcome {
     http_load(server.addr, auth, what, users, Duration::from_secs(1), 1).await;
-    let mark = CpuMark::take(Some(server.child.id()));
+    let mark = CpuMark::take(Some(server.pid));
     let mut out = http_load(server.addr, auth, what, users, span, 2).await;
     out.cpu = mark.since();
     out
@@ -509,7 +509,9 @@ async fn http_load(addr: SocketAddr, auth: &str, what: Load, users: Users, span:
 
 /// A server in a child process, stopped (SIGTERM, then SIGKILL) when done.
 struct Child {
-    child: std::process::Child,
+    /// `None` once `stop` has taken it to wait for its exit.
+    child: Option<std::process::Child>,
+    pid: u32,
     addr: SocketAddr,
     log: PathBuf,
 }
@@ -524,7 +526,7 @@ impl Child {
         let err = out.try_clone().unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Child { child, addr, log }
+        Child { pid: child.id(), child: Some(child), addr, log }
     }
 
     /// `target/release/murmur` on a free port, against the bench's database.
@@ -573,7 +575,7 @@ impl Child {
     async fn ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("the server exited ({status}) before it was ready:\n{}", self.log());
             }
             if healthz(self.addr).await == Some(200) {
@@ -584,25 +586,26 @@ impl Child {
         panic!("the server was not ready within 60 s:\n{}", self.log());
     }
 
-    /// SIGTERM, then waits (at most 20 s) for it to finish; SIGKILL past that.
+    /// SIGTERM, then waits (at most 20 s) for it to exit; SIGKILL past that.
     async fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let signal = |name: &str| Command::new("kill").arg(name).arg(self.pid.to_string()).status();
+        let _ = signal("-TERM");
+        let Some(mut child) = self.child.take() else { return };
+        let exited = tokio::task::spawn_blocking(move || child.wait());
+        if tokio::time::timeout(Duration::from_secs(20), exited).await.is_err() {
+            eprintln!("the server did not stop within 20 s of SIGTERM; killing it");
+            let _ = signal("-KILL");
         }
-        eprintln!("the server did not stop within 20 s of SIGTERM; killing it");
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         let log = self.log();
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
