@@ -10,6 +10,26 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'murmur-e2e-'));
 const root = path.resolve(__dirname, '..');
 const bin = process.env.MURMUR_BIN ?? path.join(root, 'target', 'debug', 'murmur');
 
+// murmur as the tests start it: `bin` on loopback at `port`, SQLite in
+// `dataDir`, plus any other settings in `env`.
+export function murmurServer(port: number, dataDir: string, env: Record<string, string> = {}) {
+  return {
+    command: bin,
+    cwd: root,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe' as const,
+    env: {
+      DATA_DIR: dataDir,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      RUST_LOG: 'info',
+      DATABASE_URL: '',
+      ...env,
+    },
+  };
+}
+
 export default defineConfig({
   testDir: './tests',
   timeout: 60_000,
@@ -36,18 +56,5 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: bin,
-    cwd: root,
-    url: `http://127.0.0.1:${port}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    env: {
-      DATA_DIR: dataDir,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      RUST_LOG: 'info',
-      DATABASE_URL: '',
-    },
-  },
+  webServer: murmurServer(port, dataDir),
 });

@@ -26,11 +26,6 @@ use crate::{
 };
 
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let context = {
-        let state = state.clone();
-        move || provide_context(state.clone())
-    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::confirm))
@@ -41,10 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
         .merge(crate::server::assets::router(&pkg_url(&state), &pkg_dir(&state)))
-        .leptos_routes_with_context(&state, routes, context, {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .merge(pages(&state))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(real_page_redirects))
         .layer(middleware::from_fn(server_fn_client_errors))
@@ -53,6 +45,31 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), request_deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The dashboard's pages and server functions; the pages (HTML, 200)
+/// compressed, brotli or gzip as the browser accepts: a page carries its
+/// data for hydration, and the overview's was 68 KB as plain HTML. Server
+/// functions' JSON is left as it is (`server_fn_client_errors` reads error
+/// bodies), and so are redirects, whose page is not sent. (`/pkg` is
+/// compressed ahead of time, `server::assets`.)
+fn pages(state: &AppState) -> Router<AppState> {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    Router::new()
+        .leptos_routes_with_context(state, routes, context, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(html_page))
+}
+
+fn html_page(status: StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions) -> bool {
+    let html = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
+    status == StatusCode::OK && html && !headers.contains_key(header::LOCATION)
 }
 
 /// Answers 408 (and closes the connection) a request not answered within

@@ -27,14 +27,22 @@ pub mod storage;
 #[cfg(feature = "ssr")]
 pub mod widget;
 
-/// Entry point of the WASM client: hydrates the server-rendered page.
+/// Entry point of the WASM client: hydrates the server-rendered page. The
+/// dashboard's pages are lazy routes (`pages::App`): hydration waits for the
+/// current page's WASM chunk, so it is asynchronous (Leptos' `hydrate_lazy`,
+/// done here so the page is marked once it is interactive).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(pages::App);
-    // Lets browser tests wait until the page is interactive.
-    if let Some(body) = leptos::prelude::document().body() {
+    // The executor that drives hydration's futures (an error only means it
+    // is already set up).
+    let _ = any_spawner::Executor::init_wasm_bindgen();
+    leptos::task::spawn_local(async {
+        let body = leptos::prelude::document().body().expect("a page has a body");
+        let owner = leptos::mount::hydrate_from_async(body.clone(), pages::App).await;
+        owner.forget();
+        // Lets browser tests wait until the page is interactive.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+    });
 }

@@ -625,6 +625,31 @@ async fn a_request_whose_body_never_arrives_gets_408() {
 /// One GET on a fresh connection; the status, headers (lower-case names)
 /// and the body's bytes as sent (no transfer or content decoding but chunks).
 async fn get_bytes(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let (status, headers, body) = raw_get(app, path, headers).await;
+    assert!(!headers.iter().any(|(k, _)| k == "transfer-encoding"), "files are sent with a length");
+    (status, headers, body)
+}
+
+/// A page as sent: a length, or chunks (decoded here, not decompressed).
+async fn get_page(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let (status, headers, body) = raw_get(app, path, headers).await;
+    if header(&headers, "transfer-encoding") != Some("chunked") {
+        return (status, headers, body);
+    }
+    let (mut rest, mut joined) = (&body[..], vec![]);
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return (status, headers, joined);
+        }
+        joined.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+async fn raw_get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", app.addr);
@@ -643,13 +668,47 @@ async fn get_bytes(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16,
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let body = raw[split + 4..].to_vec();
-    assert!(!headers.iter().any(|(k, _)| k == "transfer-encoding"), "files are sent with a length");
-    (status, headers, body)
+    (status, headers, raw[split + 4..].to_vec())
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The dashboard's pages are sent compressed when the browser accepts it
+/// (a page carries its data for hydration); a redirect's page is not sent.
+#[tokio::test]
+async fn dashboard_pages_are_sent_compressed() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let (status, headers, body) = get_page(&app, "/setup", &[("Accept-Encoding", "gzip, deflate, br")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), Some("br"));
+    assert!(header(&headers, "vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+    let mut html = vec![];
+    brotli::BrotliDecompress(&mut &body[..], &mut html).unwrap();
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("Welcome to murmur"), "{html}");
+    assert!(body.len() * 2 < html.len(), "{} bytes for {}", body.len(), html.len());
+
+    let (_, headers, body) = get_page(&app, "/setup", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    let mut gunzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut gunzipped).unwrap();
+    // The same page (each answer has its own CSP nonce, of one length).
+    assert!(gunzipped.contains("Welcome to murmur"));
+    assert_eq!(gunzipped.len(), html.len());
+
+    let (_, headers, body) = get_page(&app, "/setup", &[]).await;
+    assert_eq!(header(&headers, "content-encoding"), None);
+    let plain = String::from_utf8(body).unwrap();
+    assert!(plain.contains("Welcome to murmur"));
+    assert_eq!(plain.len(), html.len());
+
+    // A redirect (to setup, on a fresh instance) stays a bare 302.
+    let (status, headers, body) = get_page(&app, "/login", &[("Accept-Encoding", "br")]).await;
+    assert_eq!(status, 302);
+    assert_eq!(header(&headers, "content-encoding"), None);
+    assert!(body.is_empty());
 }
 
 /// `/pkg`: the brotli or gzip twin the browser accepts (written at start),

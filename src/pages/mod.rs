@@ -25,7 +25,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::{
     components::{ParentRoute, Redirect, Route, Router, Routes},
-    path, SsrMode,
+    lazy_route, path, Lazy, LazyRoute, SsrMode,
 };
 
 pub use auth::{get_session, Login, Logout, Setup};
@@ -99,25 +99,62 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=Home ssr=SsrMode::Async/>
                 <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
-                <Route path=path!("/new-app") view=apps::NewAppPage ssr=SsrMode::Async/>
-                <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/new-app") view={Lazy::<NewAppRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=path!("/account") view={Lazy::<AccountRoute>::new()} ssr=SsrMode::Async/>
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
-                    <Route path=path!("") view=overview::OverviewPage/>
-                    <Route path=path!("whispers") view=whispers::WhispersPage/>
-                    <Route path=path!("whispers/:whisper_id") view=whispers::WhisperEditorPage/>
-                    <Route path=path!("users") view=users::UsersListPage/>
-                    <Route path=path!("users/:user_ref") view=users::UserProfilePage/>
-                    <Route path=path!("messages") view=messages::MessagesPage/>
-                    <Route path=path!("messages/:message_id") view=messages::MessagePage/>
-                    <Route path=path!("inbox/:conversation_id?") view=inbox::InboxPage/>
-                    <Route path=path!("teammates/:teammate_id") view=inbox::TeammatePageView/>
-                    <Route path=path!("settings") view=settings::SettingsPage/>
-                    <Route path=path!("audit") view=audit::AuditLogPage/>
+                    <Route path=path!("") view={Lazy::<OverviewRoute>::new()}/>
+                    <Route path=path!("whispers") view={Lazy::<WhispersRoute>::new()}/>
+                    <Route path=path!("whispers/:whisper_id") view={Lazy::<WhisperEditorRoute>::new()}/>
+                    <Route path=path!("users") view={Lazy::<UsersListRoute>::new()}/>
+                    <Route path=path!("users/:user_ref") view={Lazy::<UserProfileRoute>::new()}/>
+                    <Route path=path!("messages") view={Lazy::<MessagesRoute>::new()}/>
+                    <Route path=path!("messages/:message_id") view={Lazy::<MessageRoute>::new()}/>
+                    <Route path=path!("inbox/:conversation_id?") view={Lazy::<InboxRoute>::new()}/>
+                    <Route path=path!("teammates/:teammate_id") view={Lazy::<TeammateRoute>::new()}/>
+                    <Route path=path!("settings") view={Lazy::<SettingsRoute>::new()}/>
+                    <Route path=path!("audit") view={Lazy::<AuditLogRoute>::new()}/>
                 </ParentRoute>
             </Routes>
         </Router>
     }
 }
+
+/// A dashboard page whose code the WASM client loads only when the page is
+/// first shown: with `cargo leptos build --split` each becomes a WASM chunk
+/// of its own (ARCHITECTURE.md, "The dashboard's weight"), and the sign-in,
+/// setup and home routes, the app frame and what they share stay in the
+/// first file. The page keeps loading its own data (no `data` half).
+macro_rules! lazy_page {
+    ($route:ident, $module:ident :: $page:ident) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                use $module::$page;
+                view! { <$page/> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(NewAppRoute, apps::NewAppPage);
+lazy_page!(AccountRoute, account::AccountPage);
+lazy_page!(OverviewRoute, overview::OverviewPage);
+lazy_page!(WhispersRoute, whispers::WhispersPage);
+lazy_page!(WhisperEditorRoute, whispers::WhisperEditorPage);
+lazy_page!(UsersListRoute, users::UsersListPage);
+lazy_page!(UserProfileRoute, users::UserProfilePage);
+lazy_page!(MessagesRoute, messages::MessagesPage);
+lazy_page!(MessageRoute, messages::MessagePage);
+lazy_page!(InboxRoute, inbox::InboxPage);
+lazy_page!(TeammateRoute, inbox::TeammatePageView);
+lazy_page!(SettingsRoute, settings::SettingsPage);
+lazy_page!(AuditLogRoute, audit::AuditLogPage);
 
 /// `/`: sends the visitor where they belong (setup, sign-in, first app, or
 /// their first app's overview).

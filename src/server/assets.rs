@@ -220,16 +220,20 @@ pub fn router<S: Clone + Send + Sync + 'static>(pkg_url: &str, dir: &Path) -> Ro
     Router::new().nest_service(pkg_url, files).layer(axum::middleware::from_fn(cache_policy))
 }
 
-/// The hashes a cargo-leptos hash file lists (`js: …`, `wasm: …`, `css: …`),
-/// if the files they name are all in `pkg_dir`.
+/// The files a cargo-leptos hash file names (`js: …`, `wasm: …`, `css: …`,
+/// and for a split build `split: …` and `manifest: …`, the chunk loader and
+/// the list of chunks each lazy page needs), if they are all in `pkg_dir`.
 fn hashed_files(hash_file: &Path, pkg_dir: &Path, output_name: &str) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(hash_file).map_err(|e| e.to_string())?;
     let mut names = vec![];
     for line in text.lines() {
         let Some((kind, hash)) = line.split_once(':') else { continue };
         let (kind, hash) = (kind.trim(), hash.trim());
-        if matches!(kind, "js" | "wasm" | "css") {
-            names.push(format!("{output_name}.{hash}.{kind}"));
+        match kind {
+            "js" | "wasm" | "css" => names.push(format!("{output_name}.{hash}.{kind}")),
+            "split" => names.push(format!("__wasm_split.{hash}.js")),
+            "manifest" => names.push(format!("__wasm_split_manifest.{hash}.json")),
+            _ => {}
         }
     }
     if !names.iter().any(|n| n.ends_with(".js")) || !names.iter().any(|n| n.ends_with(".wasm")) {
@@ -406,6 +410,19 @@ mod tests {
         assert_eq!(&*found.hash_file, hash_file.display().to_string());
         // Leptos reads it at `<binary's directory>.join(hash_file)`: the same file.
         assert_eq!(Path::new("/some/bin/dir").join(&*found.hash_file), hash_file);
+
+        // A split build's hash file also names the chunk loader and the
+        // manifest: used only once both are there too.
+        let (split, manifest) = ("DDDDDDDDDDDDDDDDDDDDDD", "EEEEEEEEEEEEEEEEEEEEEE");
+        std::fs::write(
+            &hash_file,
+            format!("js: {js}\nwasm: {wasm}\ncss: {css}\nmanifest: {manifest}\nsplit: {split}\n"),
+        )
+        .unwrap();
+        std::fs::write(pkg.join(format!("__wasm_split.{split}.js")), "").unwrap();
+        assert!(!settle_names(options(), std::slice::from_ref(&hash_file)).hash_files);
+        std::fs::write(pkg.join(format!("__wasm_split_manifest.{manifest}.json")), "").unwrap();
+        assert!(settle_names(options(), std::slice::from_ref(&hash_file)).hash_files);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,121 @@
+import { test, expect, Browser, BrowserContext } from '@playwright/test';
+import { hydrated, ownerSession, seedApp } from '../tests/accounts';
+import { twinsWritten } from './site';
+
+// The dashboard's weight for a visitor with an empty cache, in bytes on the
+// wire as chromium received them (CDP `encodedDataLength`: headers and body
+// as sent; chromium asks for brotli, which murmur sends), release build.
+//
+// The targets (issue 14): the first route, sign-in, at most 200 KB in all
+// (page, script, WASM, style); any dashboard route at most 350 KB. Most are
+// not met yet (BENCHMARKS.md, "The dashboard's weight"): the test prints
+// each route against its target, and fails when a route grows past its
+// guard, the figure measured on 2026-12-05 plus 5%, rounded up to 10 KB (or
+// the target, where that is met). KB is 1,000 bytes here (the stricter
+// reading).
+const TARGET_FIRST_ROUTE = 200_000;
+const TARGET_ANY_ROUTE = 350_000;
+const GUARD_FIRST_ROUTE = 310_000;
+
+type Load = { url: string; bytes: number };
+
+// Opens `path` in a fresh context (nothing cached), waits until the page is
+// hydrated and the network is quiet, and returns every response's bytes.
+async function coldVisit(browser: Browser, baseURL: string, path: string, cookies: Parameters<BrowserContext['addCookies']>[0] = []) {
+  const context = await browser.newContext({ baseURL });
+  await context.addCookies(cookies);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const loads = new Map<string, Load>();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  cdp.on('Network.requestWillBeSent', (e) => loads.set(e.requestId, { url: e.request.url, bytes: 0 }));
+  cdp.on('Network.loadingFinished', (e) => {
+    const l = loads.get(e.requestId);
+    if (l) l.bytes = e.encodedDataLength;
+  });
+  await page.goto(path);
+  await hydrated(page);
+  await page.waitForLoadState('networkidle');
+  const all = [...loads.values()].filter((l) => l.url.startsWith('http'));
+  const total = all.reduce((n, l) => n + l.bytes, 0);
+  const url = page.url();
+  await context.close();
+  expect(errors, `script errors on ${path}`).toEqual([]);
+  return { total, loads: all, url };
+}
+
+function report(path: string, v: { total: number; loads: Load[] }) {
+  const lines = v.loads
+    .sort((a, b) => b.bytes - a.bytes)
+    .map((l) => `    ${String(l.bytes).padStart(8)} B  ${new URL(l.url).pathname}`);
+  console.log(`${path}: ${v.total} B\n${lines.join('\n')}`);
+}
+
+test('the sign-in page and every dashboard route stay within their budgets', async ({ browser, request, baseURL }) => {
+  test.setTimeout(180_000);
+  // The server compresses the files in the background once it starts.
+  await expect.poll(twinsWritten, { timeout: 120_000 }).toBe(true);
+  // Something on every page that has data: an app with users, a
+  // conversation, a whisper and a draft message.
+  const { appId, auth } = await seedApp(request, baseURL!, 'Budget shop', [
+    { userId: 'budget-1', givenName: 'Ada', properties: { plan: 'pro' } },
+    { userId: 'budget-2', givenName: 'Bo' },
+  ]);
+  expect(
+    (await request.post('/v1.1/appusers/budget-1/messages', { data: { role: 'appUser', text: 'Hello' }, headers: auth })).status(),
+  ).toBe(201);
+  const headers = await ownerSession(request, baseURL!);
+  const session = await (await request.post('/api/session', { headers })).json();
+  const cookies = (await request.storageState()).cookies;
+
+  // The first route, signed out.
+  const login = await coldVisit(browser, baseURL!, '/login');
+  report('/login', login);
+  expect(login.url).toMatch(/\/login$/);
+  // The WASM came over the wire, brotli (the measure measures).
+  expect(login.loads.some((l) => /\/pkg\/murmur\.[A-Za-z0-9_-]{22}\.wasm$/.test(l.url) && l.bytes > 10_000)).toBe(true);
+  console.log(`/login: ${login.total} B; target ${TARGET_FIRST_ROUTE} B ${login.total <= TARGET_FIRST_ROUTE ? 'met' : 'NOT met'}`);
+  expect(login.total).toBeLessThanOrEqual(Math.max(TARGET_FIRST_ROUTE, GUARD_FIRST_ROUTE));
+
+  // The detail pages' addresses, as the lists link them.
+  const inbox = await browser.newContext({ baseURL });
+  await inbox.addCookies(cookies);
+  const p = await inbox.newPage();
+  await p.goto(`/apps/${appId}/inbox`);
+  await hydrated(p);
+  const conversation = await p.getByTestId('inbox-list').locator('a').first().getAttribute('href');
+  await inbox.close();
+  expect(conversation).toMatch(new RegExp(`^/apps/${appId}/inbox/.+`));
+
+  const app = `/apps/${appId}`;
+  // Each route with its guard (see above).
+  const routes: [string, number][] = [
+    [app, 400_000],
+    [`${app}/whispers`, 390_000],
+    [`${app}/whispers/new`, 560_000],
+    [`${app}/users`, 450_000],
+    [`${app}/users/budget-1`, 500_000],
+    [`${app}/messages`, 360_000],
+    [`${app}/messages/new`, 580_000],
+    [`${app}/inbox`, 470_000],
+    [conversation!, 470_000],
+    [`${app}/teammates/${session.me.id}`, 350_000],
+    [`${app}/settings`, 480_000],
+    [`${app}/audit`, 370_000],
+    ['/account', 360_000],
+    ['/new-app', 340_000],
+  ];
+  const totals: string[] = [];
+  for (const [path, guard] of routes) {
+    const v = await coldVisit(browser, baseURL!, path, cookies);
+    report(path, v);
+    // Signed in: the page itself, not a redirect to sign-in.
+    expect(new URL(v.url).pathname, path).toBe(path);
+    totals.push(`${path}: ${v.total} B (target ${TARGET_ANY_ROUTE} B ${v.total <= TARGET_ANY_ROUTE ? 'met' : 'NOT met'})`);
+    expect(v.total, path).toBeLessThanOrEqual(Math.max(TARGET_ANY_ROUTE, guard));
+  }
+  console.log(`first route /login: ${login.total} B\n${totals.join('\n')}`);
+});
