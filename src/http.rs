@@ -68,7 +68,8 @@ fn pages(state: &AppState) -> Router<AppState> {
 }
 
 fn html_page(status: StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions) -> bool {
-    let html = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
+    let html =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
     status == StatusCode::OK && html && !headers.contains_key(header::LOCATION)
 }
 
