@@ -11,8 +11,9 @@ import { twinsWritten } from './site';
 // not met yet (BENCHMARKS.md, "The dashboard's weight"): the test prints
 // each route against its target, and fails when a route grows past its
 // guard, the figure measured on 2026-12-05 plus 5%, rounded up to 10 KB (or
-// the target, where that is met). KB is 1,000 bytes here (the stricter
-// reading).
+// the target, where that is met). The checks are soft: every route is
+// measured and printed, and the test fails at the end if any is over. KB is
+// 1,000 bytes here (the stricter reading).
 const TARGET_FIRST_ROUTE = 200_000;
 const TARGET_ANY_ROUTE = 350_000;
 const GUARD_FIRST_ROUTE = 310_000;
@@ -78,7 +79,7 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   // The WASM came over the wire, brotli (the measure measures).
   expect(login.loads.some((l) => /\/pkg\/murmur\.[A-Za-z0-9_-]{22}\.wasm$/.test(l.url) && l.bytes > 10_000)).toBe(true);
   console.log(`/login: ${login.total} B; target ${TARGET_FIRST_ROUTE} B ${login.total <= TARGET_FIRST_ROUTE ? 'met' : 'NOT met'}`);
-  expect(login.total).toBeLessThanOrEqual(Math.max(TARGET_FIRST_ROUTE, GUARD_FIRST_ROUTE));
+  expect.soft(login.total).toBeLessThanOrEqual(Math.max(TARGET_FIRST_ROUTE, GUARD_FIRST_ROUTE));
 
   // The detail pages' addresses, as the lists link them.
   const inbox = await browser.newContext({ baseURL });
@@ -115,7 +116,7 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
     // Signed in: the page itself, not a redirect to sign-in.
     expect(new URL(v.url).pathname, path).toBe(path);
     totals.push(`${path}: ${v.total} B (target ${TARGET_ANY_ROUTE} B ${v.total <= TARGET_ANY_ROUTE ? 'met' : 'NOT met'})`);
-    expect(v.total, path).toBeLessThanOrEqual(Math.max(TARGET_ANY_ROUTE, guard));
+    expect.soft(v.total, path).toBeLessThanOrEqual(Math.max(TARGET_ANY_ROUTE, guard));
   }
   console.log(`first route /login: ${login.total} B\n${totals.join('\n')}`);
 });
