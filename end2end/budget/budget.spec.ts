@@ -59,8 +59,8 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   test.setTimeout(180_000);
   // The server compresses the files in the background once it starts.
   await expect.poll(twinsWritten, { timeout: 120_000 }).toBe(true);
-  // Something on every page that has data: an app with users, a
-  // conversation, a whisper and a draft message.
+  // Data on the pages: an app with two users, one of them with a
+  // conversation.
   const { appId, auth } = await seedApp(request, baseURL!, 'Budget shop', [
     { userId: 'budget-1', givenName: 'Ada', properties: { plan: 'pro' } },
     { userId: 'budget-2', givenName: 'Bo' },
