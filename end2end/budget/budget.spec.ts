@@ -1,6 +1,7 @@
 import { test, expect, Browser, BrowserContext } from '@playwright/test';
 import { hydrated, ownerSession, seedApp } from '../tests/accounts';
 import { twinsWritten } from './site';
+import { Load, recordLoads } from '../tests/wire';
 
 // The dashboard's weight for a visitor with an empty cache, in bytes on the
 // wire as chromium received them (CDP `encodedDataLength`: headers and body
@@ -18,8 +19,6 @@ const TARGET_FIRST_ROUTE = 200_000;
 const TARGET_ANY_ROUTE = 350_000;
 const GUARD_FIRST_ROUTE = 310_000;
 
-type Load = { url: string; bytes: number };
-
 // Opens `path` in a fresh context (nothing cached), waits until the page is
 // hydrated and the network is quiet, and returns every response's bytes.
 async function coldVisit(browser: Browser, baseURL: string, path: string, cookies: Parameters<BrowserContext['addCookies']>[0] = []) {
@@ -28,15 +27,7 @@ async function coldVisit(browser: Browser, baseURL: string, path: string, cookie
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  const loads = new Map<string, Load>();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Network.enable');
-  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
-  cdp.on('Network.requestWillBeSent', (e) => loads.set(e.requestId, { url: e.request.url, bytes: 0 }));
-  cdp.on('Network.loadingFinished', (e) => {
-    const l = loads.get(e.requestId);
-    if (l) l.bytes = e.encodedDataLength;
-  });
+  const loads = await recordLoads(page, true);
   await page.goto(path);
   await hydrated(page);
   await page.waitForLoadState('networkidle');

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { hydrated, ownerSession } from './accounts';
+import { Load, recordLoads } from './wire';
 
 // The dashboard's files (WASM, JS glue, style sheet) have content-hashed
 // names and are sent `Cache-Control: immutable`, so a repeat visit asks for
@@ -26,21 +27,7 @@ test('a repeat visit to the sign-in page downloads less than 5 KB', async ({ pla
   });
   const page = context.pages()[0] ?? (await context.newPage());
 
-  type Load = { url: string; bytes: number; fromCache: boolean };
-  const loads = new Map<string, Load>();
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Network.enable');
-  cdp.on('Network.requestWillBeSent', (e) => {
-    loads.set(e.requestId, { url: e.request.url, bytes: 0, fromCache: false });
-  });
-  cdp.on('Network.requestServedFromCache', (e) => {
-    const l = loads.get(e.requestId);
-    if (l) l.fromCache = true;
-  });
-  cdp.on('Network.loadingFinished', (e) => {
-    const l = loads.get(e.requestId);
-    if (l) l.bytes = e.encodedDataLength;
-  });
+  const loads = await recordLoads(page);
 
   async function visit(): Promise<{ total: number; loads: Load[] }> {
     loads.clear();

@@ -121,7 +121,7 @@ pub fn App() -> impl IntoView {
 
 /// A dashboard page whose code the WASM client loads only when the page is
 /// first shown: with `cargo leptos build --split` each becomes a WASM chunk
-/// of its own (ARCHITECTURE.md, "The dashboard's weight"), and the sign-in,
+/// of its own (ARCHITECTURE.md, "Lazy pages"), and the sign-in,
 /// setup and home routes, the app frame and what they share stay in the
 /// first file. The page keeps loading its own data (no `data` half).
 macro_rules! lazy_page {
