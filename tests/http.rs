@@ -399,6 +399,79 @@ async fn pages_redirect_and_unknown_paths_are_404() {
     assert_eq!(app.get("/no/such/page", None).await.status, 404);
 }
 
+/// The sign-in and setup pages are plain HTML forms, sent without the WASM
+/// client: a browser with no script sets murmur up, is told a wrong
+/// password beside the field, and signs in, by posting the forms as a
+/// browser does (it asks for HTML and names the page it posts from).
+#[tokio::test]
+async fn sign_in_and_setup_work_as_plain_forms_without_the_client() {
+    let (_db, app) = sqlite_app(&[]).await;
+    let origin = app.origin();
+    let post = |endpoint: &'static str, page: &'static str, fields: Vec<(&'static str, String)>| {
+        let (app, origin) = (&app, origin.clone());
+        async move {
+            let referer = format!("{origin}{page}");
+            let headers = [
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+                ("Origin", origin.as_str()),
+                ("Referer", referer.as_str()),
+            ];
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.request("POST", &format!("/api/{endpoint}"), &headers, &support::form_encode(&fields)).await
+        }
+    };
+    let without_client = |page: &support::Response| {
+        page.body.contains(r#"<body data-hydrated="true""#)
+            && !page.body.contains("modulepreload")
+            && !page.body.contains(".wasm")
+    };
+
+    let setup = app.get("/setup", None).await;
+    assert_eq!(setup.status, 200);
+    assert!(without_client(&setup), "{}", setup.body);
+    assert!(setup.body.contains(r#"action="/api/setup""#), "{}", setup.body);
+    let fields = vec![
+        ("input[name]", "Olive Owner".to_string()),
+        ("input[email]", "owner@example.com".to_string()),
+        ("input[password]", "owner password 1".to_string()),
+        ("input[setup_token]", app.setup_token()),
+    ];
+    let created = post("setup", "/setup", fields).await;
+    assert_eq!((created.status, created.header("location")), (302, Some("/")), "{}", created.body);
+    let owner = created.session_cookie().expect("setup signs the owner in");
+    assert_eq!(app.get("/", Some(&owner)).await.header("location"), Some("/new-app"));
+
+    let login = app.get("/login", None).await;
+    assert_eq!(login.status, 200);
+    assert!(without_client(&login), "{}", login.body);
+    assert!(login.body.contains("murmur-form:"), "the script that keeps typed values: {}", login.body);
+    // A page that needs the client still gets it.
+    let app_page = app.get("/new-app", Some(&owner)).await;
+    assert!(app_page.body.contains("modulepreload") && !app_page.body.contains("data-hydrated"), "{}", app_page.body);
+
+    let creds = |password: &str| {
+        vec![("input[email]", "owner@example.com".to_string()), ("input[password]", password.to_string())]
+    };
+    let wrong = post("login", "/login", creds("not the password")).await;
+    assert_eq!(wrong.status, 302, "{}", wrong.body);
+    assert!(wrong.session_cookie().is_none());
+    let back = wrong.header("location").unwrap().to_string();
+    let back = back.strip_prefix(&origin).expect("back to the sign-in page");
+    assert!(back.starts_with("/login?") && back.contains("__err="), "{back}");
+    let shown = app.get(back, None).await;
+    assert_eq!(shown.status, 200);
+    assert!(without_client(&shown), "{}", shown.body);
+    assert!(shown.body.contains("Wrong email or password."), "{}", shown.body);
+    assert!(shown.body.contains(r#"role="alert""#), "{}", shown.body);
+
+    let ok = post("login", "/login", creds("owner password 1")).await;
+    assert_eq!((ok.status, ok.header("location")), (302, Some("/")), "{}", ok.body);
+    let token = ok.session_cookie().expect("signed in");
+    assert_eq!(app.call("session", &[], Some(&token), &[]).await.json()["me"]["email"], "owner@example.com");
+    assert_eq!(app.get("/login", Some(&token)).await.header("location"), Some("/"));
+}
+
 /// A server-function request that cannot be decoded (a field missing, a
 /// body that is not the form, bytes that are not UTF-8, a broken chunked
 /// body) is the client's mistake: 400 with the error, never 500 (leptos
@@ -810,8 +883,9 @@ async fn hashed_dashboard_files_are_linked_and_immutable() {
     let (_db, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root), ("LEPTOS_HASH_FILE", &hash_name)]).await;
     assert!(app.state.leptos_options.hash_files);
 
-    let page = app.get("/setup", None).await;
-    assert_eq!(page.status, 200);
+    // A page with the client (the sign-in and setup pages have none).
+    let page = app.get("/no/such/page", None).await;
+    assert_eq!(page.status, 404);
     let links = pkg_links(&page.body);
     for name in [format!("murmur.{js}.js"), format!("murmur.{wasm}.wasm"), format!("murmur.{css}.css")] {
         assert!(links.contains(&format!("/pkg/{name}")), "{name} not linked: {links:?}");
@@ -836,7 +910,7 @@ async fn hashed_dashboard_files_are_linked_and_immutable() {
     std::fs::remove_file(&hash_file).unwrap();
     let (_db2, app) = sqlite_app(&[("LEPTOS_SITE_ROOT", &root), ("LEPTOS_HASH_FILE", &hash_name)]).await;
     assert!(!app.state.leptos_options.hash_files);
-    let page = app.get("/setup", None).await;
+    let page = app.get("/no/such/page", None).await;
     let links = pkg_links(&page.body);
     assert!(links.contains(&"/pkg/murmur.js".to_string()), "{links:?}");
     assert!(links.contains(&"/pkg/murmur.css".to_string()), "{links:?}");
@@ -860,7 +934,8 @@ async fn the_built_dashboard_links_its_hashed_files() {
     }
     let (_db, app) = sqlite_app(&[]).await;
     assert!(app.state.leptos_options.hash_files, "no hash file matching target/site was found");
-    let page = app.get("/setup", None).await;
+    // A page with the client (the sign-in and setup pages have none).
+    let page = app.get("/no/such/page", None).await;
     let links = pkg_links(&page.body);
     for ext in [".js", ".wasm", ".css"] {
         assert!(

@@ -8,16 +8,17 @@ import { Load, recordLoads } from '../tests/wire';
 // as sent; chromium asks for brotli, which murmur sends), release build.
 //
 // The targets (issue 14): the first route, sign-in, at most 200 KB in all
-// (page, script, WASM, style); any dashboard route at most 350 KB. Most are
-// not met yet (BENCHMARKS.md, "The dashboard's weight"): the test prints
-// each route against its target, and fails when a route grows past its
-// guard, the figure measured on 2026-12-05 plus 5%, rounded up to 10 KB (or
-// the target, where that is met). The checks are soft: every route is
-// measured and printed, and the test fails at the end if any is over. KB is
-// 1,000 bytes here (the stricter reading).
+// (page, script, WASM, style); any dashboard route at most 350 KB. The
+// sign-in page is met by sending it without the WASM client (a plain form:
+// ARCHITECTURE.md, "Pages without the client"); most routes are not met yet
+// (BENCHMARKS.md, "The dashboard's weight"): the test prints each route
+// against its target, and fails when a route grows past its guard, the
+// figure measured on 2026-12-05 plus 5%, rounded up to 10 KB (or the
+// target, where that is met). The checks are soft: every route is measured
+// and printed, and the test fails at the end if any is over. KB is 1,000
+// bytes here (the stricter reading).
 const TARGET_FIRST_ROUTE = 200_000;
 const TARGET_ANY_ROUTE = 350_000;
-const GUARD_FIRST_ROUTE = 310_000;
 
 // Opens `path` in a fresh context (nothing cached), waits until the page is
 // hydrated and the network is quiet, and returns every response's bytes.
@@ -67,10 +68,12 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   const login = await coldVisit(browser, baseURL!, '/login');
   report('/login', login);
   expect(login.url).toMatch(/\/login$/);
-  // The WASM came over the wire, brotli (the measure measures).
-  expect(login.loads.some((l) => /\/pkg\/murmur\.[A-Za-z0-9_-]{22}\.wasm$/.test(l.url) && l.bytes > 10_000)).toBe(true);
+  // No script at all on the sign-in page, and its style sheet did come
+  // over the wire (the measure measures).
+  expect(login.loads.filter((l) => /\.(wasm|js)$/.test(new URL(l.url).pathname))).toEqual([]);
+  expect(login.loads.some((l) => /\/pkg\/murmur\.[A-Za-z0-9_-]{22}\.css$/.test(l.url) && l.bytes > 1_000)).toBe(true);
   console.log(`/login: ${login.total} B; target ${TARGET_FIRST_ROUTE} B ${login.total <= TARGET_FIRST_ROUTE ? 'met' : 'NOT met'}`);
-  expect.soft(login.total).toBeLessThanOrEqual(Math.max(TARGET_FIRST_ROUTE, GUARD_FIRST_ROUTE));
+  expect.soft(login.total).toBeLessThanOrEqual(TARGET_FIRST_ROUTE);
 
   // The detail pages' addresses, as the lists link them.
   const inbox = await browser.newContext({ baseURL });

@@ -13,6 +13,16 @@ async function hydrated(p: Page) {
   await p.waitForSelector('body[data-hydrated="true"]');
 }
 
+// Signs in as the owner with a wrong password, on the sign-in page: told
+// so, and still there.
+async function wrongPassword() {
+  await page.getByLabel('Email').fill(owner.email);
+  await page.getByLabel('Password').fill('not my password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  await expect(page).toHaveURL(/\/login$/);
+}
+
 test.beforeAll(async ({ browser }) => {
   page = await browser.newPage();
   page.on('console', (m) => {
@@ -135,11 +145,7 @@ test('sign out, wrong password, sign in again', async () => {
   await expect(page).toHaveURL(/\/login$/);
   await hydrated(page);
 
-  await page.getByLabel('Email').fill(owner.email);
-  await page.getByLabel('Password').fill('not my password');
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
-  await expect(page).toHaveURL(/\/login$/);
+  await wrongPassword();
 
   // The teammate signs in with the keyboard alone and sees only Acme Shop.
   await page.getByLabel('Email').fill(mate.email);
@@ -153,6 +159,30 @@ test('sign out, wrong password, sign in again', async () => {
   expect(options).toEqual(['Acme Shop', '+ New app']);
   await page.getByRole('link', { name: 'Messages' }).click();
   await expect(page.getByRole('heading', { name: 'Messages' })).toBeVisible();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+});
+
+test('the sign-in page is a plain form: no WASM, typed email kept after an error', async () => {
+  // Sent without the dashboard's client (ARCHITECTURE.md, "Pages without
+  // the client"): the form posts itself and the server answers with a page.
+  const scripts: string[] = [];
+  const onRequest = (r: { url(): string }) => {
+    if (/\.(wasm|js)$/.test(new URL(r.url()).pathname)) scripts.push(r.url());
+  };
+  page.on('request', onRequest);
+  await page.goto('/login');
+  await hydrated(page);
+  await wrongPassword();
+  await expect(page.getByLabel('Email')).toHaveValue(owner.email);
+  await expect(page.getByLabel('Password')).toHaveValue('');
+  page.off('request', onRequest);
+  expect(scripts).toEqual([]);
+
+  await page.getByLabel('Password').fill(owner.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/apps\/[0-9a-f]{24}$/);
+  await hydrated(page);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page).toHaveURL(/\/login$/);
 });

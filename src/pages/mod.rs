@@ -32,9 +32,15 @@ pub use auth::{get_session, Login, Logout, Setup};
 
 /// The HTML document around the app (server only renders this), and the
 /// security headers every dashboard page is sent with.
+///
+/// The sign-in and setup pages are plain HTML forms that post to their
+/// server functions and work without any script, so they are sent without
+/// the WASM client (ARCHITECTURE.md, "Pages without the client"): the body
+/// is marked hydrated at once, as there is nothing to wait for.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     security_headers();
+    let client = page_needs_client();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -45,14 +51,61 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // The style sheet and the scripts by their hashed names
                 // when the build has them (`server::assets`).
                 <HashedStylesheet id="leptos" options=options.clone()/>
-                <HydrationScripts options/>
+                {client.then(|| view! { <HydrationScripts options/> })}
                 <MetaTags/>
             </head>
-            <body>
+            <body data-hydrated=(!client).then_some("true")>
                 <App/>
+                {(!client).then(form_script)}
             </body>
         </html>
     }
+}
+
+/// The pages sent without the WASM client: forms only, no reactive parts.
+pub const PAGES_WITHOUT_CLIENT: [&str; 2] = ["/login", "/setup"];
+
+/// Does the page being rendered need the WASM client?
+fn page_needs_client() -> bool {
+    #[cfg(feature = "ssr")]
+    if let Some(parts) = use_context::<axum::http::request::Parts>() {
+        return !PAGES_WITHOUT_CLIENT.contains(&parts.uri.path());
+    }
+    true
+}
+
+/// After a form's post failed, the framework sends the browser back to the
+/// page with the error in its address (`?__path=…&__err=…`), and the page
+/// shows it beside the field, but the browser has emptied the form. This
+/// small script (allowed by the response's nonce; the form works without
+/// it) keeps what was typed, except passwords and tokens, in the tab's
+/// session storage while the post is away, puts it back when the post came
+/// back with an error, and takes the error out of the address bar so that a
+/// reload or the next post does not carry it.
+const FORM_SCRIPT: &str = r#"(function () {
+  var key = 'murmur-form:' + location.pathname;
+  var saved = sessionStorage.getItem(key);
+  sessionStorage.removeItem(key);
+  if (/[?&]__err=/.test(location.search)) {
+    history.replaceState(null, '', location.pathname);
+    var values = saved ? JSON.parse(saved) : {};
+    Object.keys(values).forEach(function (name) {
+      var input = document.querySelector('form input[name="' + CSS.escape(name) + '"]');
+      if (input && !input.value) input.value = values[name];
+    });
+  }
+  document.addEventListener('submit', function (e) {
+    var values = {};
+    e.target.querySelectorAll('input[name]:not([type=password]):not([name*=token])').forEach(function (input) {
+      values[input.name] = input.value;
+    });
+    sessionStorage.setItem(key, JSON.stringify(values));
+  });
+})();"#;
+
+fn form_script() -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce().map(|n| n.to_string());
+    view! { <script nonce=nonce inner_html=FORM_SCRIPT></script> }
 }
 
 /// The dashboard's Content-Security-Policy: scripts only from murmur itself

@@ -99,9 +99,13 @@ pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
 
 /// Passes a server function's result through, giving an error its HTTP
 /// status when the function was called over HTTP (not during page render).
+/// A plain HTML form's post (it accepts `text/html`: the sign-in and setup
+/// pages, sent without the WASM client) keeps the framework's answer
+/// instead, a 302 back to the form's page with the error in its address,
+/// which the page shows beside the field (`pages::shell`).
 pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     if let Err(e) = &result {
-        let over_http = parts().is_some_and(|p| p.uri.path().starts_with("/api/"));
+        let over_http = parts().is_some_and(|p| p.uri.path().starts_with("/api/") && !is_form_post(&p.headers));
         if over_http {
             if let Some(res) = use_context::<ResponseOptions>() {
                 res.set_status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST));
@@ -114,6 +118,12 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
         }
     }
     result
+}
+
+/// A browser's own form submission (no script): it asks for HTML, where the
+/// dashboard's client asks for JSON.
+pub fn is_form_post(headers: &axum::http::HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
 /// The shared state and the signed-in teammate, or `Unauthenticated`.
