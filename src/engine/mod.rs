@@ -21,6 +21,7 @@
 //! engine never sees the HTTP layer's state.
 
 pub mod actions;
+pub mod admission;
 pub mod email;
 pub mod explain;
 pub mod hub;

@@ -30,19 +30,13 @@ use crate::storage::{
 /// Largest batch per transaction.
 const MAX_BATCH: usize = 2048;
 
-/// The most REST API events admitted at once (queued for the writer or
-/// being written, until answered): one full batch. Beyond it the REST API
-/// sheds them (503 with `Retry-After`) instead of letting the queue, and
-/// every request's wait, grow without bound under overload: an admitted
-/// event is then at most about two commits from its answer.
-pub const MAX_ADMITTED_EVENTS: usize = MAX_BATCH;
-
-/// Room for REST API events in the writer's queue (`Writer::admit`), given
-/// back when dropped (once they are answered).
-#[derive(Debug)]
-pub struct Admission {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
+/// The REST API's events in flight are bounded by an adaptive gate
+/// (`engine::admission`): at most one full batch, less while admitted
+/// events wait too long. Beyond it the REST API sheds them (503 with
+/// `Retry-After`) instead of letting the queue, and every request's wait,
+/// grow without bound under overload.
+pub use super::admission::{Admission, MAX_ADMITTED_EVENTS};
+const _: () = assert!(MAX_ADMITTED_EVENTS == MAX_BATCH);
 
 /// A write that failed in the database (its message; the cause is logged).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -111,8 +105,8 @@ pub struct Writer {
     /// measured slower there than transactions on parallel connections.
     batch_updates: bool,
     metrics: Arc<Metrics>,
-    /// `MAX_ADMITTED_EVENTS` permits, one per REST API event in flight.
-    admission: Arc<tokio::sync::Semaphore>,
+    /// The bound on REST API events in flight.
+    admission: Arc<super::admission::Gate>,
 }
 
 fn stopped() -> WriteFailed {
@@ -169,17 +163,21 @@ impl Writer {
             }
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
-        let admission = Arc::new(tokio::sync::Semaphore::new(MAX_ADMITTED_EVENTS));
+        let admission = Arc::new(super::admission::Gate::default());
         Ok(Writer { store, queue: tx, batch: group_commit, batch_updates, metrics, admission })
     }
 
     /// Admits `n` events from the REST API, or `None` when that would take
-    /// the events in flight past `MAX_ADMITTED_EVENTS` (the caller sheds
-    /// them, writing nothing). Never waits. Hold the admission until the
-    /// events are answered.
+    /// the events in flight past the gate's bound (the caller sheds them,
+    /// writing nothing). Never waits. Hold the admission until the events
+    /// are answered: when it is dropped the gate learns how long they took.
     pub fn admit(&self, n: usize) -> Option<Admission> {
-        let n = u32::try_from(n).ok()?;
-        self.admission.clone().try_acquire_many_owned(n).ok().map(|p| Admission { _permit: p })
+        self.admission.admit_at(n, Instant::now())
+    }
+
+    /// The gate's bound now (events in flight admitted at most).
+    pub fn admission_limit(&self) -> usize {
+        self.admission.limit()
     }
 
     /// The store the writer writes with (SQLite: its held connection).
