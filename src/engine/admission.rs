@@ -136,6 +136,19 @@ mod tests {
         gate.release_at(1, at, at + wait);
     }
 
+    /// A gate whose every answer came 400 ms after admission, for 2 s: its
+    /// bound has fallen to the floor. The gate and the time after.
+    fn at_the_floor() -> (Arc<Gate>, Instant) {
+        let gate = Arc::new(Gate::default());
+        let mut t = Instant::now();
+        for _ in 0..40 {
+            one(&gate, t, ms(400));
+            t += ms(50);
+        }
+        assert_eq!(gate.limit(), MIN_ADMITTED_EVENTS);
+        (gate, t)
+    }
+
     #[test]
     fn the_bound_holds_and_room_comes_back() {
         let gate = Arc::new(Gate::default());
@@ -152,14 +165,7 @@ mod tests {
 
     #[test]
     fn a_standing_queue_lowers_the_bound_and_quick_answers_raise_it_again() {
-        let gate = Arc::new(Gate::default());
-        let mut t = Instant::now();
-        // Every answer 400 ms after admission, for 2 s: the bound falls to its floor.
-        for _ in 0..40 {
-            one(&gate, t, ms(400));
-            t += ms(50);
-        }
-        assert_eq!(gate.limit(), MIN_ADMITTED_EVENTS);
+        let (gate, mut t) = at_the_floor();
         // A burst with one quick answer in the interval does not lower it.
         let before = gate.limit();
         one(&gate, t, ms(5));
@@ -178,13 +184,7 @@ mod tests {
 
     #[test]
     fn a_batch_larger_than_the_bound_passes_when_nothing_else_is_in_flight() {
-        let gate = Arc::new(Gate::default());
-        let mut t = Instant::now();
-        for _ in 0..40 {
-            one(&gate, t, ms(400));
-            t += ms(50);
-        }
-        assert_eq!(gate.limit(), MIN_ADMITTED_EVENTS);
+        let (gate, mut t) = at_the_floor();
         let batch = gate.admit_at(1000, t).expect("alone, a large batch passes");
         assert!(gate.admit_at(1, t).is_none(), "nothing more while it is past the bound");
         drop(batch);
