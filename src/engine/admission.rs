@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_batch_larger_than_the_bound_passes_when_nothing_else_is_in_flight() {
-        let (gate, mut t) = at_the_floor();
+        let (gate, t) = at_the_floor();
         let batch = gate.admit_at(1000, t).expect("alone, a large batch passes");
         assert!(gate.admit_at(1, t).is_none(), "nothing more while it is past the bound");
         drop(batch);

@@ -116,8 +116,14 @@ fn stopped() -> WriteFailed {
 /// A writer task: takes everything queued (up to `MAX_BATCH`), writes it,
 /// repeats. With a `window`, a batch whose first job may wait (a widget's
 /// event) waits that long for more to join it.
-fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Option<Duration>, metrics: Arc<Metrics>) {
-    tokio::spawn(async move {
+fn spawn_writer(
+    store: Store,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    window: Option<Duration>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    let sqlite = matches!(store, Store::Sqlite(_));
+    let work = async move {
         loop {
             let batch = {
                 let mut rx = rx.lock().await;
@@ -136,7 +142,19 @@ fn spawn_writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, window: Optio
             };
             write(&store, batch, &metrics).await;
         }
-    });
+    };
+    if !sqlite {
+        tokio::spawn(work);
+        return Ok(());
+    }
+    // SQLite's one writer gets a thread and a runtime of its own: on the
+    // server's runtime each of its awaits (every statement of a batch)
+    // queued behind every request task, and under overload it got a tiny
+    // share of the cores (RELIABILITY.md, "Overload"); as a thread, the
+    // OS schedules it beside the runtime's workers.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("murmur-writer".into()).spawn(move || runtime.block_on(work))?;
+    Ok(())
 }
 
 impl Writer {
@@ -159,7 +177,8 @@ impl Writer {
         let window = (!window.is_zero()).then_some(window);
         if group_commit {
             for _ in 0..writers {
-                spawn_writer(store.clone(), rx.clone(), window, metrics.clone());
+                spawn_writer(store.clone(), rx.clone(), window, metrics.clone())
+                    .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
