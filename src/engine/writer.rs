@@ -6,10 +6,10 @@
 //! request is answered only once its write is durable, and a busy server
 //! commits once per batch instead of once per request.
 //!
-//! SQLite: one writer task for every kind, so writes never wait for each
-//! other's lock (no busy-timeout sleeps). PostgreSQL: a few writers share
-//! the queue (its commits overlap), and user updates go straight to the
-//! database (measured faster there: BENCHMARKS.md).
+//! SQLite: one writer (on a thread of its own) for every kind, so writes
+//! never wait for each other's lock (no busy-timeout sleeps). PostgreSQL:
+//! a few writers share the queue (its commits overlap), and user updates
+//! go straight to the database (measured faster there: BENCHMARKS.md).
 //!
 //! One bad row never fails the rest of its batch: a batch that fails as a
 //! whole is retried job by job, so only the job at fault gets the error.
