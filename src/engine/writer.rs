@@ -194,11 +194,6 @@ impl Writer {
         self.admission.admit_at(n, Instant::now())
     }
 
-    /// The gate's bound now (events in flight admitted at most).
-    pub fn admission_limit(&self) -> usize {
-        self.admission.limit()
-    }
-
     /// The store the writer writes with (SQLite: its held connection).
     pub fn store(&self) -> &Store {
         &self.store
