@@ -407,18 +407,19 @@ async fn pages_redirect_and_unknown_paths_are_404() {
 async fn sign_in_and_setup_work_as_plain_forms_without_the_client() {
     let (_db, app) = sqlite_app(&[]).await;
     let origin = app.origin();
+    // A browser's own post of the form on `page`: it asks for HTML and
+    // names the page.
     let post = |endpoint: &'static str, page: &'static str, fields: Vec<(&'static str, String)>| {
         let (app, origin) = (&app, origin.clone());
         async move {
             let referer = format!("{origin}{page}");
             let headers = [
-                ("Content-Type", "application/x-www-form-urlencoded"),
                 ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
                 ("Origin", origin.as_str()),
                 ("Referer", referer.as_str()),
             ];
             let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.request("POST", &format!("/api/{endpoint}"), &headers, &support::form_encode(&fields)).await
+            app.call(endpoint, &fields, None, &headers).await
         }
     };
     let without_client = |page: &support::Response| {

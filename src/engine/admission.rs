@@ -28,7 +28,7 @@ use std::{
 };
 
 /// The most events admitted at once: one full batch of the writer.
-pub const MAX_ADMITTED_EVENTS: usize = 2048;
+pub const MAX_ADMITTED_EVENTS: usize = super::writer::MAX_BATCH;
 /// The bound never goes lower: enough for a few commits' worth.
 pub const MIN_ADMITTED_EVENTS: usize = 64;
 /// The wait (admission to answer) the bound aims to keep admitted events under.

@@ -28,7 +28,7 @@ use crate::storage::{
 };
 
 /// Largest batch per transaction.
-const MAX_BATCH: usize = 2048;
+pub(crate) const MAX_BATCH: usize = 2048;
 
 /// The REST API's events in flight are bounded by an adaptive gate
 /// (`engine::admission`): at most one full batch, less while admitted
@@ -36,7 +36,6 @@ const MAX_BATCH: usize = 2048;
 /// `Retry-After`) instead of letting the queue, and every request's wait,
 /// grow without bound under overload.
 pub use super::admission::{Admission, MAX_ADMITTED_EVENTS};
-const _: () = assert!(MAX_ADMITTED_EVENTS == MAX_BATCH);
 
 /// A write that failed in the database (its message; the cause is logged).
 #[derive(Debug, Clone, thiserror::Error)]

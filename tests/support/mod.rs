@@ -303,7 +303,9 @@ impl TestApp {
     }
 
     /// Calls a server function the way the browser does (same-origin form
-    /// post), with a session cookie and extra headers.
+    /// post), with a session cookie and extra headers (an `Accept`,
+    /// `Origin`, `Sec-Fetch-Site` or `Referer` among them replaces the
+    /// client's own).
     pub async fn call(
         &self,
         endpoint: &str,
@@ -313,7 +315,10 @@ impl TestApp {
     ) -> Response {
         let origin = self.origin();
         let cookie = cookie.map(|c| self.cookie(c));
-        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")];
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+            headers.push(("Accept", "application/json"));
+        }
         if !extra
             .iter()
             .any(|(k, _)| ["origin", "sec-fetch-site", "referer"].contains(&k.to_ascii_lowercase().as_str()))

@@ -211,7 +211,7 @@ impl Load {
                     tokio::time::sleep_until(due.into()).await;
                     let now = Instant::now();
                     let skipped = |outcome| Sample { due: due - phase, latency: now - due, from_send: None, outcome };
-                    if now >= end && due < end {
+                    if now >= end {
                         samples.push(skipped(Outcome::NotSent));
                     } else if now >= due + REQUEST_TIMEOUT {
                         samples.push(skipped(Outcome::QueuedOut));
