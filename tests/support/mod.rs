@@ -315,14 +315,12 @@ impl TestApp {
     ) -> Response {
         let origin = self.origin();
         let cookie = cookie.map(|c| self.cookie(c));
+        let given = |names: &[&str]| extra.iter().any(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)));
         let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+        if !given(&["accept"]) {
             headers.push(("Accept", "application/json"));
         }
-        if !extra
-            .iter()
-            .any(|(k, _)| ["origin", "sec-fetch-site", "referer"].contains(&k.to_ascii_lowercase().as_str()))
-        {
+        if !given(&["origin", "sec-fetch-site", "referer"]) {
             headers.push(("Origin", origin.as_str()));
         }
         if let Some(c) = &cookie {
