@@ -4,7 +4,8 @@
 # target/schemathesis-venv) if missing, then runs, on SQLite and PostgreSQL:
 #   fuzz          bad inputs over every public route (≥ 200,000 requests)
 #   signin        500 parallel wrong sign-ins: memory and password checks
-#   overload      5× the measured ingest capacity for 30 s
+#   overload      5× the measured ingest capacity for 30 s, single events
+#   overload-batch  the same with batches of 20 events (POST /v1.1/events)
 #   schemathesis  the OpenAPI description against the server, all checks
 # and then the crash test (kill -9 during ingest, 20 times per backend) and
 # the XSS corpus in Debian's chromium. Every part's report is appended to
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(fuzz signin overload schemathesis crash xss)
+[ ${#parts[@]} -gt 0 ] || parts=(fuzz signin overload overload-batch schemathesis crash xss)
 backend="${BACKEND:-both}"
 results="${RESULTS_DIR:-bench/results}"
 mkdir -p "$results"
@@ -65,6 +66,7 @@ for part in "${parts[@]}"; do
     fuzz) run_part fuzz target/release/reliability fuzz --backend "$backend" --requests "${REQUESTS:-200000}" ;;
     signin) run_part signin target/release/reliability signin --backend "$backend" ;;
     overload) run_part overload target/release/reliability overload --backend "$backend" ;;
+    overload-batch) run_part overload-batch target/release/reliability overload --backend "$backend" --batch 20 ;;
     schemathesis) run_part schemathesis target/release/reliability schemathesis --backend "$backend" --max-examples "${EXAMPLES:-100}" ;;
     crash)
       echo -e "\n## kill -9 during ingest (tests/crash.rs)\n\n\`\`\`" >> "$out"

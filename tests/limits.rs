@@ -345,13 +345,73 @@ async fn ingest_sheds_when_its_bound_is_reached(backend: Backend) {
     assert!(app.state.engine.writer.admit(1).is_none(), "the bound is reached");
     assert_too_many_503(&track("fourth").await);
     assert_eq!(stored().await, 1, "the shed event stored nothing");
+    // Shed before the body is read: a body that is not even JSON gets the
+    // same 503 (a quiet server answers it 400), on both endpoints; a
+    // request without a valid key still gets its 401 first.
+    for path in ["/v1.1/appusers/u1/events", "/v1.1/events"] {
+        assert_too_many_503(&app.request("POST", path, &headers, "{not json").await);
+        let anonymous = app.request("POST", path, &[("Content-Type", "application/json")], "{}").await;
+        assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    }
 
     // Room given back: accepted again at once.
     drop((held, last));
+    for path in ["/v1.1/appusers/u1/events", "/v1.1/events"] {
+        assert_eq!(app.request("POST", path, &headers, "{not json").await.status, 400);
+    }
     assert_eq!(track("fifth").await.status, 201);
     let r = batch(&["sixth", "seventh"]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(stored().await, 4);
+}
+
+/// Many requests that find their key's cache entry stale at once (a busy
+/// backend, every `TTL_MS`) cost one lookup in the database, not one each:
+/// the others wait for that one; the same for an app's whispers. On
+/// PostgreSQL those lookups used to queue for the pool and hold every
+/// request for seconds (RELIABILITY.md).
+async fn stale_caches_are_loaded_once(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = spawn_app(&db, &[]).await;
+    let owner = app.setup_owner().await;
+    let a = shop(&app, &owner, "Shop").await;
+    let state = &app.state;
+    let get = || state.keys.get(&state.store, &state.secrets, state.now(), &a.key_id);
+    assert!(get().await.unwrap().is_some());
+    let before = state.keys.fetches();
+    assert!(get().await.unwrap().is_some());
+    assert_eq!(state.keys.fetches(), before, "fresh: from the cache");
+
+    app.clock.advance_ms(murmur::server::keys::TTL_MS + 1);
+    let all = futures_util::future::join_all((0..50).map(|_| get())).await;
+    for key in all {
+        let key = key.unwrap().expect("the key");
+        assert_eq!(key.app_id, a.app_id);
+    }
+    assert_eq!(state.keys.fetches(), before + 1, "50 requests found it stale; one asked the database");
+
+    // The same for the app's whispers, which every event's plan needs: 50
+    // events at once (one batch) after they were dropped, one load.
+    assert_eq!(create_user(&app, &a.auth(), "u1").await.status, 201);
+    state.engine.whispers_changed(&a.app_id).await;
+    let loads = state.engine.whisper_loads();
+    let events: Vec<Value> = (0..50).map(|i| json!({"userId": "u1", "name": format!("e{}", i % 5)})).collect();
+    let headers = [("Authorization", a.auth()), ("Content-Type", "application/json".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = app.request("POST", "/v1.1/events", &headers, &json!({ "events": events }).to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["results"].as_array().unwrap().iter().all(|e| e["status"] == 201), "{}", r.body);
+    assert_eq!(state.engine.whisper_loads(), loads + 1, "50 events needed the whispers; one load");
+}
+
+#[tokio::test]
+async fn stale_caches_are_loaded_once_on_sqlite() {
+    stale_caches_are_loaded_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn stale_caches_are_loaded_once_on_postgres() {
+    stale_caches_are_loaded_once(Backend::Postgres).await;
 }
 
 /// A shed answer: 503, `Retry-After: 1`, the API's JSON error shape.

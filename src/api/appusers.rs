@@ -185,6 +185,7 @@ pub async fn delete(State(state): State<AppState>, app: ApiApp, Path(params): Pa
 pub async fn track(
     State(state): State<AppState>,
     app: ApiApp,
+    _: EventRoom,
     Path(params): Params,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
@@ -196,6 +197,32 @@ pub async fn track(
     Ok((StatusCode::CREATED, Json(json!({ "event": { "name": name, "createdAt": format_iso8601(at) } }))))
 }
 
+/// Sheds a request that carries events before its body is read when the
+/// writer's gate is already full (`Writer::full`): under overload most
+/// requests are refused, and parsing each one's JSON only to refuse it
+/// took the cores the writer needed. Placed after `ApiApp` (a request
+/// without a valid key still gets its 401) and before the body's
+/// extractor. `admit` still decides for the requests this lets through.
+pub struct EventRoom;
+
+impl axum::extract::FromRequestParts<AppState> for EventRoom {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.engine.writer.full() {
+            return Err(overloaded());
+        }
+        Ok(EventRoom)
+    }
+}
+
+fn overloaded() -> ApiError {
+    ApiError::overloaded(
+        1,
+        "murmur is taking in more events than it can store right now; nothing was stored. Try again in 1 s.",
+    )
+}
+
 /// Room in the writer's queue for `n` events from the REST API, or a 503
 /// (with `Retry-After`; nothing written) when the events in flight are at
 /// their bound (`writer::MAX_ADMITTED_EVENTS`): under overload the API
@@ -204,12 +231,7 @@ pub(crate) fn admit(state: &AppState, n: usize) -> ApiResult<Option<Admission>> 
     if n == 0 {
         return Ok(None);
     }
-    state.engine.writer.admit(n).map(Some).ok_or_else(|| {
-        ApiError::overloaded(
-            1,
-            "murmur is taking in more events than it can store right now; nothing was stored. Try again in 1 s.",
-        )
-    })
+    state.engine.writer.admit(n).map(Some).ok_or_else(overloaded)
 }
 
 /// The most events one batch may carry.
@@ -226,6 +248,7 @@ pub const MAX_BATCH_EVENTS: usize = 1000;
 pub async fn track_batch(
     State(state): State<AppState>,
     app: ApiApp,
+    _: EventRoom,
     JsonBatch(body): JsonBatch,
 ) -> ApiResult<Json<Json_>> {
     let Some(Json_::Array(events)) = body.get("events") else {

@@ -86,6 +86,14 @@ impl Gate {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Whether any further event would be refused now (the bound is
+    /// reached and something is in flight): `admit_at` would refuse every
+    /// `n`, so a caller may shed a request before reading its body.
+    pub fn full(&self) -> bool {
+        let in_flight = self.in_flight();
+        in_flight > 0 && in_flight >= self.limit()
+    }
+
     /// Admits `n` events, or `None` when that would take the events in
     /// flight past the bound (unless none are in flight). Never waits.
     pub fn admit_at(self: &Arc<Self>, n: usize, now: Instant) -> Option<Admission> {
@@ -191,5 +199,23 @@ mod tests {
         let small = gate.admit_at(MIN_ADMITTED_EVENTS, t).expect("the bound's worth");
         assert!(gate.admit_at(1000, t).is_none(), "not alone: refused");
         drop(small);
+    }
+
+    /// `full` says what `admit_at` would do for any `n`: nothing in flight
+    /// is never full (a lone large batch passes), the bound reached is.
+    #[test]
+    fn full_when_every_place_is_taken() {
+        let gate = Arc::new(Gate::default());
+        let now = Instant::now();
+        assert!(!gate.full());
+        let most = gate.admit_at(MAX_ADMITTED_EVENTS - 1, now).expect("room");
+        assert!(!gate.full());
+        let last = gate.admit_at(1, now).expect("the last place");
+        assert!(gate.full());
+        assert!(gate.admit_at(1, now).is_none());
+        drop(last);
+        assert!(!gate.full());
+        drop(most);
+        assert!(!gate.full());
     }
 }

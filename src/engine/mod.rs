@@ -220,6 +220,12 @@ impl Engine {
         self.planner.holds(app_id)
     }
 
+    /// How many times this instance loaded an app's whispers from the
+    /// store (one load however many events find the cached copy stale).
+    pub fn whisper_loads(&self) -> usize {
+        self.planner.loads()
+    }
+
     /// An app's whispers changed: forget them here and on every other instance.
     pub async fn whispers_changed(&self, app_id: &str) {
         self.planner.forget(app_id);

@@ -295,6 +295,9 @@ impl LiveWhisper {
 #[derive(Default)]
 pub struct Planner {
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
+    /// One load of an app's whispers at a time (`crate::refresh`).
+    refreshes: crate::refresh::Refreshes,
+    loads: std::sync::atomic::AtomicUsize,
     /// Some whisper loaded here asks for push (until then, publishing
     /// skips the push check entirely).
     any_push: std::sync::atomic::AtomicBool,
@@ -324,6 +327,17 @@ impl Planner {
         }
     }
 
+    /// The app's whispers if loaded less than `CACHE_TTL` ago.
+    fn cached(&self, app_id: &str) -> Option<Arc<AppWhispers>> {
+        let hit = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned())?;
+        (hit.loaded.elapsed() < CACHE_TTL).then_some(hit)
+    }
+
+    /// How many times an app's whispers were loaded from the store.
+    pub fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the app's whispers are in the cache.
     pub fn holds(&self, app_id: &str) -> bool {
         self.cache.lock().is_ok_and(|c| c.contains_key(app_id))
@@ -348,11 +362,16 @@ impl Planner {
 
     /// The app's active whispers, from the cache or the store.
     pub async fn whispers(&self, store: &Store, app_id: &str) -> StoreResult<Arc<AppWhispers>> {
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned()) {
-            if hit.loaded.elapsed() < CACHE_TTL {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached(app_id) {
+            return Ok(hit);
         }
+        // Every event of a busy app finds the copy stale at once: one of
+        // them loads it, the others wait and take what it loaded.
+        let _load = self.refreshes.one_at_a_time(app_id).await;
+        if let Some(hit) = self.cached(app_id) {
+            return Ok(hit);
+        }
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let loaded = Instant::now();
         let rows = store.active_whispers(app_id).await?;
         let types = store.property_types(app_id).await?;

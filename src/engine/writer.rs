@@ -6,10 +6,11 @@
 //! request is answered only once its write is durable, and a busy server
 //! commits once per batch instead of once per request.
 //!
-//! SQLite: one writer (on a thread of its own) for every kind, so writes
-//! never wait for each other's lock (no busy-timeout sleeps). PostgreSQL:
-//! a few writers share the queue (its commits overlap), and user updates
-//! go straight to the database (measured faster there: BENCHMARKS.md).
+//! The writers run on a thread and a runtime of their own. SQLite: one
+//! writer for every kind, so writes never wait for each other's lock (no
+//! busy-timeout sleeps). PostgreSQL: a few writers share the queue (their
+//! commits overlap) with a pool of their own, and user updates go straight
+//! to the database (measured faster there: BENCHMARKS.md).
 //!
 //! One bad row never fails the rest of its batch: a batch that fails as a
 //! whole is retried job by job, so only the job at fault gets the error.
@@ -112,48 +113,78 @@ fn stopped() -> WriteFailed {
     WriteFailed(Arc::from("the writer stopped"))
 }
 
-/// A writer task: takes everything queued (up to `MAX_BATCH`), writes it,
-/// repeats. With a `window`, a batch whose first job may wait (a widget's
-/// event) waits that long for more to join it.
-fn spawn_writer(
+/// One writer's loop: takes everything queued (up to `MAX_BATCH`), writes
+/// it, repeats. With a `window`, a batch whose first job may wait (a
+/// widget's event) waits that long for more to join it.
+async fn write_loop(
     store: Store,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     window: Option<Duration>,
     metrics: Arc<Metrics>,
-) -> std::io::Result<()> {
-    let sqlite = matches!(store, Store::Sqlite(_));
+) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
+                tokio::time::sleep(window).await;
+            }
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        write(&store, batch, &metrics).await;
+    }
+}
+
+/// Starts `writers` writer loops on a thread and a runtime of their own.
+/// On the server's runtime each of a writer's awaits (every statement of a
+/// batch) queued behind every request task, and under overload the writers
+/// got a tiny share of the cores (RELIABILITY.md, "Overload"); as a thread,
+/// the OS schedules them beside the runtime's workers. On PostgreSQL they
+/// get a pool of their own, opened on that runtime, so that their
+/// connections' wake-ups do not wait for the request runtime either.
+/// Returns once the writers' store is open.
+async fn spawn_writers(
+    store: Store,
+    writers: u32,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    window: Option<Duration>,
+    metrics: Arc<Metrics>,
+) -> Result<(), StoreError> {
+    let (ready, opened) = oneshot::channel::<Result<(), StoreError>>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
     let work = async move {
-        loop {
-            let batch = {
-                let mut rx = rx.lock().await;
-                let Some(first) = rx.recv().await else { return };
-                if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
-                    tokio::time::sleep(window).await;
-                }
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                batch
-            };
-            write(&store, batch, &metrics).await;
+        let store = match store.for_writer_thread(writers).await {
+            Ok(store) => {
+                let _ = ready.send(Ok(()));
+                store
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let loops: Vec<_> = (0..writers)
+            .map(|_| tokio::spawn(write_loop(store.clone(), rx.clone(), window, metrics.clone())))
+            .collect();
+        for one in loops {
+            let _ = one.await;
         }
     };
-    if !sqlite {
-        tokio::spawn(work);
-        return Ok(());
-    }
-    // SQLite's one writer gets a thread and a runtime of its own: on the
-    // server's runtime each of its awaits (every statement of a batch)
-    // queued behind every request task, and under overload it got a tiny
-    // share of the cores (RELIABILITY.md, "Overload"); as a thread, the
-    // OS schedules it beside the runtime's workers.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("murmur-writer".into()).spawn(move || runtime.block_on(work))?;
-    Ok(())
+    std::thread::Builder::new()
+        .name("murmur-writer".into())
+        .spawn(move || runtime.block_on(work))
+        .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+    opened.await.map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
 }
 
 impl Writer {
@@ -175,10 +206,7 @@ impl Writer {
         let rx = Arc::new(Mutex::new(rx));
         let window = (!window.is_zero()).then_some(window);
         if group_commit {
-            for _ in 0..writers {
-                spawn_writer(store.clone(), rx.clone(), window, metrics.clone())
-                    .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-            }
+            spawn_writers(store.clone(), writers, rx, window, metrics.clone()).await?;
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
         let admission = Arc::new(super::admission::Gate::default());
@@ -191,6 +219,13 @@ impl Writer {
     /// are answered: when it is dropped the gate learns how long they took.
     pub fn admit(&self, n: usize) -> Option<Admission> {
         self.admission.admit_at(n, Instant::now())
+    }
+
+    /// Whether the REST API's next event would be shed now (`Gate::full`):
+    /// checked before a request's body is read, so that under overload a
+    /// refusal costs no parsing.
+    pub fn full(&self) -> bool {
+        self.admission.full()
     }
 
     /// The store the writer writes with (SQLite: its held connection).

@@ -187,6 +187,25 @@ impl Store {
         }
     }
 
+    /// The store the writers use on their own runtime (`engine::writer`),
+    /// opened there. SQLite: the writer's held connection (`for_writer`).
+    /// PostgreSQL: a pool of one connection per writer, so that their
+    /// sockets are driven by the writers' runtime, not the requests'.
+    pub async fn for_writer_thread(&self, writers: u32) -> StoreResult<Store> {
+        match self {
+            Store::Sqlite(_) => Ok(self.clone()),
+            Store::Postgres(pool) => Ok(Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(writers)
+                    .min_connections(writers)
+                    .idle_timeout(None)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            )),
+        }
+    }
+
     /// The store `/healthz` uses: one connection of its own, held for the
     /// server's life, so a health check never waits behind the shared pool
     /// (under load every shared connection can be busy for a while).

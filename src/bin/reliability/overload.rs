@@ -29,6 +29,13 @@
 //!    for 10 s on fresh connections (`--concurrency` drivers), while what
 //!    the overload left in flight drains.
 //!
+//! With `--batch N` every request carries N events on the batch endpoint
+//! (`POST /v1.1/events`, users taken in turn) instead: capacity and the
+//! offered load are still counted in events, so the client sends N times
+//! fewer requests for the same overload, which separates what the server
+//! does under overload from how many requests a client sharing its two
+//! cores can write (RELIABILITY.md, "Overload").
+//!
 //! Reported: admitted (2xx) and shed (429/503) counts, errors and timeouts,
 //! time to the first shed answer, p50/p99/max latency of admitted requests,
 //! p99 of shed answers, and how long after the overload until every
@@ -98,6 +105,8 @@ impl Sample {
 struct Load {
     addr: std::net::SocketAddr,
     requests: Vec<Vec<u8>>,
+    /// Events per request (1: the single-event endpoint).
+    batch: usize,
     /// Connections open now, and at most.
     open: AtomicUsize,
     peak_open: AtomicUsize,
@@ -108,18 +117,35 @@ struct Load {
 }
 
 impl Load {
-    fn new(server: &Server, auth: &str) -> Load {
-        let body = br#"{"name":"overload","properties":{"source":"reliability"}}"#;
+    /// Requests of `batch` events each: one event per request on
+    /// `POST /v1.1/appusers/{userId}/events`, or more on the batch endpoint
+    /// `POST /v1.1/events` (users taken in turn).
+    fn new(server: &Server, auth: &str, batch: usize) -> Load {
+        let headers = [("Authorization", auth), ("Content-Type", "application/json")];
         let requests = (0..USERS)
             .map(|u| {
-                let path = format!("/v1.1/appusers/u{u}/events");
-                let headers = [("Authorization", auth), ("Content-Type", "application/json")];
-                encode_request(&server.host(), "POST", &path, &headers, body)
+                if batch == 1 {
+                    let body = br#"{"name":"overload","properties":{"source":"reliability"}}"#;
+                    let path = format!("/v1.1/appusers/u{u}/events");
+                    return encode_request(&server.host(), "POST", &path, &headers, body);
+                }
+                let events: Vec<_> = (0..batch)
+                    .map(|e| {
+                        serde_json::json!({
+                            "userId": format!("u{}", (u + e) % USERS),
+                            "name": "overload",
+                            "properties": {"source": "reliability"},
+                        })
+                    })
+                    .collect();
+                let body = serde_json::json!({ "events": events }).to_string();
+                encode_request(&server.host(), "POST", "/v1.1/events", &headers, body.as_bytes())
             })
             .collect();
         Load {
             addr: server.addr,
             requests,
+            batch,
             open: AtomicUsize::new(0),
             peak_open: AtomicUsize::new(0),
             opened: AtomicUsize::new(0),
@@ -245,6 +271,9 @@ fn latencies(samples: &[Sample], keep: impl Fn(&Sample) -> bool) -> Vec<Duration
 
 struct Report {
     backend: Backend,
+    /// Events per request.
+    batch: usize,
+    /// Events stored per second, closed loop.
     capacity: f64,
     normal_p50: f64,
     normal_p99: f64,
@@ -271,6 +300,12 @@ struct Report {
     shed_p99: f64,
     recovery: Option<Duration>,
     recovery_threshold: f64,
+    /// The recovery phase second by second: the slowest answer, in ms
+    /// (not admitted: infinite).
+    recovery_worst: Vec<f64>,
+    /// The overload second by second: admitted events, and the slowest
+    /// admitted answer in ms.
+    overload_seconds: Vec<(usize, f64)>,
     peak_connections: usize,
     hwm_mib: f64,
 }
@@ -294,6 +329,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
     let capacity_seconds = args.number("capacity-seconds", 10)?;
     let concurrency = args.number("concurrency", 64)? as usize;
     let connections = args.number("connections", 4000)?.max(concurrency as u64) as usize;
+    let batch = batch_size(args)?;
 
     let server = Server::start(Options::new(args.murmur(), backend)).await?;
     let owner = server.setup_owner("Olive Owner", "owner@example.com", "owner password 1").await?;
@@ -308,7 +344,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
             return Err(format!("creating a user answered {}: {}", r.status, r.text()));
         }
     }
-    let load = Arc::new(Load::new(&server, &key.basic()));
+    let load = Arc::new(Load::new(&server, &key.basic(), batch));
 
     // 1. Capacity, closed loop.
     let stored = Arc::new(AtomicUsize::new(0));
@@ -322,7 +358,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
             while Instant::now() < until {
                 let s = load.one(&mut conn, i, Instant::now(), started).await;
                 if s.admitted() {
-                    stored.fetch_add(1, Ordering::Relaxed);
+                    stored.fetch_add(load.batch, Ordering::Relaxed);
                 }
                 i += concurrency;
             }
@@ -334,8 +370,11 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
         return Err(format!("{}: no event was stored while measuring capacity", backend.name()));
     }
 
+    // Rates below are in events per second; the load sends requests.
+    let per_request = batch as f64;
+
     // 2. Normal latency.
-    let normal = load.open_loop(capacity * 0.1, NORMAL, 0, concurrency).await;
+    let normal = load.open_loop(capacity * 0.1 / per_request, NORMAL, 0, concurrency).await;
     let normal_ok = latencies(&normal, Sample::admitted);
     let (normal_p50, normal_p99) = (percentile_ms(&normal_ok, 50.0), percentile_ms(&normal_ok, 99.0));
 
@@ -343,10 +382,10 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
     let offered = capacity * factor;
     let overload_phase = Instant::now();
     let (overload, recovery) = {
-        let over = load.open_loop(offered, Duration::from_secs(seconds), 1_000_000, connections);
+        let over = load.open_loop(offered / per_request, Duration::from_secs(seconds), 1_000_000, connections);
         let after = async {
             tokio::time::sleep_until((overload_phase + Duration::from_secs(seconds)).into()).await;
-            load.open_loop(capacity * 0.1, RECOVERY, 2_000_000, concurrency).await
+            load.open_loop(capacity * 0.1 / per_request, RECOVERY, 2_000_000, concurrency).await
         };
         tokio::join!(over, after)
     };
@@ -377,10 +416,11 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
 
     Ok(Report {
         backend,
+        batch,
         capacity,
         normal_p50,
         normal_p99,
-        offered,
+        offered: offered / per_request,
         sent_rate: sent as f64 / last_send.map_or(1.0, |d| d.as_secs_f64().max(1.0)),
         requests: overload.len(),
         admitted: admitted.len(),
@@ -406,9 +446,36 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
         shed_p99: percentile_ms(&shed, 99.0),
         recovery: recovered_from,
         recovery_threshold: ms(threshold),
+        recovery_worst: (0..RECOVERY.as_secs())
+            .map(|second| {
+                rec.iter()
+                    .filter(|s| s.due.as_secs() == second)
+                    .map(|s| if s.admitted() { ms(s.latency) } else { f64::INFINITY })
+                    .fold(0.0, f64::max)
+            })
+            .collect(),
+        overload_seconds: (0..seconds)
+            .map(|second| {
+                let admitted: Vec<f64> = overload
+                    .iter()
+                    .filter(|s| s.due.as_secs() == second && s.admitted())
+                    .map(|s| ms(s.latency))
+                    .collect();
+                (admitted.len() * batch, admitted.into_iter().fold(0.0, f64::max))
+            })
+            .collect(),
         peak_connections: load.peak_open.load(Ordering::SeqCst),
         hwm_mib,
     })
+}
+
+/// `--batch N`: events per request (default 1, the single-event endpoint;
+/// at most the batch endpoint's limit).
+fn batch_size(args: &Args) -> Result<usize, String> {
+    match args.number("batch", 1)? {
+        n @ 1..=1000 => Ok(n as usize),
+        n => Err(format!("--batch must be 1 to 1000 events, not {n}")),
+    }
 }
 
 pub async fn run(args: &Args) -> Result<bool, String> {
@@ -418,7 +485,11 @@ pub async fn run(args: &Args) -> Result<bool, String> {
     }
     let factor = args.number("factor", 5)?;
     let seconds = args.number("seconds", 30)?;
-    println!("## overload: {factor}× the measured ingest capacity for {seconds} s (single events, open loop)\n");
+    let shape = match batch_size(args)? {
+        1 => "single events".to_string(),
+        n => format!("batches of {n} events on `POST /v1.1/events`"),
+    };
+    println!("## overload: {factor}× the measured ingest capacity for {seconds} s ({shape}, open loop)\n");
     println!("| | {} |", reports.iter().map(|r| r.backend.name()).collect::<Vec<_>>().join(" | "));
     println!("| --- |{}", " ---: |".repeat(reports.len()));
     let row = |label: &str, f: &dyn Fn(&Report) -> String| {
@@ -426,9 +497,18 @@ pub async fn run(args: &Args) -> Result<bool, String> {
     };
     row("capacity (closed loop)", &|r| format!("{:.0} events/s", r.capacity));
     row("normal latency (10 % of capacity) p50 / p99", &|r| format!("{:.1} / {:.1} ms", r.normal_p50, r.normal_p99));
-    row("offered (target / sent)", &|r| format!("{:.0} / {:.0} req/s", r.offered, r.sent_rate));
+    row("offered (target / sent)", &|r| {
+        let events = |req: f64| req * r.batch as f64;
+        format!(
+            "{:.0} / {:.0} req/s ({:.0} / {:.0} events/s)",
+            r.offered,
+            r.sent_rate,
+            events(r.offered),
+            events(r.sent_rate)
+        )
+    });
     row("requests due", &|r| r.requests.to_string());
-    row("admitted (2xx)", &|r| r.admitted.to_string());
+    row("admitted (2xx) requests (events)", &|r| format!("{} ({})", r.admitted, r.admitted * r.batch));
     row("shed 503 / 429", &|r| format!("{} / {}", r.shed_503, r.shed_429));
     row("shed answers by code (every phase)", &|r| r.shed_codes.clone());
     row("shed without Retry-After or JSON body", &|r| r.bad_shed.to_string());
@@ -447,6 +527,14 @@ pub async fn run(args: &Args) -> Result<bool, String> {
     row("recovered (all admitted within 2 × normal p99 + 5 ms) after", &|r| match r.recovery {
         Some(d) => format!("{:.0} ms (bound {:.0} ms)", ms(d), r.recovery_threshold),
         None => format!("not within {} s (bound {:.0} ms)", RECOVERY.as_secs(), r.recovery_threshold),
+    });
+    row("overload, each second: events admitted / slowest admitted (ms)", &|r| {
+        let each = r.overload_seconds.iter().map(|(n, worst)| format!("{n}/{worst:.0}"));
+        each.collect::<Vec<_>>().join(" · ")
+    });
+    row("recovery, slowest answer in each second (ms)", &|r| {
+        let worst = r.recovery_worst.iter().map(|w| if w.is_finite() { format!("{w:.0}") } else { "refused".into() });
+        worst.collect::<Vec<_>>().join(" · ")
     });
     row("client connections open at most / drivers", &|r| format!("{} / {}", r.peak_connections, r.connections));
     row("murmur peak RSS (VmHWM)", &|r| format!("{:.0} MiB", r.hwm_mib));
