@@ -28,8 +28,12 @@ fn bearer(shop: &Shop, claims: Value) -> String {
 }
 
 async fn create_user(app: &TestApp, auth: &str, user_id: &str) -> support::Response {
-    let body = json!({"userId": user_id}).to_string();
-    app.request("POST", "/v1.1/appusers", &[("Authorization", auth), ("Content-Type", "application/json")], &body).await
+    post_json(app, auth, "/v1.1/appusers", &json!({"userId": user_id}).to_string()).await
+}
+
+/// A JSON body posted to the REST API with `auth`.
+async fn post_json(app: &TestApp, auth: &str, path: &str, body: &str) -> support::Response {
+    app.request("POST", path, &[("Authorization", auth), ("Content-Type", "application/json")], body).await
 }
 
 /// A 429 as the issue asks: `Retry-After` in whole seconds and the API's
@@ -396,9 +400,7 @@ async fn stale_caches_are_loaded_once(backend: Backend) {
     state.engine.whispers_changed(&a.app_id).await;
     let loads = state.engine.whisper_loads();
     let events: Vec<Value> = (0..50).map(|i| json!({"userId": "u1", "name": format!("e{}", i % 5)})).collect();
-    let headers = [("Authorization", a.auth()), ("Content-Type", "application/json".to_string())];
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = app.request("POST", "/v1.1/events", &headers, &json!({ "events": events }).to_string()).await;
+    let r = post_json(&app, &a.auth(), "/v1.1/events", &json!({ "events": events }).to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["results"].as_array().unwrap().iter().all(|e| e["status"] == 201), "{}", r.body);
     assert_eq!(state.engine.whisper_loads(), loads + 1, "50 events needed the whispers; one load");

@@ -2,6 +2,7 @@
 //! authenticating a REST call does not cost a query and a decryption every
 //! time. Revoking a key drops it here at once; another instance sees the
 //! revocation within `TTL_MS`.
+//!
 //! An entry is refreshed by one request at a time (`crate::refresh`): the
 //! others that find it stale wait for that one's answer.
 

@@ -446,27 +446,34 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
         shed_p99: percentile_ms(&shed, 99.0),
         recovery: recovered_from,
         recovery_threshold: ms(threshold),
-        recovery_worst: (0..RECOVERY.as_secs())
+        recovery_worst: by_second(&rec, RECOVERY.as_secs())
+            .iter()
             .map(|second| {
-                rec.iter()
-                    .filter(|s| s.due.as_secs() == second)
-                    .map(|s| if s.admitted() { ms(s.latency) } else { f64::INFINITY })
-                    .fold(0.0, f64::max)
+                second.iter().map(|s| if s.admitted() { ms(s.latency) } else { f64::INFINITY }).fold(0.0, f64::max)
             })
             .collect(),
-        overload_seconds: (0..seconds)
+        overload_seconds: by_second(&overload, seconds)
+            .iter()
             .map(|second| {
-                let admitted: Vec<f64> = overload
-                    .iter()
-                    .filter(|s| s.due.as_secs() == second && s.admitted())
-                    .map(|s| ms(s.latency))
-                    .collect();
-                (admitted.len() * batch, admitted.into_iter().fold(0.0, f64::max))
+                let admitted = second.iter().filter(|s| s.admitted());
+                (admitted.clone().count() * batch, admitted.map(|s| ms(s.latency)).fold(0.0, f64::max))
             })
             .collect(),
         peak_connections: load.peak_open.load(Ordering::SeqCst),
         hwm_mib,
     })
+}
+
+/// The samples of a phase by the second they were due in (the first
+/// `seconds` seconds), in one pass.
+fn by_second(samples: &[Sample], seconds: u64) -> Vec<Vec<&Sample>> {
+    let mut out = vec![Vec::new(); seconds as usize];
+    for s in samples {
+        if let Some(second) = out.get_mut(s.due.as_secs() as usize) {
+            second.push(s);
+        }
+    }
+    out
 }
 
 /// `--batch N`: events per request (default 1, the single-event endpoint;
