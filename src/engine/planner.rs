@@ -22,6 +22,7 @@ use crate::{
         whisper::{lookup, ButtonAction, Trigger},
     },
     engine::{explain::EvalSink, office::Schedule},
+    refresh::{Look, Refreshes},
     storage::{
         audience::RowProps, new_id, AppUserRow, DeliveryPlan, EvaluationRecord, NewDelivery, OfficeReply, Planned,
         Received, ServerOnlyNames, Store, StoreResult, UpdatePlan,
@@ -296,7 +297,7 @@ impl LiveWhisper {
 pub struct Planner {
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
     /// One load of an app's whispers at a time (`crate::refresh`).
-    refreshes: crate::refresh::Refreshes,
+    refreshes: Refreshes,
     loads: std::sync::atomic::AtomicUsize,
     /// Some whisper loaded here asks for push (until then, publishing
     /// skips the push check entirely).
@@ -327,12 +328,6 @@ impl Planner {
         }
     }
 
-    /// The app's whispers if loaded less than `CACHE_TTL` ago.
-    fn cached(&self, app_id: &str) -> Option<Arc<AppWhispers>> {
-        let hit = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned())?;
-        (hit.loaded.elapsed() < CACHE_TTL).then_some(hit)
-    }
-
     /// How many times an app's whispers were loaded from the store.
     pub fn loads(&self) -> usize {
         self.loads.load(std::sync::atomic::Ordering::Relaxed)
@@ -361,16 +356,22 @@ impl Planner {
     }
 
     /// The app's active whispers, from the cache or the store.
+    /// Past half its life the copy is refreshed by one request while the
+    /// others keep using it (`crate::refresh`).
     pub async fn whispers(&self, store: &Store, app_id: &str) -> StoreResult<Arc<AppWhispers>> {
-        if let Some(hit) = self.cached(app_id) {
-            return Ok(hit);
-        }
-        // Every event of a busy app finds the copy stale at once: one of
-        // them loads it, the others wait and take what it loaded.
-        let _load = self.refreshes.one_at_a_time(app_id).await;
-        if let Some(hit) = self.cached(app_id) {
-            return Ok(hit);
-        }
+        let look = || {
+            let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned()) else { return Look::Stale };
+            match hit.loaded.elapsed() {
+                age if age < CACHE_TTL / 2 => Look::Fresh(hit),
+                age if age < CACHE_TTL => Look::Aging(hit),
+                _ => Look::Stale,
+            }
+        };
+        self.refreshes.get(app_id, look, || self.load(store, app_id)).await
+    }
+
+    /// Reads the app's active whispers from the store into the cache.
+    async fn load(&self, store: &Store, app_id: &str) -> StoreResult<Arc<AppWhispers>> {
         self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let loaded = Instant::now();
         let rows = store.active_whispers(app_id).await?;

@@ -3,8 +3,8 @@
 //! time. Revoking a key drops it here at once; another instance sees the
 //! revocation within `TTL_MS`.
 //!
-//! An entry is refreshed by one request at a time (`crate::refresh`): the
-//! others that find it stale wait for that one's answer.
+//! An entry is refreshed ahead of its expiry by one request at a time
+//! (`crate::refresh`), so that a busy key is never waited for.
 
 use std::{
     collections::HashMap,
@@ -16,7 +16,7 @@ use std::{
 
 use super::crypto::{api_key_context, SecretBox};
 use crate::{
-    refresh::Refreshes,
+    refresh::{Look, Refreshes},
     storage::{Store, StoreResult},
 };
 
@@ -38,7 +38,10 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// The key, from the cache if fresh, else from the database.
+    /// The key, from the cache while it is within `TTL_MS`, else from the
+    /// database (`crate::refresh`: past half its life one request refreshes
+    /// it while the others keep using it; a missing or expired key is waited
+    /// for, and one request loads it). `None`: no such key.
     pub async fn get(
         &self,
         store: &Store,
@@ -46,16 +49,16 @@ impl KeyCache {
         now: i64,
         key_id: &str,
     ) -> StoreResult<Option<CachedKey>> {
-        if let Some(k) = self.fresh(key_id, now) {
-            return Ok(Some(k));
-        }
-        // One refresh per key at a time; whoever waited for it finds the
-        // entry fresh.
-        let _refresh = self.refreshes.one_at_a_time(key_id).await;
-        // (Fetched while this one waited: possibly at a later `now`.)
-        if let Some(k) = self.cached(key_id).filter(|k| now - k.fetched_at < TTL_MS) {
-            return Ok(Some(k));
-        }
+        let look = || match self.cached(key_id) {
+            Some(k) if now >= k.fetched_at && now - k.fetched_at < TTL_MS / 2 => Look::Fresh(Some(k)),
+            Some(k) if now >= k.fetched_at && now - k.fetched_at < TTL_MS => Look::Aging(Some(k)),
+            _ => Look::Stale,
+        };
+        self.refreshes.get(key_id, look, || self.load(store, secrets, now, key_id)).await
+    }
+
+    /// Reads the key from the database into the cache.
+    async fn load(&self, store: &Store, secrets: &SecretBox, now: i64, key_id: &str) -> StoreResult<Option<CachedKey>> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let Some(row) = store.api_key(key_id).await? else { return Ok(None) };
         let Ok(secret) = secrets.open(&api_key_context(&row.id), &row.secret_enc) else {
@@ -67,11 +70,6 @@ impl KeyCache {
             m.insert(key_id.to_string(), key.clone());
         }
         Ok(Some(key))
-    }
-
-    /// The cached key if it was fetched less than `TTL_MS` before `now`.
-    fn fresh(&self, key_id: &str, now: i64) -> Option<CachedKey> {
-        self.cached(key_id).filter(|k| now - k.fetched_at < TTL_MS && now >= k.fetched_at)
     }
 
     fn cached(&self, key_id: &str) -> Option<CachedKey> {
