@@ -62,6 +62,7 @@ impl Refreshes {
     /// for it then load on their own, at once, rather than one by one.
     pub async fn get<T, E, F, L>(&self, key: &str, look: F, load: impl FnOnce() -> L) -> Result<T, E>
     where
+        E: std::fmt::Display,
         F: Fn() -> Look<T>,
         L: Future<Output = Result<T, E>>,
     {
@@ -74,7 +75,15 @@ impl Refreshes {
                 let Ok(_loading) = lock.try_write() else { return Ok(v) };
                 match look() {
                     Look::Fresh(v) => Ok(v),
-                    Look::Aging(_) | Look::Stale => load().await,
+                    // A refresh that fails does not fail the request: the
+                    // copy is still good, and the next request tries again.
+                    Look::Aging(_) | Look::Stale => match load().await {
+                        Ok(fresh) => Ok(fresh),
+                        Err(e) => {
+                            tracing::warn!(key, error = %e, "refreshing a cached entry failed; using the copy");
+                            Ok(v)
+                        }
+                    },
                 }
             }
             Look::Stale => {
@@ -124,7 +133,7 @@ mod tests {
             }
         }
         /// A load that ends when `done` fires, storing value 2, fresh.
-        async fn load(&self, done: impl Future<Output = ()>) -> Result<u32, ()> {
+        async fn load(&self, done: impl Future<Output = ()>) -> Result<u32, &'static str> {
             self.loads.fetch_add(1, Ordering::Relaxed);
             done.await;
             *self.state.lock().unwrap() = (2, 0);
@@ -168,14 +177,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_refresh_of_an_aging_entry_gives_the_copy() {
+        let (cell, r) = (Cell::new(1), Refreshes::default());
+        let failing = || async { Err::<u32, &str>("the database is away") };
+        assert_eq!(r.get("k", || cell.look(), failing).await, Ok(1));
+        // A stale entry has no copy to give: the error goes to the caller.
+        *cell.state.lock().unwrap() = (1, 2);
+        assert_eq!(r.get("k", || cell.look(), failing).await, Err("the database is away"));
+    }
+
+    #[tokio::test]
     async fn an_entry_no_load_makes_fresh_is_loaded_by_each_at_once() {
         let (cell, r) = (Cell::new(2), Refreshes::default());
         let unknown = || async {
             cell.loads.fetch_add(1, Ordering::Relaxed);
-            Err::<u32, ()>(())
+            Err::<u32, &str>("no such key")
         };
-        assert_eq!(r.get("k", || cell.look(), unknown).await, Err(()));
-        assert_eq!(r.get("k", || cell.look(), unknown).await, Err(()));
+        assert_eq!(r.get("k", || cell.look(), unknown).await, Err("no such key"));
+        assert_eq!(r.get("k", || cell.look(), unknown).await, Err("no such key"));
         assert_eq!(cell.loads.load(Ordering::Relaxed), 2);
     }
 }

@@ -296,7 +296,7 @@ impl LiveWhisper {
 #[derive(Default)]
 pub struct Planner {
     cache: Mutex<HashMap<String, Arc<AppWhispers>>>,
-    /// One load of an app's whispers at a time (`crate::refresh`).
+    /// How the cached whispers are refreshed (`crate::refresh`).
     refreshes: Refreshes,
     loads: std::sync::atomic::AtomicUsize,
     /// Some whisper loaded here asks for push (until then, publishing
