@@ -6,7 +6,8 @@
 //!
 //! 1. **Capacity**: `--concurrency` (default 64) closed-loop keep-alive
 //!    clients for `--capacity-seconds` (default 10): events stored per second.
-//! 2. **Normal latency**: an open-loop load of 10 % of capacity for 10 s (as long as the recovery phase).
+//! 2. **Normal latency**: an open-loop load of 10 % of capacity for 10 s
+//!    (as long as the recovery phase).
 //! 3. **Overload**: `--factor` (default 5) × capacity, open loop, for
 //!    `--seconds` (default 30): request *i* is due at *i / rate* whatever
 //!    happened to the others. The client stands for several backends
@@ -386,11 +387,7 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
     // The normal phase's slowest second, by its p99.
     let normal_worst_p99 = by_second(&normal, NORMAL.as_secs())
         .iter()
-        .map(|second| {
-            let mut l: Vec<Duration> = second.iter().filter(|s| s.admitted()).map(|s| s.latency).collect();
-            l.sort();
-            percentile_ms(&l, 99.0)
-        })
+        .map(|second| p99_ms(second.iter().filter(|s| s.admitted())))
         .fold(0.0, f64::max);
 
     // 3. Overload, then 4. recovery as soon as the last overload request is due.
@@ -461,10 +458,8 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
         recovery_seconds: by_second(&rec, RECOVERY.as_secs())
             .iter()
             .map(|second| {
-                let refused = second.iter().any(|s| !s.admitted());
-                let mut l: Vec<Duration> = second.iter().map(|s| s.latency).collect();
-                l.sort();
-                (refused, percentile_ms(&l, 99.0), l.last().map_or(0.0, |d| ms(*d)))
+                let worst = second.iter().map(|s| ms(s.latency)).fold(0.0, f64::max);
+                (second.iter().any(|s| !s.admitted()), p99_ms(second.iter()), worst)
             })
             .collect(),
         overload_seconds: by_second(&overload, seconds)
@@ -484,18 +479,14 @@ async fn one(args: &Args, backend: Backend) -> Result<Report, String> {
 /// request was refused or the p99 was over `bound`, the due time of the
 /// request after that second's last refused or over-bound one; zero if no
 /// second was; `None` if the last second was. Seconds are compared as p99
-/// against `bound` (from the p99 of the normal phase's slowest second), not by their
-/// slowest answer: over thousands of answers the slowest one is well past
-/// the p99 even with no load at all (the normal phase's own slowest answer
-/// is reported beside it).
+/// against `bound` (from the p99 of the normal phase's slowest second), not
+/// by their slowest answer: over thousands of answers the slowest one is
+/// well past the p99 even with no load at all (the normal phase's own
+/// slowest answer is reported beside it).
 fn recovered_after(samples: &[Sample], bound: Duration, seconds: u64) -> Option<Duration> {
     let good = |s: &Sample| s.admitted() && s.latency <= bound;
     let windows = by_second(samples, seconds);
-    let bad = |w: &Vec<&Sample>| {
-        let mut l: Vec<Duration> = w.iter().map(|s| s.latency).collect();
-        l.sort();
-        w.iter().any(|s| !s.admitted()) || percentile_ms(&l, 99.0) > ms(bound)
-    };
+    let bad = |w: &Vec<&Sample>| w.iter().any(|s| !s.admitted()) || p99_ms(w.iter()) > ms(bound);
     let Some(last) = windows.iter().rposition(bad) else { return Some(Duration::ZERO) };
     if last + 1 == windows.len() {
         return None;
@@ -503,6 +494,13 @@ fn recovered_after(samples: &[Sample], bound: Duration, seconds: u64) -> Option<
     let w = &windows[last];
     let k = w.iter().rposition(|s| !good(s)).expect("a bad second has a bad request");
     Some(w.get(k + 1).map_or(Duration::from_secs(last as u64 + 1), |s| s.due))
+}
+
+/// The p99 latency of some samples, in ms (0 if none).
+fn p99_ms<'a>(samples: impl Iterator<Item = &'a &'a Sample>) -> f64 {
+    let mut l: Vec<Duration> = samples.map(|s| s.latency).collect();
+    l.sort();
+    percentile_ms(&l, 99.0)
 }
 
 /// The samples of a phase by the second they were due in (the first
