@@ -77,13 +77,16 @@ impl Refreshes {
                     Look::Fresh(v) => Ok(v),
                     // A refresh that fails does not fail the request: the
                     // copy is still good, and the next request tries again.
-                    Look::Aging(_) | Look::Stale => match load().await {
+                    Look::Aging(copy) => match load().await {
                         Ok(fresh) => Ok(fresh),
                         Err(e) => {
                             tracing::warn!(key, error = %e, "refreshing a cached entry failed; using the copy");
-                            Ok(v)
+                            Ok(copy)
                         }
                     },
+                    // Dropped meanwhile (a revoked key, a changed whisper):
+                    // no copy to fall back on.
+                    Look::Stale => load().await,
                 }
             }
             Look::Stale => {
@@ -184,6 +187,14 @@ mod tests {
         // A stale entry has no copy to give: the error goes to the caller.
         *cell.state.lock().unwrap() = (1, 2);
         assert_eq!(r.get("k", || cell.look(), failing).await, Err("the database is away"));
+        // Nor has one dropped between the first look and the refresh (a
+        // revoked key): its old copy is not given either.
+        let looks = AtomicUsize::new(0);
+        let dropped = || match looks.fetch_add(1, Ordering::Relaxed) {
+            0 => Look::Aging(1),
+            _ => Look::Stale,
+        };
+        assert_eq!(r.get("k", dropped, failing).await, Err("the database is away"));
     }
 
     #[tokio::test]
