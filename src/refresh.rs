@@ -19,6 +19,7 @@
 use std::{
     future::Future,
     hash::{DefaultHasher, Hash, Hasher},
+    time::Duration,
 };
 
 use tokio::sync::RwLock;
@@ -36,6 +37,18 @@ pub enum Look<T> {
     Aging(T),
     /// Missing, or past its life: it must be loaded.
     Stale,
+}
+
+impl<T> Look<T> {
+    /// What a cached `value` is at `age` (`None`: from a later time than
+    /// now, as when a clock went back) for an entry that lives `life`.
+    pub fn of(value: T, age: Option<Duration>, life: Duration) -> Look<T> {
+        match age {
+            Some(age) if age < life / 2 => Look::Fresh(value),
+            Some(age) if age < life => Look::Aging(value),
+            _ => Look::Stale,
+        }
+    }
 }
 
 pub struct Refreshes {
@@ -90,15 +103,15 @@ impl Refreshes {
                 }
             }
             Look::Stale => {
-                if let Ok(_loading) = lock.try_write() {
-                    return match look() {
-                        Look::Fresh(v) | Look::Aging(v) => Ok(v),
-                        Look::Stale => load().await,
-                    };
-                }
-                // A load is under way: wait for its end, with everyone
-                // else who waits for it.
-                drop(lock.read().await);
+                // Load it, or if a load is under way wait for its end, with
+                // everyone else who waits for it.
+                let _loading = match lock.try_write() {
+                    Ok(loading) => Some(loading),
+                    Err(_) => {
+                        drop(lock.read().await);
+                        None
+                    }
+                };
                 match look() {
                     Look::Fresh(v) | Look::Aging(v) => Ok(v),
                     Look::Stale => load().await,

@@ -361,11 +361,8 @@ impl Planner {
     pub async fn whispers(&self, store: &Store, app_id: &str) -> StoreResult<Arc<AppWhispers>> {
         let look = || {
             let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(app_id).cloned()) else { return Look::Stale };
-            match hit.loaded.elapsed() {
-                age if age < CACHE_TTL / 2 => Look::Fresh(hit),
-                age if age < CACHE_TTL => Look::Aging(hit),
-                _ => Look::Stale,
-            }
+            let age = hit.loaded.elapsed();
+            Look::of(hit, Some(age), CACHE_TTL)
         };
         self.refreshes.get(app_id, look, || self.load(store, app_id)).await
     }

@@ -12,6 +12,7 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Mutex,
     },
+    time::Duration,
 };
 
 use super::crypto::{api_key_context, SecretBox};
@@ -50,9 +51,11 @@ impl KeyCache {
         key_id: &str,
     ) -> StoreResult<Option<CachedKey>> {
         let look = || match self.cached(key_id) {
-            Some(k) if now >= k.fetched_at && now - k.fetched_at < TTL_MS / 2 => Look::Fresh(Some(k)),
-            Some(k) if now >= k.fetched_at && now - k.fetched_at < TTL_MS => Look::Aging(Some(k)),
-            _ => Look::Stale,
+            Some(k) => {
+                let age = u64::try_from(now - k.fetched_at).ok().map(Duration::from_millis);
+                Look::of(Some(k), age, Duration::from_millis(TTL_MS as u64))
+            }
+            None => Look::Stale,
         };
         self.refreshes.get(key_id, look, || self.load(store, secrets, now, key_id)).await
     }
