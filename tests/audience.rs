@@ -11,7 +11,10 @@ use murmur::{
         conditions::{matches_all, Condition, Operator},
         properties::{builtin, PropType, Version, BUILTINS},
     },
-    storage::{audience::RowProps, AppRow, NewAppUser, Store},
+    storage::{
+        audience::{RowProps, SortKey, UserListQuery},
+        AppRow, AppUserChanges, NewAppUser, Store,
+    },
 };
 use serde_json::{json, Map};
 use support::{Backend, TestDb, START_MS};
@@ -126,6 +129,9 @@ async fn agree(store: &Store, seed: u64) {
     let catalog: HashMap<String, PropType> = CUSTOM.iter().map(|(n, t)| (n.to_string(), *t)).collect();
     let lookup = |name: &str| catalog.get(name).copied();
     for round in 0..400 {
+        if round == 200 {
+            change_some(store, &mut rng, app_id, &types, &mut rows).await;
+        }
         let n = rng.below(4) as usize;
         let conditions: Vec<Condition> = (0..n).map(|_| random_condition(&mut rng)).collect();
         let checked = match conditions.iter().map(|c| c.check(lookup)).collect::<Result<Vec<_>, _>>() {
@@ -147,8 +153,60 @@ async fn agree(store: &Store, seed: u64) {
             store.backend_name()
         );
         assert_eq!(store.count_audience(app_id, &checked, now).await.unwrap(), in_sql.len() as i64);
+        // The users list reads app_users itself, whatever the counts read.
+        let q = UserListQuery {
+            app_id,
+            search: "",
+            conditions: &checked,
+            now,
+            sort: SortKey::SignedUp,
+            descending: true,
+            after: None,
+            limit: 500,
+        };
+        let listed: BTreeSet<String> = store.list_users(&q).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(in_memory, listed, "the list disagrees (seed {seed}, round {round}) on {conditions:?}");
+        assert_eq!(store.count_users(&q).await.unwrap(), in_sql.len() as i64);
     }
     assert!(builtin("firstName").is_some());
+}
+
+/// Halfway, a third of the users change (properties set, changed and
+/// removed; platform; last seen) and a tenth are deleted, so the counts'
+/// narrow table must follow every kind of write.
+async fn change_some(
+    store: &Store,
+    rng: &mut Rng,
+    app_id: &str,
+    types: &[(String, &'static str)],
+    rows: &mut Vec<murmur::storage::AppUserRow>,
+) {
+    let mut kept = Vec::new();
+    for (i, row) in std::mem::take(rows).into_iter().enumerate() {
+        if i % 10 == 3 {
+            assert!(store.delete_app_user(app_id, &row.id).await.unwrap());
+            continue;
+        }
+        if i % 3 != 0 {
+            kept.push(row);
+            continue;
+        }
+        let fresh = random_user(rng, app_id, i);
+        let mut properties = fresh.properties.clone();
+        for (name, _) in CUSTOM {
+            if !properties.contains_key(*name) && rng.chance(50) {
+                properties.insert(name.to_string(), json!(null));
+            }
+        }
+        let changes = AppUserChanges {
+            platform: Some(fresh.platform.clone()),
+            properties,
+            last_seen_at: rng.chance(50).then(|| START_MS - rng.below(10 * DAY as u64) as i64),
+            ..Default::default()
+        };
+        kept.push(store.update_app_user(app_id, &row.id, &changes, types, 100, START_MS).await.unwrap());
+    }
+    *rows = kept;
 }
 
 #[tokio::test]
@@ -175,4 +233,109 @@ async fn values_are_bound_never_spliced() {
     let compiled = store.compile_conditions(&[checked], START_MS, 2);
     assert!(!compiled.sql.contains(evil), "{}", compiled.sql);
     assert_eq!(compiled.params.len(), 1);
+}
+
+/// A user with only an id and custom properties.
+fn plain_user(app_id: &str, id: &str, properties: Map<String, serde_json::Value>) -> NewAppUser {
+    NewAppUser {
+        id: id.into(),
+        app_id: app_id.into(),
+        user_id: Some(format!("user-{id}")),
+        given_name: None,
+        surname: None,
+        email: None,
+        signed_up_at: START_MS - DAY,
+        app_version: None,
+        app_version_key: None,
+        platform: None,
+        properties,
+        now: START_MS,
+    }
+}
+
+/// The counts' narrow table (`user_filters`, migration 0018): the first 16
+/// catalog names get a slot; a name past them is counted from `app_users`;
+/// a value stored before its name was registered (an anonymous widget)
+/// reaches the slot when the name is registered; and the counts really
+/// read the narrow table.
+async fn narrow_table_follows_the_catalog(store: &Store) {
+    use murmur::storage::PendingUpdate;
+    let app_id = "0123456789abcdef01234568";
+    store
+        .insert_app(&AppRow { id: app_id.into(), name: "B".into(), identity_secret_enc: vec![0], created_at: 0 }, &[])
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..18).map(|i| format!("n{i:02}")).collect();
+    let types: Vec<(String, &'static str)> = names.iter().map(|n| (n.clone(), "text")).collect();
+    let catalog = |n: &str| n.starts_with('n').then_some(PropType::Text).or((n == "late").then_some(PropType::Text));
+    let is = |name: &str, value: &str| {
+        Condition { property: name.into(), operator: Operator::Is, value: value.into() }.check(catalog).unwrap()
+    };
+    for i in 0..6 {
+        let mut props = Map::new();
+        for n in &names {
+            props.insert(n.clone(), json!(if i % 2 == 0 { "even" } else { "odd" }));
+        }
+        store.create_app_user(&plain_user(app_id, &format!("u{i}"), props), &types).await.unwrap();
+    }
+    // n00..n15 have slots, n16 and n17 do not: both are counted right.
+    for n in ["n00", "n15", "n16", "n17"] {
+        assert_eq!(store.count_audience(app_id, &[is(n, "even")], START_MS).await.unwrap(), 3, "{n}");
+    }
+    // Counts read the narrow table: blank a slot there and only they change.
+    let blank = "UPDATE user_filters SET p0 = NULL WHERE id = 'u0'";
+    match store {
+        Store::Sqlite(pool) => sqlx::query(blank).execute(pool).await.map(|_| ()),
+        Store::Postgres(pool) => sqlx::query(blank).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+    assert_eq!(store.count_audience(app_id, &[is("n00", "even")], START_MS).await.unwrap(), 2);
+    assert_eq!(store.count_audience(app_id, &[is("n16", "even")], START_MS).await.unwrap(), 3);
+
+    // In an app with free slots, an anonymous widget stores `late` on u1
+    // without registering it; the backend then registers it on u2.
+    let app_id = "0123456789abcdef01234569";
+    store
+        .insert_app(&AppRow { id: app_id.into(), name: "C".into(), identity_secret_enc: vec![0], created_at: 0 }, &[])
+        .await
+        .unwrap();
+    for i in 1..3 {
+        store.create_app_user(&plain_user(app_id, &format!("c{i}"), Map::new()), &[]).await.unwrap();
+    }
+    let update = |user: &str, fix: bool| PendingUpdate {
+        app_id: app_id.into(),
+        user_ref: user.into(),
+        changes: AppUserChanges {
+            properties: [("late".to_string(), json!("yes"))].into_iter().collect(),
+            ..Default::default()
+        },
+        types: vec![("late".into(), "text")],
+        max_properties: 100,
+        fix_types: fix,
+        max_catalog: 100,
+        now: START_MS,
+    };
+    for out in store.update_app_users_batch(&[update("c1", false)], vec![None]).await.unwrap() {
+        out.unwrap();
+    }
+    assert!(!store.property_types(app_id).await.unwrap().contains_key("late"));
+    for out in store.update_app_users_batch(&[update("c2", true)], vec![None]).await.unwrap() {
+        out.unwrap();
+    }
+    let late = [is("late", "yes")];
+    assert_eq!(store.audience_ids(app_id, &late, START_MS).await.unwrap(), vec!["c1".to_string(), "c2".to_string()]);
+}
+
+#[tokio::test]
+async fn narrow_table_follows_the_catalog_on_sqlite() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    narrow_table_follows_the_catalog(&db.store().await).await;
+}
+
+#[tokio::test]
+async fn narrow_table_follows_the_catalog_on_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let store = db.store().await;
+    narrow_table_follows_the_catalog(&store).await;
+    store.close().await;
 }

@@ -41,14 +41,46 @@ enum Dialect {
     Postgres,
 }
 
-struct Compiler {
+/// Where a compiled condition reads its columns: `u` is `app_users` (every
+/// column, custom properties from the JSON) or `user_filters` (the narrow
+/// table of migration 0018: the built-ins in `FILTER_COLUMNS`, and each
+/// custom property that has a catalog slot from its slot column).
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Users,
+    Filters(&'a HashMap<String, i64>),
+}
+
+/// The built-in columns `user_filters` carries.
+const FILTER_COLUMNS: &[&str] = &["signed_up_at", "last_seen_at", "app_version_key", "platform"];
+
+/// The column a built-in condition reads (versions compare through their
+/// sortable key column).
+fn builtin_column(c: &Checked, b: &Builtin) -> &'static str {
+    if c.ty == PropType::Version {
+        "app_version_key"
+    } else {
+        b.column
+    }
+}
+
+/// Whether `user_filters` with these slots can answer every condition.
+fn filters_cover(conditions: &[Checked], slots: &HashMap<String, i64>) -> bool {
+    conditions.iter().all(|c| match &c.target {
+        Target::Builtin(b) => FILTER_COLUMNS.contains(&builtin_column(c, b)),
+        Target::Custom(name) => slots.contains_key(name),
+    })
+}
+
+struct Compiler<'a> {
     dialect: Dialect,
+    source: Source<'a>,
     params: Vec<Param>,
     /// Number of the first parameter this compiler may use.
     offset: usize,
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn bind(&mut self, p: Param) -> String {
         let cast = match (&p, self.dialect) {
             (_, Dialect::Sqlite) => "",
@@ -62,23 +94,30 @@ impl Compiler {
 
     /// The SQL expression for the property a condition reads.
     fn value_expr(&mut self, c: &Checked) -> String {
-        match (&c.target, self.dialect) {
-            // Versions compare through their sortable key column.
-            (Target::Builtin(_), _) if c.ty == PropType::Version => "u.app_version_key".to_string(),
-            (Target::Builtin(b), _) => format!("u.{}", b.column),
-            (Target::Custom(name), Dialect::Sqlite) => {
+        let cast = match (c.ty, self.dialect) {
+            (_, Dialect::Sqlite) | (PropType::Text | PropType::Version, _) => "",
+            (PropType::Number, Dialect::Postgres) => "::float8",
+            (PropType::Date, Dialect::Postgres) => "::bigint",
+            (PropType::Boolean, Dialect::Postgres) => "::boolean",
+        };
+        let name = match &c.target {
+            Target::Builtin(b) => return format!("u.{}", builtin_column(c, b)),
+            Target::Custom(name) => name,
+        };
+        if let Source::Filters(slots) = self.source {
+            if let Some(slot) = slots.get(name) {
+                // The slot holds what the JSON expression below gives.
+                return format!("(u.p{slot}){cast}");
+            }
+        }
+        match self.dialect {
+            Dialect::Sqlite => {
                 // Names are letters, digits, '_' and '-' (checked on write).
                 let path = self.bind(Param::Text(format!("$.\"{name}\"")));
                 format!("json_extract(u.properties, {path})")
             }
-            (Target::Custom(name), Dialect::Postgres) => {
+            Dialect::Postgres => {
                 let key = self.bind(Param::Text(name.clone()));
-                let cast = match c.ty {
-                    PropType::Number => "::float8",
-                    PropType::Date => "::bigint",
-                    PropType::Boolean => "::boolean",
-                    PropType::Text | PropType::Version => "",
-                };
                 format!("(u.properties->>{key}){cast}")
             }
         }
@@ -135,14 +174,25 @@ pub struct Compiled {
     pub params: Vec<Param>,
 }
 
+/// Where an audience query reads its users: the table (aliased `u`) and
+/// the conditions compiled for it.
+struct Scan {
+    table: &'static str,
+    compiled: Compiled,
+}
+
 impl Store {
-    /// Compiles conditions for this store's dialect.
+    /// Compiles conditions for this store's dialect, over `app_users u`.
     pub fn compile_conditions(&self, conditions: &[Checked], now: i64, first: usize) -> Compiled {
+        self.compile_from(Source::Users, conditions, now, first)
+    }
+
+    fn compile_from(&self, source: Source<'_>, conditions: &[Checked], now: i64, first: usize) -> Compiled {
         let dialect = match self {
             Store::Sqlite(_) => Dialect::Sqlite,
             Store::Postgres(_) => Dialect::Postgres,
         };
-        let mut c = Compiler { dialect, params: Vec::new(), offset: first };
+        let mut c = Compiler { dialect, source, params: Vec::new(), offset: first };
         // Typed columns first: SQLite tests ANDed terms in order, so the
         // JSON of a row is read only if the cheap tests pass.
         let mut ordered: Vec<&Checked> = conditions.iter().collect();
@@ -152,12 +202,42 @@ impl Store {
         Compiled { sql, params: c.params }
     }
 
+    /// The narrowest table that answers these conditions for the app:
+    /// `user_filters` when every condition reads a column or slot it has,
+    /// else `app_users`. Each call compiles with `compile` (once per
+    /// moment, for the forecast) so both tables share one compiler.
+    async fn audience_scan(
+        &self,
+        app_id: &str,
+        conditions: &[Checked],
+        compile: impl Fn(&Store, Source<'_>) -> Compiled,
+    ) -> StoreResult<Scan> {
+        let custom = conditions.iter().any(|c| matches!(c.target, Target::Custom(_)));
+        let slots: HashMap<String, i64> = if custom {
+            with_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(
+                "SELECT name, CAST(slot AS BIGINT) FROM property_catalog WHERE app_id = $1 AND slot IS NOT NULL",
+            )
+            .bind(app_id)
+            .fetch_all(pool)
+            .await?)
+            .into_iter()
+            .collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(if filters_cover(conditions, &slots) {
+            Scan { table: "user_filters", compiled: compile(self, Source::Filters(&slots)) }
+        } else {
+            Scan { table: "app_users", compiled: compile(self, Source::Users) }
+        })
+    }
+
     /// How many of the app's users match all conditions at `now`.
     pub async fn count_audience(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<i64> {
-        let compiled = self.compile_conditions(conditions, now, 2);
-        let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", compiled.sql);
+        let scan = self.audience_scan(app_id, conditions, |s, src| s.compile_from(src, conditions, now, 2)).await?;
+        let sql = format!("SELECT COUNT(*) FROM {} u WHERE u.app_id = $1 AND {}", scan.table, scan.compiled.sql);
         Ok(with_pool!(self, pool => {
-            bind_params!(sqlx::query_scalar::<_, i64>(&sql).bind(app_id), compiled.params).fetch_one(pool).await?
+            bind_params!(sqlx::query_scalar::<_, i64>(&sql).bind(app_id), scan.compiled.params).fetch_one(pool).await?
         }))
     }
 
@@ -172,35 +252,41 @@ impl Store {
         days: i64,
     ) -> StoreResult<Vec<i64>> {
         const DAY: i64 = 86_400_000;
-        let mut params = Vec::new();
-        let mut sets = Vec::new();
-        for d in 0..=days {
-            let c = self.compile_conditions(conditions, now + d * DAY, 2 + params.len());
-            sets.push(c.sql);
-            params.extend(c.params);
-        }
-        let sums: Vec<String> = (1..sets.len())
-            .map(|d| {
-                format!(
-                    "COALESCE(SUM(CASE WHEN ({}) AND NOT COALESCE(({}), FALSE) THEN 1 ELSE 0 END), 0)",
-                    sets[d],
-                    sets[d - 1]
-                )
+        let scan = self
+            .audience_scan(app_id, conditions, |s, src| {
+                let mut params = Vec::new();
+                let mut sets = Vec::new();
+                for d in 0..=days {
+                    let c = s.compile_from(src, conditions, now + d * DAY, 2 + params.len());
+                    sets.push(c.sql);
+                    params.extend(c.params);
+                }
+                let sums: Vec<String> = (1..sets.len())
+                    .map(|d| {
+                        format!(
+                            "COALESCE(SUM(CASE WHEN ({}) AND NOT COALESCE(({}), FALSE) THEN 1 ELSE 0 END), 0)",
+                            sets[d],
+                            sets[d - 1]
+                        )
+                    })
+                    .collect();
+                Compiled { sql: sums.join(", "), params }
             })
-            .collect();
-        let sql = format!("SELECT {} FROM app_users u WHERE u.app_id = $1", sums.join(", "));
+            .await?;
+        let sql = format!("SELECT {} FROM {} u WHERE u.app_id = $1", scan.compiled.sql, scan.table);
         Ok(with_pool!(self, pool => {
-            let row = bind_params!(sqlx::query(&sql).bind(app_id), params).fetch_one(pool).await?;
+            let row = bind_params!(sqlx::query(&sql).bind(app_id), scan.compiled.params).fetch_one(pool).await?;
             (0..days as usize).map(|i| sqlx::Row::try_get::<i64, _>(&row, i)).collect::<Result<Vec<i64>, _>>()?
         }))
     }
 
     /// The ids of the app's users who match, in id order.
     pub async fn audience_ids(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<Vec<String>> {
-        let compiled = self.compile_conditions(conditions, now, 2);
-        let sql = format!("SELECT u.id FROM app_users u WHERE u.app_id = $1 AND {} ORDER BY u.id", compiled.sql);
+        let scan = self.audience_scan(app_id, conditions, |s, src| s.compile_from(src, conditions, now, 2)).await?;
+        let sql =
+            format!("SELECT u.id FROM {} u WHERE u.app_id = $1 AND {} ORDER BY u.id", scan.table, scan.compiled.sql);
         Ok(with_pool!(self, pool => {
-            bind_params!(sqlx::query_scalar::<_, String>(&sql).bind(app_id), compiled.params).fetch_all(pool).await?
+            bind_params!(sqlx::query_scalar::<_, String>(&sql).bind(app_id), scan.compiled.params).fetch_all(pool).await?
         }))
     }
 }
@@ -326,6 +412,9 @@ impl Store {
 
     /// Users matching the list's filter and search (the live count).
     pub async fn count_users(&self, q: &UserListQuery<'_>) -> StoreResult<i64> {
+        if q.search.trim().is_empty() {
+            return self.count_audience(q.app_id, q.conditions, q.now).await;
+        }
         let f = self.user_filter(q);
         let sql = format!("SELECT COUNT(*) FROM app_users u WHERE u.app_id = $1 AND {}", f.sql);
         Ok(with_pool!(self, pool => {

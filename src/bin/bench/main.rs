@@ -153,6 +153,17 @@ async fn seed(store: &Store, n: usize, now: i64) -> Duration {
         )
         .await
         .unwrap();
+    // The seeded custom properties are in the app's catalog, as the write
+    // path would have put them (each gets a slot in `user_filters`).
+    scheduler::exec(
+        store,
+        &format!(
+            "INSERT INTO property_catalog (app_id, name, ty, created_at) VALUES \
+             ('{APP_ID}', 'plan', 'text', {now}), ('{APP_ID}', 'seats', 'number', {now}), \
+             ('{APP_ID}', 'vip', 'boolean', {now}) ON CONFLICT DO NOTHING"
+        ),
+    )
+    .await;
     let mut rng = Rng(0x5EED);
     let versions = ["1.9", "2.0", "2.9", "2.10", "2.11.1", "3.0", "3.1"];
     let plans = ["free", "free", "free", "bronze", "silver", "silver", "gold"];
