@@ -43,45 +43,68 @@ CREATE TABLE user_filters (
     PRIMARY KEY (app_id, id)
 ) WITHOUT ROWID;
 
--- The one place a user's filter row is computed: inserting (app_id, id)
--- into this view rebuilds that row from app_users and the catalog's slots.
-CREATE VIEW user_filters_refresh AS SELECT app_id, id FROM app_users WHERE 0;
+-- The one place a user's filter row is computed: inserting a user's
+-- filtered columns into this view writes that user's row, from them and
+-- the catalog's slots (in place when the row exists).
+CREATE VIEW user_filters_refresh AS
+    SELECT app_id, id, signed_up_at, last_seen_at, app_version_key, platform, properties FROM app_users WHERE 0;
 CREATE TRIGGER user_filters_refresh INSTEAD OF INSERT ON user_filters_refresh BEGIN
-    DELETE FROM user_filters WHERE app_id = new.app_id AND id = new.id;
     INSERT INTO user_filters (app_id, id, signed_up_at, last_seen_at, app_version_key, platform, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15)
-    SELECT u.app_id, u.id, u.signed_up_at, u.last_seen_at, u.app_version_key, u.platform,
-           max(CASE c.slot WHEN 0 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 1 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 2 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 3 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 4 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 5 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 6 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 7 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 8 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 9 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 10 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 11 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 12 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 13 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 14 THEN json_extract(u.properties, '$."' || c.name || '"') END),
-           max(CASE c.slot WHEN 15 THEN json_extract(u.properties, '$."' || c.name || '"') END)
-    FROM app_users u LEFT JOIN property_catalog c ON c.app_id = u.app_id AND c.slot IS NOT NULL
-    WHERE u.id = new.id AND u.app_id = new.app_id
-    GROUP BY u.app_id, u.id;
+    SELECT new.app_id, new.id, new.signed_up_at, new.last_seen_at, new.app_version_key, new.platform,
+           max(CASE c.slot WHEN 0 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 1 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 2 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 3 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 4 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 5 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 6 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 7 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 8 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 9 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 10 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 11 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 12 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 13 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 14 THEN json_extract(new.properties, '$."' || c.name || '"') END),
+           max(CASE c.slot WHEN 15 THEN json_extract(new.properties, '$."' || c.name || '"') END)
+    FROM property_catalog c WHERE c.app_id = new.app_id AND c.slot IS NOT NULL
+    ON CONFLICT (app_id, id) DO UPDATE SET
+        signed_up_at = excluded.signed_up_at,
+        last_seen_at = excluded.last_seen_at,
+        app_version_key = excluded.app_version_key,
+        platform = excluded.platform,
+        p0 = excluded.p0,
+        p1 = excluded.p1,
+        p2 = excluded.p2,
+        p3 = excluded.p3,
+        p4 = excluded.p4,
+        p5 = excluded.p5,
+        p6 = excluded.p6,
+        p7 = excluded.p7,
+        p8 = excluded.p8,
+        p9 = excluded.p9,
+        p10 = excluded.p10,
+        p11 = excluded.p11,
+        p12 = excluded.p12,
+        p13 = excluded.p13,
+        p14 = excluded.p14,
+        p15 = excluded.p15;
 END;
 
-INSERT INTO user_filters_refresh (app_id, id) SELECT app_id, id FROM app_users;
+INSERT INTO user_filters_refresh
+    SELECT app_id, id, signed_up_at, last_seen_at, app_version_key, platform, properties FROM app_users;
 
 CREATE TRIGGER app_users_filter_insert AFTER INSERT ON app_users BEGIN
-    INSERT INTO user_filters_refresh (app_id, id) VALUES (new.app_id, new.id);
+    INSERT INTO user_filters_refresh
+    VALUES (new.app_id, new.id, new.signed_up_at, new.last_seen_at, new.app_version_key, new.platform, new.properties);
 END;
 
 CREATE TRIGGER app_users_filter_update AFTER UPDATE ON app_users
 WHEN old.app_id IS NOT new.app_id OR old.id IS NOT new.id OR old.signed_up_at IS NOT new.signed_up_at OR old.last_seen_at IS NOT new.last_seen_at OR old.app_version_key IS NOT new.app_version_key OR old.platform IS NOT new.platform OR old.properties IS NOT new.properties
 BEGIN
-    DELETE FROM user_filters WHERE app_id = old.app_id AND id = old.id;
-    INSERT INTO user_filters_refresh (app_id, id) VALUES (new.app_id, new.id);
+    DELETE FROM user_filters WHERE app_id = old.app_id AND id = old.id AND (old.app_id IS NOT new.app_id OR old.id IS NOT new.id);
+    INSERT INTO user_filters_refresh
+    VALUES (new.app_id, new.id, new.signed_up_at, new.last_seen_at, new.app_version_key, new.platform, new.properties);
 END;
 
 CREATE TRIGGER app_users_filter_delete AFTER DELETE ON app_users BEGIN
@@ -96,7 +119,7 @@ CREATE TRIGGER property_catalog_slot AFTER INSERT ON property_catalog WHEN new.s
         SELECT min(s.value) FROM json_each('[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]') s
         WHERE s.value NOT IN (SELECT slot FROM property_catalog WHERE app_id = new.app_id AND slot IS NOT NULL))
     WHERE app_id = new.app_id AND name = new.name;
-    INSERT INTO user_filters_refresh (app_id, id)
-    SELECT app_id, id FROM app_users
+    INSERT INTO user_filters_refresh
+    SELECT app_id, id, signed_up_at, last_seen_at, app_version_key, platform, properties FROM app_users
     WHERE app_id = new.app_id AND json_extract(properties, '$."' || new.name || '"') IS NOT NULL;
 END;
