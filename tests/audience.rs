@@ -324,6 +324,22 @@ async fn narrow_table_follows_the_catalog(store: &Store) {
     }
     let late = [is("late", "yes")];
     assert_eq!(store.audience_ids(app_id, &late, START_MS).await.unwrap(), vec!["c1".to_string(), "c2".to_string()]);
+
+    // Deleting an app (at the database: murmur has no such action) takes
+    // its users' rows, by its number, and leaves the other app's.
+    let delete = "DELETE FROM apps WHERE id = '0123456789abcdef01234568'";
+    let count = "SELECT COUNT(*) FROM user_filters";
+    let left: i64 = match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(delete).execute(pool).await.unwrap();
+            sqlx::query_scalar(count).fetch_one(pool).await.unwrap()
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(delete).execute(pool).await.unwrap();
+            sqlx::query_scalar(count).fetch_one(pool).await.unwrap()
+        }
+    };
+    assert_eq!(left, 2);
 }
 
 #[tokio::test]

@@ -1,14 +1,24 @@
 -- The audience filter's narrow table (issue 14, ARCHITECTURE.md "Audience
--- filters"): one row per app user with the columns conditions test (the
+-- filters"): one row per app user with only what conditions test (the
 -- built-in dates, version key and platform) and up to 16 of the app's
--- catalog properties in slots p0..p15, so that counting an audience scans
--- narrow rows instead of every user's whole row and JSON. A catalog name
--- gets the lowest free slot when it is registered; names past the 16th have
--- none and are filtered from app_users as before. Triggers keep the table in
+-- catalog properties in slots p0..p15, keyed by a small app number instead
+-- of the app's 36-character id, so that counting an audience scans narrow
+-- rows instead of every user's whole row and JSON. A catalog name gets the
+-- lowest free slot when it is registered; names past the 16th have none
+-- and are filtered from app_users as before. Triggers keep the table in
 -- step with app_users inside the writing transaction: nothing in Rust
 -- writes it, so no write path can miss it.
 -- A slot holds exactly what json_extract(properties, '$."name"') gives, so
 -- a condition on it compares the same values as one on the JSON.
+
+-- Each app's number: 1, 2, ... in creation order, never reused.
+ALTER TABLE apps ADD COLUMN no INTEGER;
+UPDATE apps SET no = (SELECT COUNT(*) FROM apps a WHERE a.rowid <= apps.rowid);
+CREATE UNIQUE INDEX apps_no ON apps (no);
+CREATE TRIGGER apps_no AFTER INSERT ON apps WHEN new.no IS NULL BEGIN
+    UPDATE apps SET no = (SELECT COALESCE(MAX(no), 0) + 1 FROM apps) WHERE id = new.id;
+END;
+
 ALTER TABLE property_catalog ADD COLUMN slot INTEGER;
 UPDATE property_catalog SET slot = (
     SELECT COUNT(*) FROM property_catalog c
@@ -18,29 +28,14 @@ WHERE (SELECT COUNT(*) FROM property_catalog c
 CREATE UNIQUE INDEX property_catalog_slot ON property_catalog (app_id, slot) WHERE slot IS NOT NULL;
 
 CREATE TABLE user_filters (
-    app_id          TEXT NOT NULL,
+    app_no          INTEGER NOT NULL,
     id              TEXT NOT NULL,
     signed_up_at    INTEGER NOT NULL,
     last_seen_at    INTEGER,
     app_version_key TEXT,
     platform        TEXT,
-    p0,
-    p1,
-    p2,
-    p3,
-    p4,
-    p5,
-    p6,
-    p7,
-    p8,
-    p9,
-    p10,
-    p11,
-    p12,
-    p13,
-    p14,
-    p15,
-    PRIMARY KEY (app_id, id)
+    p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15,
+    PRIMARY KEY (app_no, id)
 ) WITHOUT ROWID;
 
 -- The one place a user's filter row is computed: inserting a user's
@@ -49,8 +44,9 @@ CREATE TABLE user_filters (
 CREATE VIEW user_filters_refresh AS
     SELECT app_id, id, signed_up_at, last_seen_at, app_version_key, platform, properties FROM app_users WHERE 0;
 CREATE TRIGGER user_filters_refresh INSTEAD OF INSERT ON user_filters_refresh BEGIN
-    INSERT INTO user_filters (app_id, id, signed_up_at, last_seen_at, app_version_key, platform, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15)
-    SELECT new.app_id, new.id, new.signed_up_at, new.last_seen_at, new.app_version_key, new.platform,
+    INSERT INTO user_filters (app_no, id, signed_up_at, last_seen_at, app_version_key, platform, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15)
+    SELECT (SELECT no FROM apps WHERE id = new.app_id), new.id, new.signed_up_at, new.last_seen_at,
+           new.app_version_key, new.platform,
            max(CASE c.slot WHEN 0 THEN json_extract(new.properties, '$."' || c.name || '"') END),
            max(CASE c.slot WHEN 1 THEN json_extract(new.properties, '$."' || c.name || '"') END),
            max(CASE c.slot WHEN 2 THEN json_extract(new.properties, '$."' || c.name || '"') END),
@@ -68,7 +64,7 @@ CREATE TRIGGER user_filters_refresh INSTEAD OF INSERT ON user_filters_refresh BE
            max(CASE c.slot WHEN 14 THEN json_extract(new.properties, '$."' || c.name || '"') END),
            max(CASE c.slot WHEN 15 THEN json_extract(new.properties, '$."' || c.name || '"') END)
     FROM property_catalog c WHERE c.app_id = new.app_id AND c.slot IS NOT NULL
-    ON CONFLICT (app_id, id) DO UPDATE SET
+    ON CONFLICT (app_no, id) DO UPDATE SET
         signed_up_at = excluded.signed_up_at,
         last_seen_at = excluded.last_seen_at,
         app_version_key = excluded.app_version_key,
@@ -102,13 +98,21 @@ END;
 CREATE TRIGGER app_users_filter_update AFTER UPDATE ON app_users
 WHEN old.app_id IS NOT new.app_id OR old.id IS NOT new.id OR old.signed_up_at IS NOT new.signed_up_at OR old.last_seen_at IS NOT new.last_seen_at OR old.app_version_key IS NOT new.app_version_key OR old.platform IS NOT new.platform OR old.properties IS NOT new.properties
 BEGIN
-    DELETE FROM user_filters WHERE app_id = old.app_id AND id = old.id AND (old.app_id IS NOT new.app_id OR old.id IS NOT new.id);
+    DELETE FROM user_filters
+    WHERE app_no = (SELECT no FROM apps WHERE id = old.app_id) AND id = old.id
+      AND (old.app_id IS NOT new.app_id OR old.id IS NOT new.id);
     INSERT INTO user_filters_refresh
     VALUES (new.app_id, new.id, new.signed_up_at, new.last_seen_at, new.app_version_key, new.platform, new.properties);
 END;
 
 CREATE TRIGGER app_users_filter_delete AFTER DELETE ON app_users BEGIN
-    DELETE FROM user_filters WHERE app_id = old.app_id AND id = old.id;
+    DELETE FROM user_filters WHERE app_no = (SELECT no FROM apps WHERE id = old.app_id) AND id = old.id;
+END;
+
+-- An app's deletion removes its users' rows (its users are deleted by the
+-- cascade after the app's row, whose number they can no longer look up).
+CREATE TRIGGER apps_filter_delete AFTER DELETE ON apps BEGIN
+    DELETE FROM user_filters WHERE app_no = old.no;
 END;
 
 -- A new catalog name takes the lowest free slot, and the users who already

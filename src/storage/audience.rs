@@ -43,8 +43,9 @@ enum Dialect {
 
 /// Where a compiled condition reads its columns: `u` is `app_users` (every
 /// column, custom properties from the JSON) or `user_filters` (the narrow
-/// table of migration 0018: the built-ins in `FILTER_COLUMNS`, and each
-/// custom property that has a catalog slot from its slot column).
+/// table of migration 0018, keyed by the app's number: the built-ins in
+/// `FILTER_COLUMNS`, and each custom property that has a catalog slot from
+/// its slot column).
 #[derive(Debug, Clone, Copy)]
 enum Source<'a> {
     Users,
@@ -174,10 +175,12 @@ pub struct Compiled {
     pub params: Vec<Param>,
 }
 
-/// Where an audience query reads its users: the table (aliased `u`) and
-/// the conditions compiled for it.
+/// Where an audience query reads its users: the table (aliased `u`), the
+/// test that keeps the app's users (`$1` is the app's id), and the
+/// conditions compiled for it.
 struct Scan {
     table: &'static str,
+    app: &'static str,
     compiled: Compiled,
 }
 
@@ -226,16 +229,20 @@ impl Store {
             HashMap::new()
         };
         Ok(if filters_cover(conditions, &slots) {
-            Scan { table: "user_filters", compiled: compile(self, Source::Filters(&slots)) }
+            Scan {
+                table: "user_filters",
+                app: "u.app_no = (SELECT no FROM apps WHERE id = $1)",
+                compiled: compile(self, Source::Filters(&slots)),
+            }
         } else {
-            Scan { table: "app_users", compiled: compile(self, Source::Users) }
+            Scan { table: "app_users", app: "u.app_id = $1", compiled: compile(self, Source::Users) }
         })
     }
 
     /// How many of the app's users match all conditions at `now`.
     pub async fn count_audience(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<i64> {
         let scan = self.audience_scan(app_id, conditions, |s, src| s.compile_from(src, conditions, now, 2)).await?;
-        let sql = format!("SELECT COUNT(*) FROM {} u WHERE u.app_id = $1 AND {}", scan.table, scan.compiled.sql);
+        let sql = format!("SELECT COUNT(*) FROM {} u WHERE {} AND {}", scan.table, scan.app, scan.compiled.sql);
         Ok(with_pool!(self, pool => {
             bind_params!(sqlx::query_scalar::<_, i64>(&sql).bind(app_id), scan.compiled.params).fetch_one(pool).await?
         }))
@@ -273,7 +280,7 @@ impl Store {
                 Compiled { sql: sums.join(", "), params }
             })
             .await?;
-        let sql = format!("SELECT {} FROM {} u WHERE u.app_id = $1", scan.compiled.sql, scan.table);
+        let sql = format!("SELECT {} FROM {} u WHERE {}", scan.compiled.sql, scan.table, scan.app);
         Ok(with_pool!(self, pool => {
             let row = bind_params!(sqlx::query(&sql).bind(app_id), scan.compiled.params).fetch_one(pool).await?;
             (0..days as usize).map(|i| sqlx::Row::try_get::<i64, _>(&row, i)).collect::<Result<Vec<i64>, _>>()?
@@ -284,7 +291,7 @@ impl Store {
     pub async fn audience_ids(&self, app_id: &str, conditions: &[Checked], now: i64) -> StoreResult<Vec<String>> {
         let scan = self.audience_scan(app_id, conditions, |s, src| s.compile_from(src, conditions, now, 2)).await?;
         let sql =
-            format!("SELECT u.id FROM {} u WHERE u.app_id = $1 AND {} ORDER BY u.id", scan.table, scan.compiled.sql);
+            format!("SELECT u.id FROM {} u WHERE {} AND {} ORDER BY u.id", scan.table, scan.app, scan.compiled.sql);
         Ok(with_pool!(self, pool => {
             bind_params!(sqlx::query_scalar::<_, String>(&sql).bind(app_id), scan.compiled.params).fetch_all(pool).await?
         }))
