@@ -325,6 +325,19 @@ async fn narrow_table_follows_the_catalog(store: &Store) {
     let late = [is("late", "yes")];
     assert_eq!(store.audience_ids(app_id, &late, START_MS).await.unwrap(), vec!["c1".to_string(), "c2".to_string()]);
 
+    // PostgreSQL: registering a new name holds the app's slot lock until
+    // its commit; a write that names a registered property must not wait.
+    if let Store::Postgres(pool) = store {
+        let register = "INSERT INTO property_catalog (app_id, name, ty, created_at) \
+                        VALUES ('0123456789abcdef01234568', $1, 'text', 0) ON CONFLICT (app_id, name) DO NOTHING";
+        let mut holding = pool.begin().await.unwrap();
+        sqlx::query(register).bind("fresh").execute(&mut *holding).await.unwrap();
+        let known = sqlx::query(register).bind("n01").execute(pool);
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(10), known).await;
+        assert!(waited.is_ok(), "a known name waited for another transaction's registration");
+        holding.rollback().await.unwrap();
+    }
+
     // Deleting an app (at the database: murmur has no such action) takes
     // its users' rows, by its number, and leaves the other app's.
     let delete = "DELETE FROM apps WHERE id = '0123456789abcdef01234568'";

@@ -108,6 +108,11 @@ CREATE TRIGGER apps_filter_delete AFTER DELETE ON apps
 -- their row.
 CREATE FUNCTION property_catalog_slot() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- A known name (every write of a registered property asks) conflicts
+    -- and is not inserted: no slot, no lock, no wait.
+    IF EXISTS (SELECT 1 FROM property_catalog WHERE app_id = NEW.app_id AND name = NEW.name) THEN
+        RETURN NEW;
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('property_catalog_slot:' || NEW.app_id));
     NEW.slot := (SELECT min(s) FROM generate_series(0, 15) s
                  WHERE s NOT IN (SELECT slot FROM property_catalog WHERE app_id = NEW.app_id AND slot IS NOT NULL));
