@@ -11,7 +11,8 @@
 -- A slot holds exactly what json_extract(properties, '$."name"') gives, so
 -- a condition on it compares the same values as one on the JSON.
 
--- Each app's number: 1, 2, ... in creation order, never reused.
+-- Each app's number: 1, 2, ... in creation order (a deleted app's rows go
+-- with it, below, so a number taken again starts empty).
 ALTER TABLE apps ADD COLUMN no INTEGER;
 UPDATE apps SET no = (SELECT COUNT(*) FROM apps a WHERE a.rowid <= apps.rowid);
 CREATE UNIQUE INDEX apps_no ON apps (no);
