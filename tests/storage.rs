@@ -271,8 +271,31 @@ async fn users_properties_and_events(s: &Store) {
     assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [6_000, 5_000, 4_000]);
     let stored: serde_json::Value = serde_json::from_str(events[0].properties.as_deref().unwrap()).unwrap();
     assert_eq!((stored, events[1].properties.as_deref()), (json!({"sku": "A-1"}), None));
+    // Who did each event: a second user, a repeat in one batch, and the
+    // deleted user's events no longer counted.
+    s.create_app_user(&user(7, None, 1_000, json!({})), &[]).await.unwrap();
+    let again = |user: &str, at| PendingEvent {
+        app_id: "app1".into(),
+        user_ref: user.into(),
+        name: "item-in-cart".into(),
+        at,
+        properties: None,
+        max_catalog: i64::MAX,
+    };
+    let batch = [again("user7", 8_000), again("user7", 8_001), again("user1", 8_002)];
+    assert_eq!(s.insert_events_batch(&batch).await.unwrap(), [true, true, true]);
+    s.recount_catalog("app1", 9_000).await.unwrap();
+    assert_eq!(
+        s.event_catalog_counts("app1").await.unwrap(),
+        vec![("item-in-cart".to_string(), Some(2)), ("paid \"in full\"".to_string(), Some(1))]
+    );
     assert!(s.delete_app_user("app1", "user1").await.unwrap());
     assert!(s.user_events("id001", 10).await.unwrap().is_empty());
+    s.recount_catalog("app1", 10_000).await.unwrap();
+    assert_eq!(
+        s.event_catalog_counts("app1").await.unwrap(),
+        vec![("item-in-cart".to_string(), Some(1)), ("paid \"in full\"".to_string(), Some(0))]
+    );
 }
 
 async fn events_commit_in_batches(s: &Store) {

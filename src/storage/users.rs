@@ -638,7 +638,7 @@ impl Store {
 
     /// Counts, for every property of `app_id`, the users who have it, and
     /// for every event the distinct users who did it: one pass over the
-    /// app's users (their property names) and one over the events index,
+    /// app's users (their property names) and one over who did each event,
     /// read first and then written in one short transaction.
     pub async fn recount_catalog(&self, app_id: &str, now: i64) -> StoreResult<()> {
         let props_sql = match self {
@@ -651,8 +651,10 @@ impl Store {
         };
         let props: Vec<(String, i64)> =
             with_pool!(self, pool => sqlx::query_as(props_sql).bind(app_id).fetch_all(pool).await?);
+        // `event_users` holds each (user, name) once (migration 0019).
         let events: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT name, COUNT(DISTINCT app_user_id) FROM events WHERE app_id = $1 GROUP BY name",
+            "SELECT e.name, COUNT(*) FROM app_users u JOIN event_users e ON e.app_user_id = u.id \
+             WHERE u.app_id = $1 GROUP BY e.name",
         )
         .bind(app_id)
         .fetch_all(pool)

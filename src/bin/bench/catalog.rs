@@ -210,7 +210,8 @@ async fn passes(store: &Store) -> (Duration, Duration) {
             "SELECT k, COUNT(*) FROM app_users u, jsonb_object_keys(u.properties) k WHERE u.app_id = $1 GROUP BY k"
         }
     };
-    let events = "SELECT name, COUNT(DISTINCT app_user_id) FROM events WHERE app_id = $1 GROUP BY name";
+    let events = "SELECT e.name, COUNT(*) FROM app_users u JOIN event_users e ON e.app_user_id = u.id \
+                  WHERE u.app_id = $1 GROUP BY e.name";
     let mut out = [Duration::ZERO; 2];
     for (i, sql) in [props, events].into_iter().enumerate() {
         let t = Instant::now();
@@ -267,7 +268,7 @@ pub async fn catalog_part(state: &AppState, users: usize, now: i64, runs: usize,
     let (events_base, event_counts) = count_per_name(
         store,
         &event_names,
-        "SELECT COUNT(DISTINCT app_user_id) FROM events WHERE app_id = $1 AND name = $2",
+        "SELECT COUNT(*) FROM app_users u JOIN event_users e ON e.app_user_id = u.id WHERE u.app_id = $1 AND e.name = $2",
     )
     .await;
     let baseline = props_base + events_base;

@@ -17,6 +17,10 @@
 //!   extractors and the same validation and answer, but nothing written.
 //!   What HTTP, auth and JSON cost alone on this machine.
 //!
+//! - `ingest-0018`: the group-commit storage rows, today's events schema
+//!   and migration 0018's (the index `events (app_id, name, app_user_id)`
+//!   instead of `event_users`) in turn, twice, on the same database.
+//!
 //! Hot users: `HOT_USERS` users; cold users: uniform over every seeded user
 //! (1,000,000 by default). Every row reports events/s, the p50 / p99 of a
 //! call (storage) or request (HTTP), and CPU from `/proc`: the machine's
@@ -232,6 +236,30 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
         }
         store.close().await;
     }
+    if want("ingest-0018") {
+        // Migration 0018's events schema against today's, alternately on
+        // the same database: the group-commit rows as above.
+        let store = Store::connect(&DbUrl::parse(url).unwrap()).await.unwrap();
+        for u in [Users::Hot, cold] {
+            for round in 1..=2 {
+                let today = storage_row(&store, true, u, span).await;
+                let trigger = event_index_0018(&store, None).await;
+                let before = storage_row(&store, true, u, span).await;
+                event_index_0018(&store, Some(&trigger)).await;
+                println!(
+                    "| storage layer, group commit, {}, round {round}: `event_users` (0019) | {}",
+                    u.label(),
+                    today.cells(&format!("{:.2}× the row below", today.rate() / before.rate()), "")
+                );
+                println!(
+                    "| storage layer, group commit, {}, round {round}: index `events (app_id, name, app_user_id)` (0018) | {}",
+                    u.label(),
+                    before.cells("—", "")
+                );
+            }
+        }
+        store.close().await;
+    }
     let mut http_batch: Vec<(&str, f64)> = vec![];
     let mut noop_batch = None;
     if want("ingest-http") || want("ingest-noop") {
@@ -310,6 +338,44 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
     }
     if let Some(n) = noop_batch {
         println!("HTTP alone (no-op handler, batches of {BATCH}): {n:.0} events/s");
+    }
+}
+
+/// Puts back migration 0018's events schema (`restore: None`: drops the
+/// `event_users` trigger, creates the old index; returns the trigger's SQL)
+/// or today's (`Some(trigger)`: drops the index, creates the trigger again).
+async fn event_index_0018(store: &Store, restore: Option<&str>) -> String {
+    let index = "CREATE INDEX events_app_name_user ON events (app_id, name, app_user_id)";
+    match (store, restore) {
+        (Store::Sqlite(p), None) => {
+            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events_event_users'")
+                .fetch_one(p)
+                .await
+                .unwrap();
+            sqlx::query("DROP TRIGGER events_event_users").execute(p).await.unwrap();
+            sqlx::query(index).execute(p).await.unwrap();
+            sql
+        }
+        (Store::Postgres(p), None) => {
+            let sql: String =
+                sqlx::query_scalar("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_event_users'")
+                    .fetch_one(p)
+                    .await
+                    .unwrap();
+            sqlx::query("DROP TRIGGER events_event_users ON events").execute(p).await.unwrap();
+            sqlx::query(index).execute(p).await.unwrap();
+            sql
+        }
+        (Store::Sqlite(p), Some(trigger)) => {
+            sqlx::query("DROP INDEX events_app_name_user").execute(p).await.unwrap();
+            sqlx::query(trigger).execute(p).await.unwrap();
+            trigger.to_string()
+        }
+        (Store::Postgres(p), Some(trigger)) => {
+            sqlx::query("DROP INDEX events_app_name_user").execute(p).await.unwrap();
+            sqlx::query(trigger).execute(p).await.unwrap();
+            trigger.to_string()
+        }
     }
 }
 
