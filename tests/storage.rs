@@ -187,6 +187,18 @@ async fn api_keys(s: &Store) {
     assert!(s.api_key("k9").await.unwrap().is_none());
 }
 
+/// An "item-in-cart" event of app1's `user`.
+fn cart(user: &str, at: i64) -> PendingEvent {
+    PendingEvent {
+        app_id: "app1".into(),
+        user_ref: user.into(),
+        name: "item-in-cart".into(),
+        at,
+        properties: None,
+        max_catalog: i64::MAX,
+    }
+}
+
 fn user(i: usize, name: Option<&str>, signed_up_at: i64, props: serde_json::Value) -> NewAppUser {
     NewAppUser {
         id: format!("id{i:03}"),
@@ -274,15 +286,7 @@ async fn users_properties_and_events(s: &Store) {
     // Who did each event: a second user, a repeat in one batch, and the
     // deleted user's events no longer counted.
     s.create_app_user(&user(7, None, 1_000, json!({})), &[]).await.unwrap();
-    let again = |user: &str, at| PendingEvent {
-        app_id: "app1".into(),
-        user_ref: user.into(),
-        name: "item-in-cart".into(),
-        at,
-        properties: None,
-        max_catalog: i64::MAX,
-    };
-    let batch = [again("user7", 8_000), again("user7", 8_001), again("user1", 8_002)];
+    let batch = [cart("user7", 8_000), cart("user7", 8_001), cart("user1", 8_002)];
     assert_eq!(s.insert_events_batch(&batch).await.unwrap(), [true, true, true]);
     s.recount_catalog("app1", 9_000).await.unwrap();
     assert_eq!(
@@ -473,14 +477,6 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     s.create_app_user(&user(1, Some("Ada"), 1, json!({"plan": "gold"})), &[]).await.unwrap();
     s.insert_whisper("w1", "app1", "active", &from_template(Some("announcement"), "t1"), 10).await.unwrap();
-    let ev = |user: &str, at| PendingEvent {
-        app_id: "app1".into(),
-        user_ref: user.into(),
-        name: "item-in-cart".into(),
-        at,
-        properties: None,
-        max_catalog: i64::MAX,
-    };
     // The plan sees the whole user row, read inside the transaction.
     let plan = |id: &'static str| -> Option<DeliveryPlan> {
         Some(std::sync::Arc::new(move |u: &murmur::storage::AppUserRow| {
@@ -499,7 +495,7 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     };
     let unknown_user_plan: Option<DeliveryPlan> =
         Some(std::sync::Arc::new(|_: &murmur::storage::AppUserRow| panic!("no plan runs for an unknown user")));
-    let batch = [ev("user1", 20), ev("nobody", 21), ev("id001", 22), ev("user1", 23)];
+    let batch = [cart("user1", 20), cart("nobody", 21), cart("id001", 22), cart("user1", 23)];
     let out = s.track_batch(&batch, vec![plan("d1"), unknown_user_plan, plan("d2"), None]).await.unwrap();
     let summary: Vec<_> =
         out.iter().map(|t| (t.found, t.delivered.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())).collect();
@@ -508,7 +504,7 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     assert_eq!(out[0].delivered[0].state, "sent");
     assert_eq!(s.user_events("id001", 10).await.unwrap().len(), 3);
     // Once ever: a later batch makes nothing new, and still stores its event.
-    let again = s.track_batch(&[ev("user1", 30)], vec![plan("d3")]).await.unwrap();
+    let again = s.track_batch(&[cart("user1", 30)], vec![plan("d3")]).await.unwrap();
     assert!(again[0].found && again[0].delivered.is_empty());
     let ids: Vec<_> = s.user_deliveries("id001", 10).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["d1"]);
