@@ -63,7 +63,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{now_ms, open_state, Rng, APP_ID, CLIENTS, SECRET_KEY};
+use super::{now_ms, open_state, scheduler::exec, Rng, APP_ID, CLIENTS, SECRET_KEY};
 
 /// Users in the hot rows.
 const HOT_USERS: u64 = 100;
@@ -346,38 +346,27 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
 /// `event_users` trigger, creates the old index; returns the trigger's SQL)
 /// or today's (`Some(trigger)`: drops the index, creates the trigger again).
 async fn event_index_0018(store: &Store, restore: Option<&str>) -> String {
-    let index = "CREATE INDEX events_app_name_user ON events (app_id, name, app_user_id)";
-    match (store, restore) {
-        (Store::Sqlite(p), None) => {
-            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events_event_users'")
-                .fetch_one(p)
-                .await
-                .unwrap();
-            sqlx::query("DROP TRIGGER events_event_users").execute(p).await.unwrap();
-            sqlx::query(index).execute(p).await.unwrap();
-            sql
-        }
-        (Store::Postgres(p), None) => {
-            let sql: String =
-                sqlx::query_scalar("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_event_users'")
-                    .fetch_one(p)
-                    .await
-                    .unwrap();
-            sqlx::query("DROP TRIGGER events_event_users ON events").execute(p).await.unwrap();
-            sqlx::query(index).execute(p).await.unwrap();
-            sql
-        }
-        (Store::Sqlite(p), Some(trigger)) => {
-            sqlx::query("DROP INDEX events_app_name_user").execute(p).await.unwrap();
-            sqlx::query(trigger).execute(p).await.unwrap();
-            trigger.to_string()
-        }
-        (Store::Postgres(p), Some(trigger)) => {
-            sqlx::query("DROP INDEX events_app_name_user").execute(p).await.unwrap();
-            sqlx::query(trigger).execute(p).await.unwrap();
-            trigger.to_string()
-        }
+    if let Some(trigger) = restore {
+        exec(store, "DROP INDEX events_app_name_user").await;
+        exec(store, trigger).await;
+        return trigger.to_string();
     }
+    let (read, drop) = match store {
+        Store::Sqlite(_) => {
+            ("SELECT sql FROM sqlite_master WHERE name = 'events_event_users'", "DROP TRIGGER events_event_users")
+        }
+        Store::Postgres(_) => (
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_event_users'",
+            "DROP TRIGGER events_event_users ON events",
+        ),
+    };
+    let trigger: String = match store {
+        Store::Sqlite(p) => sqlx::query_scalar(read).fetch_one(p).await.unwrap(),
+        Store::Postgres(p) => sqlx::query_scalar(read).fetch_one(p).await.unwrap(),
+    };
+    exec(store, drop).await;
+    exec(store, "CREATE INDEX events_app_name_user ON events (app_id, name, app_user_id)").await;
+    trigger
 }
 
 /// One storage-layer row: a warm-up second, then `span` of load.
