@@ -2,10 +2,7 @@
 //! matches on variants (a field message goes beside its field); internal
 //! causes are logged on the server and never sent.
 
-use leptos::server_fn::{
-    codec::JsonEncoding,
-    error::{FromServerFnError, ServerFnErrorErr},
-};
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Invalid;
@@ -108,7 +105,8 @@ impl From<Invalid> for AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    /// Read from text in the browser, as every answer is (`crate::wire`).
+    type Encoder = crate::wire::TextJson;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         AppError::Request(value.to_string())

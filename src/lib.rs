@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod models;
 pub mod pages;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
 pub mod http;

@@ -17,7 +17,7 @@ pub struct ChangePasswordInput {
 }
 
 /// Who is signed in and how many sessions they have.
-#[server(prefix = "/api", endpoint = "account")]
+#[server(prefix = "/api", endpoint = "account", output = crate::wire::Json)]
 pub async fn load_account() -> Result<AccountView, AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move { auth::account(&state, &me).await }).await
@@ -25,7 +25,7 @@ pub async fn load_account() -> Result<AccountView, AppError> {
 
 /// Changes the signed-in teammate's password; this session stays, every
 /// other one ends. Returns how many ended.
-#[server(prefix = "/api", endpoint = "account/password")]
+#[server(prefix = "/api", endpoint = "account/password", output = crate::wire::Json)]
 pub async fn change_password(input: ChangePasswordInput) -> Result<u64, AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move {
@@ -42,7 +42,7 @@ pub async fn change_password(input: ChangePasswordInput) -> Result<u64, AppError
 
 /// Ends every session of the signed-in teammate, this one included, and
 /// sends them to the sign-in page.
-#[server(prefix = "/api", endpoint = "account/sign-out-everywhere")]
+#[server(prefix = "/api", endpoint = "account/sign-out-everywhere", output = crate::wire::Json)]
 pub async fn sign_out_everywhere() -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move {

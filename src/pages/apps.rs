@@ -12,7 +12,7 @@ pub struct NewAppInput {
     pub name: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/create")]
+#[server(prefix = "/api", endpoint = "apps/create", output = crate::wire::Json)]
 pub async fn create_app(input: NewAppInput) -> Result<CreatedApp, AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move { apps::create_app(&state, &me, &input.name).await }).await

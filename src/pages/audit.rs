@@ -24,7 +24,7 @@ pub struct AuditQuery {
     pub after: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/audit-log")]
+#[server(prefix = "/api", endpoint = "apps/audit-log", output = crate::wire::Json)]
 pub async fn load_audit_log(input: AuditQuery) -> Result<AuditPage, AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move { auth::audit_log(&state, &me, &input.app_id, &input.after).await })

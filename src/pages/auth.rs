@@ -32,7 +32,7 @@ pub struct LoginInput {
 }
 
 /// Is setup done, who is signed in, which apps do they see.
-#[server(prefix = "/api", endpoint = "session")]
+#[server(prefix = "/api", endpoint = "session", output = crate::wire::Json)]
 pub async fn get_session() -> Result<SessionInfo, AppError> {
     use crate::server::{apps, auth, request};
     request::respond(
@@ -54,7 +54,7 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
     )
 }
 
-#[server(prefix = "/api", endpoint = "setup/status")]
+#[server(prefix = "/api", endpoint = "setup/status", output = crate::wire::Json)]
 pub async fn setup_status() -> Result<SetupState, AppError> {
     use crate::server::{auth, request};
     request::respond(
@@ -69,7 +69,7 @@ pub async fn setup_status() -> Result<SetupState, AppError> {
 
 /// Creates the owner account (only while none exists, and with the setup
 /// token when one is asked for) and signs them in.
-#[server(prefix = "/api", endpoint = "setup")]
+#[server(prefix = "/api", endpoint = "setup", output = crate::wire::Json)]
 pub async fn setup(input: SetupInput) -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::respond(
@@ -85,7 +85,7 @@ pub async fn setup(input: SetupInput) -> Result<(), AppError> {
     )
 }
 
-#[server(prefix = "/api", endpoint = "login")]
+#[server(prefix = "/api", endpoint = "login", output = crate::wire::Json)]
 pub async fn login(input: LoginInput) -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::respond(
@@ -101,7 +101,7 @@ pub async fn login(input: LoginInput) -> Result<(), AppError> {
     )
 }
 
-#[server(prefix = "/api", endpoint = "logout")]
+#[server(prefix = "/api", endpoint = "logout", output = crate::wire::Json)]
 pub async fn logout() -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::respond(

@@ -23,13 +23,13 @@ pub struct WhyQuery {
     pub id: String,
 }
 
-#[server(prefix = "/api", endpoint = "why/choices")]
+#[server(prefix = "/api", endpoint = "why/choices", output = crate::wire::Json)]
 pub async fn why_choices(input: super::settings::AppRef) -> Result<Vec<WhyChoice>, AppError> {
     use crate::server::{explain, request};
     request::as_teammate(|state, me| async move { explain::choices(&state, &me, &input.app_id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "why/explain")]
+#[server(prefix = "/api", endpoint = "why/explain", output = crate::wire::Json)]
 pub async fn why_explain(input: WhyQuery) -> Result<Explanation, AppError> {
     use crate::server::{explain, request};
     request::as_teammate(|state, me| async move {

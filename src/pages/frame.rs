@@ -14,7 +14,7 @@ use super::{
 use crate::{error::AppError, models::Dashboard};
 
 /// The signed-in teammate, their apps and the current one.
-#[server(prefix = "/api", endpoint = "dashboard")]
+#[server(prefix = "/api", endpoint = "dashboard", output = crate::wire::Json)]
 pub async fn load_dashboard(app_id: String) -> Result<Dashboard, AppError> {
     use crate::server::{apps, auth, request};
     request::as_teammate(|state, me| async move {

@@ -41,7 +41,7 @@ pub struct ConversationRef {
     pub conversation_id: String,
 }
 
-#[server(prefix = "/api", endpoint = "inbox/list")]
+#[server(prefix = "/api", endpoint = "inbox/list", output = crate::wire::Json)]
 pub async fn load_inbox(input: InboxQuery) -> Result<InboxPage, AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move {
@@ -57,7 +57,7 @@ pub async fn load_inbox(input: InboxQuery) -> Result<InboxPage, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "inbox/conversation")]
+#[server(prefix = "/api", endpoint = "inbox/conversation", output = crate::wire::Json)]
 pub async fn load_conversation(input: ConversationRef) -> Result<ConversationDetail, AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move {
@@ -66,7 +66,7 @@ pub async fn load_conversation(input: ConversationRef) -> Result<ConversationDet
     .await
 }
 
-#[server(prefix = "/api", endpoint = "inbox/reply")]
+#[server(prefix = "/api", endpoint = "inbox/reply", output = crate::wire::Json)]
 pub async fn reply_conversation(app_id: String, conversation_id: String, text: String) -> Result<(), AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move {
@@ -75,7 +75,7 @@ pub async fn reply_conversation(app_id: String, conversation_id: String, text: S
     .await
 }
 
-#[server(prefix = "/api", endpoint = "inbox/state")]
+#[server(prefix = "/api", endpoint = "inbox/state", output = crate::wire::Json)]
 pub async fn set_conversation_state(app_id: String, conversation_id: String, open: bool) -> Result<(), AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move {
@@ -84,7 +84,7 @@ pub async fn set_conversation_state(app_id: String, conversation_id: String, ope
     .await
 }
 
-#[server(prefix = "/api", endpoint = "inbox/assign")]
+#[server(prefix = "/api", endpoint = "inbox/assign", output = crate::wire::Json)]
 pub async fn assign_conversation(app_id: String, conversation_id: String, assignee: String) -> Result<(), AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move {
@@ -94,14 +94,14 @@ pub async fn assign_conversation(app_id: String, conversation_id: String, assign
 }
 
 /// "Start a conversation" from a user's profile: returns the conversation's id.
-#[server(prefix = "/api", endpoint = "inbox/start")]
+#[server(prefix = "/api", endpoint = "inbox/start", output = crate::wire::Json)]
 pub async fn start_conversation(app_id: String, user: String, text: String) -> Result<String, AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move { conversations::start(&state, &me, &app_id, &user, &text).await })
         .await
 }
 
-#[server(prefix = "/api", endpoint = "teammates/conversations")]
+#[server(prefix = "/api", endpoint = "teammates/conversations", output = crate::wire::Json)]
 pub async fn load_teammate(app_id: String, teammate_id: String) -> Result<TeammatePage, AppError> {
     use crate::server::{conversations, request};
     request::as_teammate(|state, me| async move { conversations::teammate(&state, &me, &app_id, &teammate_id).await })

@@ -65,7 +65,7 @@ pub struct SaveMessageInput {
     pub send_at: String,
 }
 
-#[server(prefix = "/api", endpoint = "messages/list")]
+#[server(prefix = "/api", endpoint = "messages/list", output = crate::wire::Json)]
 pub async fn list_messages(input: ListInput) -> Result<Vec<ManualSummary>, AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move {
@@ -74,7 +74,7 @@ pub async fn list_messages(input: ListInput) -> Result<Vec<ManualSummary>, AppEr
     .await
 }
 
-#[server(prefix = "/api", endpoint = "messages/load")]
+#[server(prefix = "/api", endpoint = "messages/load", output = crate::wire::Json)]
 pub async fn load_message(input: MessageRef) -> Result<MessagePage, AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move {
@@ -93,14 +93,14 @@ pub async fn load_message(input: MessageRef) -> Result<MessagePage, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "messages/detail")]
+#[server(prefix = "/api", endpoint = "messages/detail", output = crate::wire::Json)]
 pub async fn message_detail(input: MessageRef) -> Result<ManualDetail, AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move { manual::detail(&state, &me, &input.app_id, &input.message_id).await })
         .await
 }
 
-#[server(prefix = "/api", endpoint = "messages/save")]
+#[server(prefix = "/api", endpoint = "messages/save", output = crate::wire::Json)]
 pub async fn save_message(input: SaveMessageInput) -> Result<String, AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move {
@@ -118,14 +118,14 @@ pub async fn save_message(input: SaveMessageInput) -> Result<String, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "messages/stop")]
+#[server(prefix = "/api", endpoint = "messages/stop", output = crate::wire::Json)]
 pub async fn stop_message(input: MessageRef) -> Result<(), AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move { manual::stop(&state, &me, &input.app_id, &input.message_id).await })
         .await
 }
 
-#[server(prefix = "/api", endpoint = "messages/delete")]
+#[server(prefix = "/api", endpoint = "messages/delete", output = crate::wire::Json)]
 pub async fn delete_message(input: MessageRef) -> Result<(), AppError> {
     use crate::server::{manual, request};
     request::as_teammate(|state, me| async move { manual::delete(&state, &me, &input.app_id, &input.message_id).await })

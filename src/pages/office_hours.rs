@@ -22,7 +22,7 @@ pub struct OfficeHoursRef {
     pub app_id: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/office-hours")]
+#[server(prefix = "/api", endpoint = "apps/office-hours", output = crate::wire::Json)]
 pub async fn load_office_hours(input: OfficeHoursRef) -> Result<OfficeHoursView, AppError> {
     use crate::server::{office, request};
     request::as_teammate(|state, me| async move { office::load(&state, &me, &input.app_id).await }).await
@@ -45,7 +45,7 @@ pub struct OfficeHoursInput {
     pub reply: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/office-hours/save")]
+#[server(prefix = "/api", endpoint = "apps/office-hours/save", output = crate::wire::Json)]
 pub async fn save_office_hours(input: OfficeHoursInput) -> Result<(), AppError> {
     use crate::server::{office, request};
     request::as_teammate(|state, me| async move {

@@ -59,7 +59,7 @@ impl OverviewView {
     }
 }
 
-#[server(prefix = "/api", endpoint = "apps/overview")]
+#[server(prefix = "/api", endpoint = "apps/overview", output = crate::wire::Json)]
 pub async fn load_overview(input: OverviewQuery) -> Result<OverviewView, AppError> {
     use crate::{
         server::{overview, request},

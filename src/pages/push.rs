@@ -19,19 +19,19 @@ pub struct PushSwitch {
     pub enabled: bool,
 }
 
-#[server(prefix = "/api", endpoint = "apps/push")]
+#[server(prefix = "/api", endpoint = "apps/push", output = crate::wire::Json)]
 pub async fn load_push(input: PushRef) -> Result<PushView, AppError> {
     use crate::server::{push, request};
     request::as_teammate(|state, me| async move { push::push_view(&state, &me, &input.app_id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "apps/push/keys")]
+#[server(prefix = "/api", endpoint = "apps/push/keys", output = crate::wire::Json)]
 pub async fn generate_push_keys(input: PushRef) -> Result<(), AppError> {
     use crate::server::{push, request};
     request::as_teammate(|state, me| async move { push::generate_keys(&state, &me, &input.app_id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "apps/push/enabled")]
+#[server(prefix = "/api", endpoint = "apps/push/enabled", output = crate::wire::Json)]
 pub async fn set_push_enabled(input: PushSwitch) -> Result<(), AppError> {
     use crate::server::{push, request};
     request::as_teammate(|state, me| async move { push::set_enabled(&state, &me, &input.app_id, input.enabled).await })

@@ -15,13 +15,13 @@ pub struct RecallInput {
     pub id: String,
 }
 
-#[server(prefix = "/api", endpoint = "recall/card")]
+#[server(prefix = "/api", endpoint = "recall/card", output = crate::wire::Json)]
 pub async fn recall_card(input: RecallInput) -> Result<(), AppError> {
     use crate::server::{recall, request};
     request::as_teammate(|state, me| async move { recall::card(&state, &me, &input.app_id, &input.id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "recall/whisper")]
+#[server(prefix = "/api", endpoint = "recall/whisper", output = crate::wire::Json)]
 pub async fn recall_whisper(input: RecallInput) -> Result<u64, AppError> {
     use crate::server::{recall, request};
     request::as_teammate(
@@ -30,7 +30,7 @@ pub async fn recall_whisper(input: RecallInput) -> Result<u64, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "recall/message")]
+#[server(prefix = "/api", endpoint = "recall/message", output = crate::wire::Json)]
 pub async fn recall_message(input: RecallInput) -> Result<u64, AppError> {
     use crate::server::{recall, request};
     request::as_teammate(

@@ -47,20 +47,20 @@ pub struct TeammateRef {
     pub teammate_id: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/settings")]
+#[server(prefix = "/api", endpoint = "apps/settings", output = crate::wire::Json)]
 pub async fn load_settings(input: AppRef) -> Result<AppSettings, AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move { apps::settings(&state, &me, &input.app_id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "apps/keys/create")]
+#[server(prefix = "/api", endpoint = "apps/keys/create", output = crate::wire::Json)]
 pub async fn create_api_key(input: NewKeyInput) -> Result<NewApiKey, AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move { apps::create_api_key(&state, &me, &input.app_id, &input.name).await })
         .await
 }
 
-#[server(prefix = "/api", endpoint = "apps/keys/revoke")]
+#[server(prefix = "/api", endpoint = "apps/keys/revoke", output = crate::wire::Json)]
 pub async fn revoke_api_key(input: KeyRef) -> Result<(), AppError> {
     use crate::server::{apps, request};
     request::as_teammate(
@@ -69,7 +69,7 @@ pub async fn revoke_api_key(input: KeyRef) -> Result<(), AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "apps/identity-secret/roll")]
+#[server(prefix = "/api", endpoint = "apps/identity-secret/roll", output = crate::wire::Json)]
 pub async fn roll_identity_secret(input: AppRef) -> Result<String, AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move { apps::roll_identity_secret(&state, &me, &input.app_id).await }).await
@@ -82,7 +82,7 @@ pub struct EnforceInput {
     pub enforced: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/identity-enforced")]
+#[server(prefix = "/api", endpoint = "apps/identity-enforced", output = crate::wire::Json)]
 pub async fn set_identity_enforced(input: EnforceInput) -> Result<(), AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move {
@@ -108,7 +108,7 @@ pub struct ServerOnlyInput {
 }
 
 /// Replaces the properties and events only the backend may set or track.
-#[server(prefix = "/api", endpoint = "apps/server-only")]
+#[server(prefix = "/api", endpoint = "apps/server-only", output = crate::wire::Json)]
 pub async fn set_server_only(input: ServerOnlyInput) -> Result<(), AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move {
@@ -117,7 +117,7 @@ pub async fn set_server_only(input: ServerOnlyInput) -> Result<(), AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "teammates/add")]
+#[server(prefix = "/api", endpoint = "teammates/add", output = crate::wire::Json)]
 pub async fn add_teammate(input: NewTeammateInput) -> Result<TeammateView, AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move {
@@ -126,7 +126,7 @@ pub async fn add_teammate(input: NewTeammateInput) -> Result<TeammateView, AppEr
     .await
 }
 
-#[server(prefix = "/api", endpoint = "teammates/remove")]
+#[server(prefix = "/api", endpoint = "teammates/remove", output = crate::wire::Json)]
 pub async fn remove_teammate(input: TeammateRef) -> Result<(), AppError> {
     use crate::server::{auth, request};
     request::as_teammate(|state, me| async move {
@@ -142,7 +142,7 @@ pub struct LimitInput {
     pub max_active: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/whisper-limit")]
+#[server(prefix = "/api", endpoint = "apps/whisper-limit", output = crate::wire::Json)]
 pub async fn set_whisper_limit(input: LimitInput) -> Result<(), AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(|state, me| async move {
@@ -160,7 +160,7 @@ pub async fn set_whisper_limit(input: LimitInput) -> Result<(), AppError> {
 
 /// The page loads the SMTP settings with the rest of the settings; this
 /// endpoint serves them alone (scripts, tests).
-#[server(prefix = "/api", endpoint = "apps/smtp")]
+#[server(prefix = "/api", endpoint = "apps/smtp", output = crate::wire::Json)]
 pub async fn load_smtp(input: AppRef) -> Result<SmtpView, AppError> {
     use crate::server::{email, request};
     request::as_teammate(|state, me| async move { email::get_smtp(&state, &me, &input.app_id).await }).await
@@ -181,7 +181,7 @@ pub struct SmtpInput {
     pub from_address: String,
 }
 
-#[server(prefix = "/api", endpoint = "apps/smtp/save")]
+#[server(prefix = "/api", endpoint = "apps/smtp/save", output = crate::wire::Json)]
 pub async fn save_smtp(input: SmtpInput) -> Result<(), AppError> {
     use crate::server::{email, request};
     request::as_teammate(|state, me| async move {
@@ -198,7 +198,7 @@ pub async fn save_smtp(input: SmtpInput) -> Result<(), AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "apps/smtp/clear")]
+#[server(prefix = "/api", endpoint = "apps/smtp/clear", output = crate::wire::Json)]
 pub async fn clear_smtp(input: AppRef) -> Result<(), AppError> {
     use crate::server::{email, request};
     request::as_teammate(|state, me| async move { email::clear_smtp(&state, &me, &input.app_id).await }).await

@@ -57,7 +57,7 @@ pub struct TimelineInput {
     pub before: String,
 }
 
-#[server(prefix = "/api", endpoint = "users/timeline")]
+#[server(prefix = "/api", endpoint = "users/timeline", output = crate::wire::Json)]
 pub async fn load_timeline(input: TimelineInput) -> Result<TimelineView, AppError> {
     use crate::server::{request, timeline};
     request::as_teammate(|state, me| async move {

@@ -34,7 +34,7 @@ pub struct UsersQuery {
     pub after: String,
 }
 
-#[server(prefix = "/api", endpoint = "users/list")]
+#[server(prefix = "/api", endpoint = "users/list", output = crate::wire::Json)]
 pub async fn load_users(input: UsersQuery) -> Result<UsersPage, AppError> {
     use crate::server::{request, users};
     request::as_teammate(|state, me| async move {
@@ -57,13 +57,13 @@ pub struct UserRef {
     pub user: String,
 }
 
-#[server(prefix = "/api", endpoint = "users/profile")]
+#[server(prefix = "/api", endpoint = "users/profile", output = crate::wire::Json)]
 pub async fn load_profile(input: UserRef) -> Result<UserProfile, AppError> {
     use crate::server::{request, users};
     request::as_teammate(|state, me| async move { users::profile(&state, &me, &input.app_id, &input.user).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "users/catalog")]
+#[server(prefix = "/api", endpoint = "users/catalog", output = crate::wire::Json)]
 pub async fn load_catalog(input: super::settings::AppRef) -> Result<Catalog, AppError> {
     use crate::server::{request, users};
     request::as_teammate(|state, me| async move { users::catalog(&state, &me, &input.app_id).await }).await

@@ -59,13 +59,13 @@ pub struct AudienceInput {
     pub conditions: String,
 }
 
-#[server(prefix = "/api", endpoint = "whispers/list")]
+#[server(prefix = "/api", endpoint = "whispers/list", output = crate::wire::Json)]
 pub async fn list_whispers(input: super::settings::AppRef) -> Result<Vec<WhisperSummary>, AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(|state, me| async move { whispers::list(&state, &me, &input.app_id).await }).await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/editor")]
+#[server(prefix = "/api", endpoint = "whispers/editor", output = crate::wire::Json)]
 pub async fn load_editor(input: EditorRef) -> Result<WhisperEditor, AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(|state, me| async move {
@@ -76,7 +76,7 @@ pub async fn load_editor(input: EditorRef) -> Result<WhisperEditor, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/save")]
+#[server(prefix = "/api", endpoint = "whispers/save", output = crate::wire::Json)]
 pub async fn save_whisper(input: SaveInput) -> Result<String, AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(|state, me| async move {
@@ -88,7 +88,7 @@ pub async fn save_whisper(input: SaveInput) -> Result<String, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/status")]
+#[server(prefix = "/api", endpoint = "whispers/status", output = crate::wire::Json)]
 pub async fn set_whisper_status(input: StatusInput) -> Result<(), AppError> {
     use crate::{
         domain::whisper::Status,
@@ -102,7 +102,7 @@ pub async fn set_whisper_status(input: StatusInput) -> Result<(), AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/duplicate")]
+#[server(prefix = "/api", endpoint = "whispers/duplicate", output = crate::wire::Json)]
 pub async fn duplicate_whisper(input: WhisperRef) -> Result<String, AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(
@@ -111,7 +111,7 @@ pub async fn duplicate_whisper(input: WhisperRef) -> Result<String, AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/delete")]
+#[server(prefix = "/api", endpoint = "whispers/delete", output = crate::wire::Json)]
 pub async fn delete_whisper(input: WhisperRef) -> Result<(), AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(
@@ -120,7 +120,7 @@ pub async fn delete_whisper(input: WhisperRef) -> Result<(), AppError> {
     .await
 }
 
-#[server(prefix = "/api", endpoint = "whispers/audience")]
+#[server(prefix = "/api", endpoint = "whispers/audience", output = crate::wire::Json)]
 pub async fn preview_audience(input: AudienceInput) -> Result<AudiencePreview, AppError> {
     use crate::server::{request, whispers};
     request::as_teammate(|state, me| async move {
