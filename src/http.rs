@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics_route(&state))
         .merge(crate::api::router())
         .merge(crate::widget::router(&state))
-        .merge(crate::server::assets::router(&pkg_url(&state), &pkg_dir(&state)))
+        .merge(crate::server::assets::router(&pkg_url(&state), &pkg_dir(&state), loader_override(&state)))
         .merge(pages(&state))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(real_page_redirects))
@@ -164,6 +164,16 @@ fn pkg_url(state: &AppState) -> String {
 
 fn pkg_dir(state: &AppState) -> std::path::PathBuf {
     std::path::Path::new(&*state.leptos_options.site_root).join(&*state.leptos_options.site_pkg_dir)
+}
+
+/// The chunk loader that takes each page's files from its bundle, if the
+/// server packed them when it started (`server::bundles`).
+fn loader_override(state: &AppState) -> Option<(String, std::path::PathBuf)> {
+    let options = &state.leptos_options;
+    options
+        .hash_files
+        .then(|| crate::server::bundles::loader_override(&pkg_dir(state), std::path::Path::new(&*options.hash_file)))
+        .flatten()
 }
 
 /// A page that redirects (`<Redirect>` while rendering: setup needed, not
@@ -344,6 +354,7 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
 
     crate::server::assets::prepare(pkg_dir(&state));
+    crate::server::assets::prepare(pkg_dir(&state).join(crate::server::bundles::DIR));
     state.engine.listen();
     state.engine.hub.start_heartbeat(crate::widget::socket::HEARTBEAT);
     if let Some(period) = state.config.scheduler_period {

@@ -214,10 +214,21 @@ async fn cache_policy(req: Request, next: Next) -> Response {
 
 /// `/{pkg}/…` from `dir`: the compressed twin the browser accepts, else the
 /// file; `immutable` for a hashed name, else `no-cache` with
-/// `Last-Modified` (304 when unchanged).
-pub fn router<S: Clone + Send + Sync + 'static>(pkg_url: &str, dir: &Path) -> Router<S> {
+/// `Last-Modified` (304 when unchanged). `loader`: a file served under
+/// another's name (the chunk loader that takes each page's files from its
+/// bundle, `server::bundles::loader_override`).
+pub fn router<S: Clone + Send + Sync + 'static>(
+    pkg_url: &str,
+    dir: &Path,
+    loader: Option<(String, PathBuf)>,
+) -> Router<S> {
     let files = tower_http::services::ServeDir::new(dir).precompressed_br().precompressed_gzip();
-    Router::new().nest_service(pkg_url, files).layer(axum::middleware::from_fn(cache_policy))
+    let mut router = Router::new().nest_service(pkg_url, files);
+    if let Some((name, path)) = loader {
+        let file = tower_http::services::ServeFile::new(path).precompressed_br().precompressed_gzip();
+        router = router.route_service(&format!("{pkg_url}/{name}"), file);
+    }
+    router.layer(axum::middleware::from_fn(cache_policy))
 }
 
 /// The files a cargo-leptos hash file names (`js: …`, `wasm: …`, `css: …`,
@@ -277,8 +288,19 @@ fn settle_names(mut options: LeptosOptions, candidates: &[PathBuf]) -> LeptosOpt
     for candidate in candidates.iter().filter(|c| c.is_file()) {
         match hashed_files(candidate, &pkg_dir, &options.output_name) {
             Ok(names) => {
-                let path = std::path::absolute(candidate).unwrap_or_else(|_| candidate.clone());
+                let mut path = std::path::absolute(candidate).unwrap_or_else(|_| candidate.clone());
                 tracing::info!(hash_file = %path.display(), files = ?names, "the dashboard's files have hashed names");
+                // A split build: each page's files in one bundle (`server::bundles`).
+                match super::bundles::pack(&path, &pkg_dir) {
+                    Ok(Some(packed)) => {
+                        tracing::info!(pages = packed.pages, hash_file = %packed.hash_file.display(), "each lazy page's files bundled");
+                        path = std::path::absolute(&packed.hash_file).unwrap_or(packed.hash_file);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the lazy pages' files are not bundled: each is fetched alone")
+                    }
+                }
                 options.hash_file = path.display().to_string().into();
                 options.hash_files = true;
                 return options;
@@ -362,7 +384,7 @@ mod tests {
         std::fs::write(dir.join(hashed), vec![b'x'; 4096]).unwrap();
         std::fs::write(dir.join("murmur.js"), vec![b'y'; 4096]).unwrap();
         precompress(&dir).unwrap();
-        let app: Router = router("/pkg", &dir);
+        let app: Router = router("/pkg", &dir, None);
         let get = |path: String| {
             let app = app.clone();
             async move {

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod assets;
 pub mod auth;
+pub mod bundles;
 pub mod config;
 pub mod connections;
 pub mod conversations;
