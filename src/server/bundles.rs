@@ -41,8 +41,8 @@ use sha2::{Digest, Sha256};
 pub const DIR: &str = "bundled";
 
 /// The first four bytes of a bundle ("MWB1" read as little-endian), then
-/// the number of files, each one's length, and the files one after the other
-/// (all `u32`, little-endian).
+/// the number of files, for each its place among the loader's fetches and
+/// its length, and the files one after the other (all `u32`, little-endian).
 const MAGIC: u32 = u32::from_le_bytes(*b"MWB1");
 
 /// What the loader's fetch of one file looks like in cargo-leptos 0.3's
@@ -123,14 +123,20 @@ impl<'a> Loader<'a> {
             .ok_or_else(|| format!("no file fetched by {page}'s loader"))
     }
 
-    /// The loader with the prelude: fetches go through `__murmurFetch`,
-    /// and each page's export first starts its bundle.
-    fn patched(&self, bundles: &BTreeMap<String, (String, Vec<String>)>) -> Result<String, String> {
+    /// The place of `name` among the fetches.
+    fn index_of(&self, name: &str) -> Option<u32> {
+        self.fetches.iter().position(|(_, n)| *n == name).and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// The loader with the prelude: fetch number `i` goes through
+    /// `__murmurFetch(i, file)`, and each page's export first starts its
+    /// bundle (`bundles`: page → its bundle's file).
+    fn patched(&self, bundles: &BTreeMap<String, String>) -> Result<String, String> {
         let mut body = String::with_capacity(self.text.len() + 4096);
         let mut at = 0;
-        for (range, name) in &self.fetches {
+        for (i, (range, name)) in self.fetches.iter().enumerate() {
             body.push_str(&self.text[at..range.start]);
-            body.push_str(&format!("__murmurFetch(\"{name}\")"));
+            body.push_str(&format!("__murmurFetch({i}, \"{name}\")"));
             at = range.end;
         }
         body.push_str(&self.text[at..]);
@@ -166,64 +172,71 @@ impl<'a> Loader<'a> {
 }
 
 /// Fetches through the bundles. A page's loader calls `__murmurBundle`
-/// before its chunks' loaders run: it starts the bundle's download and
-/// promises each file not yet taken from it; `__murmurFetch` answers a
-/// promised file from the bundle (as a `Response`, for
-/// `instantiateStreaming`), anything else, or every file of a bundle that
-/// failed, with its own fetch.
+/// before its chunks' loaders run: it starts the page's bundle download
+/// (once per page, again after a failure). `__murmurFetch(i, file)` waits
+/// for the bundles in flight, then answers file `i` from one of them (as a
+/// `Response`, for `instantiateStreaming`), or else (no bundle holds it, or
+/// its bundle failed) with its own fetch. A file is taken once: bundles
+/// arriving later do not keep it again.
 const PRELUDE: &str = r#"const __murmurParts = new Map();
 const __murmurTaken = new Set();
+const __murmurStarted = new Set();
+const __murmurPending = new Set();
 function __murmurBundle(page) {
-  const bundle = __murmurBundles[page];
-  if (bundle === undefined) return;
-  const [file, parts] = bundle;
-  const wanted = parts.filter((p) => !__murmurTaken.has(p) && !__murmurParts.has(p));
-  if (wanted.length === 0) return;
-  const all = fetch(new URL(file, import.meta.url))
+  const file = __murmurBundles[page];
+  if (file === undefined || __murmurStarted.has(page)) return;
+  __murmurStarted.add(page);
+  const load = fetch(new URL(file, import.meta.url))
     .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`${file}: ${r.status}`))))
     .then((buf) => {
       const v = new DataView(buf);
-      const n = parts.length;
-      if (buf.byteLength < 8 + 4 * n || v.getUint32(0, true) !== 0x3142574d || v.getUint32(4, true) !== n) {
-        throw new Error(`${file}: not a bundle of ${n} files`);
-      }
-      const out = new Map();
-      let at = 8 + 4 * n;
-      parts.forEach((p, i) => {
-        const len = v.getUint32(8 + 4 * i, true);
-        out.set(p, buf.slice(at, at + len));
+      const n = buf.byteLength >= 8 && v.getUint32(0, true) === 0x3142574d ? v.getUint32(4, true) : -1;
+      if (n < 0 || buf.byteLength < 8 + 8 * n) throw new Error(`${file}: not a bundle`);
+      const parts = [];
+      let at = 8 + 8 * n;
+      for (let k = 0; k < n; k++) {
+        const i = v.getUint32(8 + 8 * k, true);
+        const len = v.getUint32(12 + 8 * k, true);
+        parts.push([i, at, len]);
         at += len;
-      });
+      }
       if (at !== buf.byteLength) throw new Error(`${file}: ${buf.byteLength - at} bytes left over`);
-      return out;
+      for (const [i, from, len] of parts) {
+        if (!__murmurTaken.has(i)) __murmurParts.set(i, buf.slice(from, from + len));
+      }
+    })
+    .catch((e) => {
+      console.warn(e);
+      __murmurStarted.delete(page);
     });
-  for (const p of wanted) {
-    __murmurParts.set(p, all.then((m) => m.get(p), (e) => { console.warn(e); return undefined; }));
-  }
+  __murmurPending.add(load);
+  load.then(() => __murmurPending.delete(load));
 }
-function __murmurFetch(name) {
-  const url = new URL(name, import.meta.url);
-  const part = __murmurParts.get(name);
-  __murmurTaken.add(name);
-  if (part === undefined) return fetch(url);
-  __murmurParts.delete(name);
-  return part.then((bytes) =>
-    bytes === undefined ? fetch(url) : new Response(bytes, { headers: { "Content-Type": "application/wasm" } }),
-  );
+function __murmurFetch(i, name) {
+  const take = () => {
+    __murmurTaken.add(i);
+    const bytes = __murmurParts.get(i);
+    if (bytes === undefined) return fetch(new URL(name, import.meta.url));
+    __murmurParts.delete(i);
+    return new Response(bytes, { headers: { "Content-Type": "application/wasm" } });
+  };
+  return Promise.all([...__murmurPending]).then(take);
 }
 "#;
 
-/// One page's bundle: the header (`MAGIC`, the count, each length) and the files.
-fn bundle_bytes(files: &[Vec<u8>]) -> Result<Vec<u8>, String> {
-    let total: usize = files.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(8 + 4 * files.len() + total);
+/// One page's bundle: the header (`MAGIC`, the count, each file's place
+/// among the loader's fetches and its length) and the files.
+fn bundle_bytes(files: &[(u32, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let total: usize = files.iter().map(|(_, f)| f.len()).sum();
+    let mut out = Vec::with_capacity(8 + 8 * files.len() + total);
     out.extend_from_slice(&MAGIC.to_le_bytes());
     let count = u32::try_from(files.len()).map_err(|_| "too many files")?;
     out.extend_from_slice(&count.to_le_bytes());
-    for f in files {
+    for (i, f) in files {
+        out.extend_from_slice(&i.to_le_bytes());
         out.extend_from_slice(&u32::try_from(f.len()).map_err(|_| "a file over 4 GiB")?.to_le_bytes());
     }
-    for f in files {
+    for (_, f) in files {
         out.extend_from_slice(f);
     }
     Ok(out)
@@ -271,18 +284,22 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
     for (page, chunks) in &pages {
         let mut parts: Vec<String> = chunks.iter().map(|c| format!("./{c}.wasm")).collect();
         parts.push(loader.page_file(page)?.to_string());
-        let known: std::collections::HashSet<&str> = loader.fetches.iter().map(|(_, n)| *n).collect();
-        if let Some(stranger) = parts.iter().find(|p| !known.contains(p.as_str())) {
-            return Err(format!("{page} lists {stranger}, which the loader never fetches"));
-        }
-        let stem = format!("bundle_{page}.{}", name_hash(format!("murmur-bundle-v1\n{}", parts.join("\n")).as_bytes()));
+        let indexes = parts
+            .iter()
+            .map(|p| loader.index_of(p).ok_or_else(|| format!("{page} lists {p}, which the loader never fetches")))
+            .collect::<Result<Vec<u32>, String>>()?;
+        let stem = format!("bundle_{page}.{}", name_hash(format!("murmur-bundle-v2\n{}", parts.join("\n")).as_bytes()));
         let path = dir.join(format!("{stem}.wasm"));
         if !path.is_file() {
-            let files = parts.iter().map(|p| read(&p[2..])).collect::<Result<Vec<_>, _>>()?;
+            let files = parts
+                .iter()
+                .zip(&indexes)
+                .map(|(p, &i)| Ok((i, read(&p[2..])?)))
+                .collect::<Result<Vec<_>, String>>()?;
             write_once(&path, &bundle_bytes(&files)?).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         new_manifest.insert(page.clone(), vec![format!("{DIR}/{stem}")]);
-        bundles.insert(page.clone(), (format!("./{DIR}/{stem}.wasm"), parts));
+        bundles.insert(page.clone(), format!("./{DIR}/{stem}.wasm"));
     }
 
     let patched = loader.patched(&bundles)?;
@@ -309,7 +326,7 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
     // An earlier build's bundles and loader (and their compressed twins) go.
     let current: std::collections::HashSet<String> = bundles
         .values()
-        .map(|(file, _)| file.trim_start_matches(&format!("./{DIR}/")).to_string())
+        .map(|file| file.trim_start_matches(&format!("./{DIR}/")).to_string())
         .chain([loader_name.clone()])
         .collect();
     for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
@@ -400,16 +417,17 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
         (root, hash_file)
     }
 
-    fn unpack(bytes: &[u8]) -> Vec<Vec<u8>> {
+    /// A bundle's files: (place among the loader's fetches, bytes).
+    fn unpack(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
         let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as usize;
         assert_eq!(word(0) as u32, MAGIC);
         let n = word(1);
-        let mut at = 8 + 4 * n;
+        let mut at = 8 + 8 * n;
         let files = (0..n)
-            .map(|i| {
-                let f = bytes[at..at + word(2 + i)].to_vec();
+            .map(|k| {
+                let f = bytes[at..at + word(3 + 2 * k)].to_vec();
                 at += f.len();
-                f
+                (word(2 + 2 * k), f)
             })
             .collect();
         assert_eq!(at, bytes.len(), "nothing after the last file");
@@ -437,18 +455,19 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
         assert!(crate::server::assets::carries_hash(&format!("/pkg/{bundle_a}.wasm")), "{bundle_a}");
         // Page a's bundle: its chunks in the manifest's order, then its own file.
         let files = unpack(&std::fs::read(pkg.join(format!("{bundle_a}.wasm"))).unwrap());
-        assert_eq!(files, [b"one".to_vec(), b"second".to_vec(), b"page a".to_vec()]);
+        assert_eq!(files, [(0, b"one".to_vec()), (1, b"second".to_vec()), (2, b"page a".to_vec())]);
         let files = unpack(&std::fs::read(pkg.join(format!("{}.wasm", manifest["__b_view_1"][0]))).unwrap());
-        assert_eq!(files, [b"second".to_vec(), b"b".to_vec()]);
+        assert_eq!(files, [(1, b"second".to_vec()), (3, b"b".to_vec())]);
         // The loader: the glue's import first, no direct fetch left, each
         // page's export starting its bundle.
         let js = std::fs::read_to_string(&packed.loader).unwrap();
         assert!(js.starts_with("import { initSync } from \"./murmur.JJ.js\";\n"), "{js}");
         assert!(!js.contains(FETCH_OPEN), "{js}");
-        assert_eq!(js.matches("__murmurFetch(\"./chunk_1.AAAAAAAAAAAAAAAAAAAAAA.wasm\")").count(), 1);
+        assert_eq!(js.matches("__murmurFetch(0, \"./chunk_1.AAAAAAAAAAAAAAAAAAAAAA.wasm\")").count(), 1);
+        assert_eq!(js.matches("__murmurFetch(3, \"./split___b_view_1.DDDDDDDDDDDDDDDDDDDDDD.wasm\")").count(), 1);
         assert_eq!(js.matches(EXPORT).count(), 2);
         assert!(js.contains("export const __wasm_split_load___a_view_1 = (...args) => { __murmurBundle(\"__a_view_1\"); return __murmur_load___a_view_1(...args); };"), "{js}");
-        assert!(js.contains(&format!("\"__a_view_1\":[\"./{bundle_a}.wasm\",[\"./chunk_1.")), "{js}");
+        assert!(js.contains(&format!("\"__a_view_1\":\"./{bundle_a}.wasm\"")), "{js}");
         assert_eq!(loader_override(&pkg, &packed.hash_file), Some((packed.loader_name.clone(), packed.loader.clone())));
         assert_eq!(loader_override(&pkg, &hash_file), None, "cargo-leptos' own hash file: no override");
 
