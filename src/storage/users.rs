@@ -980,11 +980,7 @@ impl Store {
             Store::Sqlite(pool) => {
                 // Per chunk, one statement resolves the users, then one
                 // multi-row insert writes the events (a statement per event
-                // costs a round trip to SQLite's worker thread each). A
-                // reference is an `_id` or else a `userId`; either is found
-                // as a rowid (the `_id` index, or the covering `(app_id,
-                // user_id)` index), and the row is read once, by rowid: a
-                // `userId` costs three B-tree searches, not five.
+                // costs a round trip to SQLite's worker thread each).
                 // IMMEDIATE: the transaction reads before it writes, and a
                 // deferred one would fail at once (SQLITE_BUSY_SNAPSHOT) if
                 // another connection wrote in between, instead of waiting
@@ -1003,9 +999,9 @@ impl Store {
                         .join(", ");
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
-                         SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.rowid = coalesce( \
-                           (SELECT x.rowid FROM app_users x WHERE x.id = j.user_ref AND x.app_id = j.app_id), \
-                           (SELECT x.rowid FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref))"
+                         SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.id = \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref \
+                            UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref LIMIT 1)"
                     );
                     let mut q = sqlx::query(&sql);
                     for (app_id, user_ref) in chunk {
