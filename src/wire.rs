@@ -62,4 +62,21 @@ mod tests {
         let bad = <TextJson as Decodes<Vec<u8>>>::decode(Bytes::from_static(b"{")).unwrap_err();
         assert!(matches!(bad, ServerFnErrorErr::Deserialization(_)), "{bad:?}");
     }
+
+    /// Every server function the browser calls answers with this encoding:
+    /// one left on server_fn's default would bring the second reader back.
+    #[test]
+    fn every_dashboard_server_function_answers_with_it() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pages");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines().filter(|l| l.trim_start().starts_with("#[server")) {
+                seen += 1;
+                assert!(line.contains("output = crate::wire::Json"), "{}: {line}", path.display());
+            }
+        }
+        assert!(seen > 50, "only {seen} server functions found in {}", dir.display());
+    }
 }
