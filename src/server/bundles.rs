@@ -5,8 +5,9 @@
 //! that share some code: ~180 files for 13 pages, and a page such as the
 //! message composer needs 120 of them. Fetched one by one, each costs a
 //! response's headers (~320 bytes) and compresses on its own (every chunk
-//! repeats its imports and types): the composer's 120 files were 257 KB
-//! brotli apart and 136 KB as one stream (BENCHMARKS.md).
+//! repeats its imports and types): the composer's 121 files (its own and
+//! 120 chunks) were 257 KB brotli apart and 136 KB as one stream
+//! (BENCHMARKS.md).
 //!
 //! So when the server starts it packs, for every page of the split
 //! manifest, the page's file and its chunks into one *bundle*
