@@ -231,16 +231,19 @@ pub fn router<S: Clone + Send + Sync + 'static>(
     router.layer(axum::middleware::from_fn(cache_policy))
 }
 
+/// The `kind: hash` lines of a cargo-leptos hash file.
+pub(super) fn hash_lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
+}
+
 /// The files a cargo-leptos hash file names (`js: …`, `wasm: …`, `css: …`,
 /// and for a split build `split: …` and `manifest: …`, the chunk loader and
 /// the list of chunks each lazy page needs), if they are all in `pkg_dir`.
 fn hashed_files(hash_file: &Path, pkg_dir: &Path, output_name: &str) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(hash_file).map_err(|e| e.to_string())?;
     let mut names = vec![];
-    for line in text.lines() {
-        let Some((kind, hash)) = line.split_once(':') else { continue };
-        let (kind, hash) = (kind.trim(), hash.trim());
-        match kind {
+    for (kind, hash) in hash_lines(&text) {
+        match kind.as_str() {
             "js" | "wasm" | "css" => names.push(format!("{output_name}.{hash}.{kind}")),
             "split" => names.push(format!("__wasm_split.{hash}.js")),
             "manifest" => names.push(format!("__wasm_split_manifest.{hash}.json")),

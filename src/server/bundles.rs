@@ -38,6 +38,8 @@ use std::{
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::assets::hash_lines;
+
 /// Where the derived files go, under the pkg directory.
 pub const DIR: &str = "bundled";
 
@@ -74,11 +76,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp-{}-{n}", path.display(), std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-}
-
-/// The `kind: hash` lines of a cargo-leptos hash file.
-fn hash_lines(text: &str) -> BTreeMap<String, String> {
-    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
 /// The loader's shape, read from cargo-leptos' output: every fetched file

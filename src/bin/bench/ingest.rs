@@ -351,18 +351,21 @@ async fn event_index_0018(store: &Store, restore: Option<&str>) -> String {
         exec(store, trigger).await;
         return trigger.to_string();
     }
-    let (read, drop) = match store {
-        Store::Sqlite(_) => {
-            ("SELECT sql FROM sqlite_master WHERE name = 'events_event_users'", "DROP TRIGGER events_event_users")
-        }
-        Store::Postgres(_) => (
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_event_users'",
+    let (trigger, drop): (String, _) = match store {
+        Store::Sqlite(p) => (
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events_event_users'")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            "DROP TRIGGER events_event_users",
+        ),
+        Store::Postgres(p) => (
+            sqlx::query_scalar("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_event_users'")
+                .fetch_one(p)
+                .await
+                .unwrap(),
             "DROP TRIGGER events_event_users ON events",
         ),
-    };
-    let trigger: String = match store {
-        Store::Sqlite(p) => sqlx::query_scalar(read).fetch_one(p).await.unwrap(),
-        Store::Postgres(p) => sqlx::query_scalar(read).fetch_one(p).await.unwrap(),
     };
     exec(store, drop).await;
     exec(store, "CREATE INDEX events_app_name_user ON events (app_id, name, app_user_id)").await;
