@@ -187,6 +187,37 @@ test('the sign-in page is a plain form: no WASM, typed email kept after an error
   await expect(page).toHaveURL(/\/login$/);
 });
 
+test('pages the server alone renders are loaded from it when the dashboard links to them', async () => {
+  // `/`, `/login` and `/setup` are not in the client (ARCHITECTURE.md,
+  // "Pages without the client"): a link or redirect to one loads the page.
+  await page.getByLabel('Email').fill(owner.email);
+  await page.getByLabel('Password').fill(owner.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/apps\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  await page.getByRole('link', { name: 'Users' }).click();
+  await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+  const documents: string[] = [];
+  const onRequest = (r: { url(): string; resourceType(): string }) => {
+    if (r.resourceType() === 'document') documents.push(new URL(r.url()).pathname);
+  };
+  page.on('request', onRequest);
+  // The brand link: the server's redirect to the first app's overview.
+  await page.getByRole('link', { name: 'murmur', exact: true }).click();
+  await expect(page).toHaveURL(/\/apps\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+  expect(documents[0]).toBe('/');
+  // The session ends elsewhere: the next page's data says so, and the
+  // dashboard's redirect to sign-in loads the server's sign-in page.
+  await page.context().clearCookies();
+  await page.getByRole('link', { name: owner.name }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole('heading', { name: 'Sign in to murmur' })).toBeVisible();
+  expect(documents).toContain('/login');
+  page.off('request', onRequest);
+});
+
 test('a second setup is refused once the owner exists', async () => {
   await page.goto('/setup');
   await hydrated(page);

@@ -1,12 +1,16 @@
 //! First-run setup, sign-in and sign-out.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
-use leptos_router::components::Redirect;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, Field, FormError, Loading};
 use crate::{error::AppError, models::SessionInfo};
+// The pages themselves are rendered by the server alone (`super::FromServer`).
+#[cfg(feature = "ssr")]
+use {
+    super::widgets::{last_error, Field, FormError, Loading},
+    leptos_meta::Title,
+    leptos_router::components::Redirect,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupInput {
@@ -18,7 +22,9 @@ pub struct SetupInput {
     pub setup_token: String,
 }
 
-/// What the setup page needs to know.
+/// What the setup page needs to know (read by the server's render of it;
+/// the client never asks).
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupState {
     pub setup_needed: bool,
@@ -116,6 +122,7 @@ pub async fn logout() -> Result<(), AppError> {
     )
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 pub fn SetupPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| setup_status());
@@ -156,6 +163,7 @@ pub fn SetupPage() -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_session());

@@ -1,7 +1,7 @@
 //! The dashboard frame around every app page: navigation, app switcher,
 //! the signed-in teammate (a link to their account) and sign-out.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::{
     components::{Outlet, Redirect, A},
     hooks::{use_navigate, use_params_map},
@@ -60,7 +60,6 @@ pub fn AppFrame() -> impl IntoView {
 
 #[component]
 fn Frame(d: Dashboard) -> impl IntoView {
-    let logout = ServerAction::<Logout>::new();
     let base = format!("/apps/{}", d.app.id);
     let link = move |rel: &str| if rel.is_empty() { base.clone() } else { format!("{base}/{rel}") };
     let navigate = use_navigate();
@@ -106,9 +105,11 @@ fn Frame(d: Dashboard) -> impl IntoView {
                 <div class="me">
                     <span class="avatar" aria-hidden="true">{d.me.initials.clone()}</span>
                     <a class="me-name" href="/account" title="Your account: password, sign out everywhere">{d.me.name.clone()}</a>
-                    <ActionForm action=logout>
+                    // A plain form: the server answers with a redirect to the
+                    // sign-in page, which it sends without the client.
+                    <form method="post" action=Logout::url()>
                         <button type="submit" class="link-button">"Sign out"</button>
-                    </ActionForm>
+                    </form>
                 </div>
             </header>
             <nav class="sidebar" aria-label="Main">

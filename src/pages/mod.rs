@@ -24,11 +24,21 @@ mod widgets;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::{
-    components::{ParentRoute, Redirect, Route, Router, Routes},
+    components::{ParentRoute, Route, Router, Routes},
     lazy_route, path, Lazy, LazyRoute, SsrMode,
 };
 
 pub use auth::{get_session, Login, Logout, Setup};
+
+// The pages the server sends without the client (`PAGES_WITHOUT_CLIENT`)
+// and `/`, which only ever answers with a redirect, are rendered by the
+// server alone: in the browser, a link or a redirect to one of them loads it
+// from the server (`FromServer`), so the client holds none of their code
+// (BENCHMARKS.md, "The dashboard's weight").
+#[cfg(feature = "ssr")]
+use auth::{LoginPage, SetupPage};
+#[cfg(not(feature = "ssr"))]
+use {FromServer as Home, FromServer as LoginPage, FromServer as SetupPage};
 
 /// The HTML document around the app (server only renders this), and the
 /// security headers every dashboard page is sent with.
@@ -150,8 +160,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=Home ssr=SsrMode::Async/>
-                <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
-                <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/new-app") view={Lazy::<NewAppRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=path!("/account") view={Lazy::<AccountRoute>::new()} ssr=SsrMode::Async/>
                 <ParentRoute path=path!("/apps/:app_id") view=frame::AppFrame ssr=SsrMode::Async>
@@ -209,8 +219,21 @@ lazy_page!(TeammateRoute, inbox::TeammatePageView);
 lazy_page!(SettingsRoute, settings::SettingsPage);
 lazy_page!(AuditLogRoute, audit::AuditLogPage);
 
+/// In the browser, a route the server alone renders: the address is loaded
+/// from the server, replacing the entry the router made for it.
+#[cfg(not(feature = "ssr"))]
+#[component]
+fn FromServer() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let href = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+    if let Err(e) = window().location().replace(&href) {
+        leptos::logging::error!("could not load {href}: {e:?}");
+    }
+}
+
 /// `/`: sends the visitor where they belong (setup, sign-in, first app, or
 /// their first app's overview).
+#[cfg(feature = "ssr")]
 #[component]
 fn Home() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_session());
@@ -226,7 +249,7 @@ fn Home() -> impl IntoView {
                     },
                     Err(_) => "/login".to_string(),
                 };
-                view! { <Redirect path/> }
+                view! { <leptos_router::components::Redirect path/> }
             })}
         </Suspense>
     }
