@@ -127,14 +127,30 @@ impl<'a> Loader<'a> {
     }
 
     /// The loader with the prelude: fetch number `i` goes through
-    /// `__murmurFetch(i, file)`, and each page's export first starts its
-    /// bundle (`bundles`: page → its bundle's file).
-    fn patched(&self, bundles: &BTreeMap<String, String>) -> Result<String, String> {
-        let mut body = String::with_capacity(self.text.len() + 4096);
+    /// `__murmurFetch(i)` (with its file's name only when no bundle holds
+    /// it: the names, each with its hash, were half the loader's bytes), and
+    /// each page's export first starts its bundle (`bundles`: page → its
+    /// bundle's file; `held`: page → the fetches its bundle holds).
+    fn patched(&self, bundles: &BTreeMap<String, String>, held: &BTreeMap<String, Vec<u32>>) -> Result<String, String> {
+        // Per fetch, the place in `bundles` of a page whose bundle holds it.
+        let mut home: Vec<i64> = vec![-1; self.fetches.len()];
+        for (p, page) in bundles.keys().enumerate() {
+            for &i in held.get(page).into_iter().flatten() {
+                let slot = home.get_mut(i as usize).ok_or_else(|| format!("{page} holds fetch {i}, past the last"))?;
+                if *slot < 0 {
+                    *slot = p as i64;
+                }
+            }
+        }
+        let mut body = String::with_capacity(self.text.len());
         let mut at = 0;
         for (i, (range, name)) in self.fetches.iter().enumerate() {
             body.push_str(&self.text[at..range.start]);
-            body.push_str(&format!("__murmurFetch({i}, \"{name}\")"));
+            if home[i] < 0 {
+                body.push_str(&format!("__murmurFetch({i}, \"{name}\")"));
+            } else {
+                body.push_str(&format!("__murmurFetch({i})"));
+            }
             at = range.end;
         }
         body.push_str(&self.text[at..]);
@@ -157,13 +173,14 @@ impl<'a> Loader<'a> {
             ));
         }
         let table = serde_json::to_string(bundles).map_err(|e| e.to_string())?;
+        let home = serde_json::to_string(&home).map_err(|e| e.to_string())?;
         // The glue's import stays the module's first statement.
         let (first, rest) = match body.split_once('\n') {
             Some((first, rest)) if first.starts_with("import ") => (first, rest),
             _ => ("", body.as_str()),
         };
         Ok(format!(
-            "{first}\n{}\nconst __murmurBundles = {table};\n{PRELUDE}{rest}\n{wrappers}",
+            "{first}\n{}\nconst __murmurBundles = {table};\nconst __murmurHome = {home};\n{PRELUDE}{rest}\n{wrappers}",
             "// murmur: each lazy page's files in one download (server::bundles).",
         ))
     }
@@ -171,18 +188,22 @@ impl<'a> Loader<'a> {
 
 /// Fetches through the bundles. A page's loader calls `__murmurBundle`
 /// before its chunks' loaders run: it starts the page's bundle download
-/// (once per page, again after a failure). `__murmurFetch(i, file)` waits
-/// for the bundles in flight, then answers file `i` from one of them (as a
-/// `Response`, for `instantiateStreaming`), or else (no bundle holds it, or
-/// its bundle failed) with its own fetch. A file is taken once: bundles
-/// arriving later do not keep it again.
-const PRELUDE: &str = r#"const __murmurParts = new Map();
+/// (once per page, again after a failure). `__murmurFetch(i)` waits for the
+/// bundles in flight, then answers file `i` from one of them (as a
+/// `Response`, for `instantiateStreaming`); when none of them has it (its
+/// bundle failed, or a load retried after the file was taken) it downloads
+/// again the bundle that holds it (`__murmurHome[i]`, a place in
+/// `__murmurBundles`). A file no bundle holds comes with its name and is
+/// fetched alone. A file is taken once: bundles arriving later do not keep
+/// it again.
+const PRELUDE: &str = r#"const __murmurPages = Object.keys(__murmurBundles);
+const __murmurParts = new Map();
 const __murmurTaken = new Set();
 const __murmurStarted = new Set();
 const __murmurPending = new Set();
-function __murmurBundle(page) {
+function __murmurBundle(page, again) {
   const file = __murmurBundles[page];
-  if (file === undefined || __murmurStarted.has(page)) return;
+  if (file === undefined || (__murmurStarted.has(page) && !again)) return;
   __murmurStarted.add(page);
   const load = fetch(new URL(file, import.meta.url))
     .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`${file}: ${r.status}`))))
@@ -211,14 +232,26 @@ function __murmurBundle(page) {
   load.then(() => __murmurPending.delete(load));
 }
 function __murmurFetch(i, name) {
+  const wait = () => Promise.all([...__murmurPending]);
   const take = () => {
-    __murmurTaken.add(i);
     const bytes = __murmurParts.get(i);
-    if (bytes === undefined) return fetch(new URL(name, import.meta.url));
+    if (bytes === undefined) return undefined;
+    __murmurTaken.add(i);
     __murmurParts.delete(i);
     return new Response(bytes, { headers: { "Content-Type": "application/wasm" } });
   };
-  return Promise.all([...__murmurPending]).then(take);
+  return wait().then(() => {
+    const found = take();
+    if (found !== undefined) return found;
+    const home = __murmurHome[i];
+    if (home < 0) {
+      __murmurTaken.add(i);
+      return fetch(new URL(name, import.meta.url));
+    }
+    __murmurTaken.delete(i);
+    __murmurBundle(__murmurPages[home], true);
+    return wait().then(() => take() ?? Promise.reject(new Error(`file ${i}: its bundle did not load`)));
+  });
 }
 "#;
 
@@ -278,6 +311,7 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
 
     // Each page: its chunks (as the manifest lists them) and its own file.
     let mut bundles = BTreeMap::new();
+    let mut held = BTreeMap::new();
     let mut new_manifest = BTreeMap::new();
     for (page, chunks) in &pages {
         let mut parts: Vec<String> = chunks.iter().map(|c| format!("./{c}.wasm")).collect();
@@ -297,10 +331,11 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
             write_once(&path, &bundle_bytes(&files)?).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         new_manifest.insert(page.clone(), vec![format!("{DIR}/{stem}")]);
+        held.insert(page.clone(), indexes);
         bundles.insert(page.clone(), format!("./{DIR}/{stem}.wasm"));
     }
 
-    let patched = loader.patched(&bundles)?;
+    let patched = loader.patched(&bundles, &held)?;
     let loader_path = dir.join(&loader_name);
     if std::fs::read(&loader_path).ok().as_deref() != Some(patched.as_bytes()) {
         write_atomically(&loader_path, patched.as_bytes()).map_err(|e| format!("{}: {e}", loader_path.display()))?;
@@ -461,8 +496,13 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
         let js = std::fs::read_to_string(&packed.loader).unwrap();
         assert!(js.starts_with("import { initSync } from \"./murmur.JJ.js\";\n"), "{js}");
         assert!(!js.contains(FETCH_OPEN), "{js}");
-        assert_eq!(js.matches("__murmurFetch(0, \"./chunk_1.AAAAAAAAAAAAAAAAAAAAAA.wasm\")").count(), 1);
-        assert_eq!(js.matches("__murmurFetch(3, \"./split___b_view_1.DDDDDDDDDDDDDDDDDDDDDD.wasm\")").count(), 1);
+        // Every file is in a bundle: fetched by its place alone, no name left.
+        for i in 0..4 {
+            assert_eq!(js.matches(&format!("__murmurFetch({i})")).count(), 1, "{js}");
+        }
+        assert!(!js.contains("AAAAAAAAAAAAAAAAAAAAAA") && !js.contains("DDDDDDDDDDDDDDDDDDDDDD"), "{js}");
+        // Where each file comes from again: chunk 2 is in both pages' bundles, a's first.
+        assert!(js.contains("const __murmurHome = [0,0,0,1];"), "{js}");
         assert_eq!(js.matches(EXPORT).count(), 2);
         assert!(js.contains("export const __wasm_split_load___a_view_1 = (...args) => { __murmurBundle(\"__a_view_1\"); return __murmur_load___a_view_1(...args); };"), "{js}");
         assert!(js.contains(&format!("\"__a_view_1\":\"./{bundle_a}.wasm\"")), "{js}");
@@ -478,6 +518,25 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
         let after: Vec<_> = std::fs::read_dir(pkg.join(DIR)).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(after.len(), before.len(), "{after:?}");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_file_no_bundle_holds_is_fetched_by_its_name() {
+        let text = loader("murmur.JJ.js", "split___a_view_1.CC.wasm", "split___b_view_1.DD.wasm");
+        let read = Loader::read(&text).unwrap();
+        let page = |p: &str| p.to_string();
+        let bundles = BTreeMap::from([
+            (page("__a_view_1"), page("./bundled/a.wasm")),
+            (page("__b_view_1"), page("./bundled/b.wasm")),
+        ]);
+        let held = BTreeMap::from([(page("__a_view_1"), vec![0, 2]), (page("__b_view_1"), vec![3])]);
+        let js = read.patched(&bundles, &held).unwrap();
+        assert!(js.contains("__murmurFetch(1, \"./chunk_2.BBBBBBBBBBBBBBBBBBBBBB.wasm\")"), "{js}");
+        assert!(js.contains("__murmurFetch(0)") && js.contains("__murmurFetch(2)") && js.contains("__murmurFetch(3)"));
+        assert!(js.contains("const __murmurHome = [0,-1,0,1];"), "{js}");
+        // A bundle said to hold a fetch the loader does not make: refused.
+        let held = BTreeMap::from([(page("__a_view_1"), vec![0, 9])]);
+        assert!(read.patched(&bundles, &held).is_err());
     }
 
     #[test]
