@@ -179,6 +179,12 @@ async fn push_path(backend: Backend) {
     let r = app.call("apps/push/enabled", &on, Some(&owner), &[]).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(app.call("apps/push/keys", &app_ref, Some(&owner), &[]).await.status, 200);
+    // The switch's field says on or off, nothing else: refused beside it.
+    let garbled = [("input[app_id]", shop.app_id.as_str()), ("input[enabled]", "yes")];
+    let r = app.call("apps/push/enabled", &garbled, Some(&owner), &[]).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["Field"]["field"], "push", "{}", r.body);
+    assert_eq!(app.call("apps/push", &app_ref, Some(&owner), &[]).await.json()["enabled"], false);
     assert_eq!(app.call("apps/push/enabled", &on, Some(&owner), &[]).await.status, 200);
     let view = app.call("apps/push", &app_ref, Some(&owner), &[]).await.json();
     assert_eq!(view["enabled"], true);

@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, Field, FormError, Loading, PageError};
+use super::widgets::{last_error, Field, Form, FormError, Loading, PageError};
 use crate::{error::AppError, models::AccountView};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,13 +113,13 @@ fn PasswordForm(action: ServerAction<ChangePassword>) -> impl IntoView {
             {move || {
                 action.version().get();
                 view! {
-                    <ActionForm action>
+                    <Form action>
                         <Field id="current-password" label="Current password" name="input[current_password]" field="current_password" error kind="password" autocomplete="current-password"/>
                         <Field id="new-password" label="New password" name="input[new_password]" field="new_password" error kind="password" autocomplete="new-password" hint="At least 10 characters."/>
                         <Field id="confirm-password" label="New password again" name="input[confirm_password]" field="confirm_password" error kind="password" autocomplete="new-password"/>
                         <FormError error/>
                         <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
-                    </ActionForm>
+                    </Form>
                 }
             }}
         </section>
@@ -138,10 +138,10 @@ fn SignOutEverywhereForm(action: ServerAction<SignOutEverywhere>, sessions: i64)
             <h2 id="everywhere-h">"Sign out everywhere"</h2>
             <p data-testid="session-count">{status}</p>
             <p class="hint">"Ends every session of yours, this one included: on a lost or shared computer too. You will sign in again."</p>
-            <ActionForm action>
+            <Form action>
                 <FormError error/>
                 <button type="submit" class="danger" disabled=move || action.pending().get()>"Sign out everywhere"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, Field, FormError, Loading};
+use super::widgets::{last_error, Field, Form, FormError, Loading};
 use crate::{error::AppError, models::CreatedApp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,11 +51,11 @@ fn NewAppForm() -> impl IntoView {
                     fallback=move || view! {
                         <h1>"Create an app"</h1>
                         <p>"An app is one website or product whose users you talk to."</p>
-                        <ActionForm action>
+                        <Form action>
                             <Field id="app-name" label="App name" name="input[name]" field="name" error/>
                             <FormError error/>
                             <button type="submit" disabled=move || action.pending().get()>"Create app"</button>
-                        </ActionForm>
+                        </Form>
                         <p class="muted"><a href="/">"Back to the dashboard"</a></p>
                     }
                 >

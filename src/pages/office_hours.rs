@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, FormError};
+use super::widgets::{last_error, Form, FormError};
 use crate::{
     domain::{
         office_hours::{format_day, DAYS},
@@ -78,7 +78,7 @@ pub fn OfficeHoursPanel(app_id: String, v: OfficeHoursView, save: ServerAction<S
         <section class="panel" aria-labelledby="office-h">
             <h2 id="office-h">"Office hours"</h2>
             <p data-testid="office-status">{status}</p>
-            <ActionForm action=save>
+            <Form action=save>
                 <input type="hidden" name="input[app_id]" value=app_id/>
                 <div class="field">
                     <label><input type="checkbox" name="input[enabled]" checked=h.enabled/>" Use office hours"</label>
@@ -109,7 +109,7 @@ pub fn OfficeHoursPanel(app_id: String, v: OfficeHoursView, save: ServerAction<S
                 </div>
                 <FormError error/>
                 <button type="submit">"Save office hours"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }

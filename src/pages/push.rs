@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{last_error, FormError};
+use super::widgets::{last_error, Form, FormError};
 use crate::{error::AppError, models::PushView};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,7 +16,8 @@ pub struct PushRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushSwitch {
     pub app_id: String,
-    pub enabled: bool,
+    /// "true" or "false" (a form's field).
+    pub enabled: String,
 }
 
 #[server(prefix = "/api", endpoint = "apps/push", output = crate::wire::Json)]
@@ -34,8 +35,11 @@ pub async fn generate_push_keys(input: PushRef) -> Result<(), AppError> {
 #[server(prefix = "/api", endpoint = "apps/push/enabled", output = crate::wire::Json)]
 pub async fn set_push_enabled(input: PushSwitch) -> Result<(), AppError> {
     use crate::server::{push, request};
-    request::as_teammate(|state, me| async move { push::set_enabled(&state, &me, &input.app_id, input.enabled).await })
-        .await
+    request::as_teammate(|state, me| async move {
+        let enabled = request::on_off(&input.enabled, "push")?;
+        push::set_enabled(&state, &me, &input.app_id, enabled).await
+    })
+    .await
 }
 
 /// Push notifications: its data comes with the settings page's, which
@@ -81,20 +85,20 @@ fn PushSettings(
         {v.public_key.clone().map(|k| view! { <p>"Public key: " <code class="secret" data-testid="push-key">{k}</code></p> })}
         {if v.can_manage {
             view! {
-                <ActionForm action=keys>
+                <Form action=keys>
                     <input type="hidden" name="input[app_id]" value=app_id/>
                     <FormError error=keys_error/>
                     <button type="submit">{if has_keys { "Replace push keys" } else { "Generate push keys" }}</button>
                     {has_keys.then(|| view! { <p class="hint">"Replacing the keys forgets every subscribed browser: each subscribes again after its next message."</p> })}
-                </ActionForm>
-                <ActionForm action=switch>
+                </Form>
+                <Form action=switch>
                     <input type="hidden" name="input[app_id]" value=switch_app/>
                     <input type="hidden" name="input[enabled]" value=if enabled { "false" } else { "true" }/>
                     <button type="submit" disabled=!has_keys>{if enabled { "Turn push off" } else { "Turn push on" }}</button>
                     <p class="field-error" aria-live="polite">
                         {move || switch_error.get().and_then(|e| e.field_message("push"))}
                     </p>
-                </ActionForm>
+                </Form>
             }.into_any()
         } else {
             view! { <p class="muted">"Only the owner can change push settings."</p> }.into_any()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     frame::{use_app_id, IdentityEnforced},
-    widgets::{last_error, Field, FormError, Loading, PageError},
+    widgets::{last_error, Field, Form, FormError, Loading, PageError},
 };
 use crate::{
     domain::{email::SmtpSecurity, format_date},
@@ -86,11 +86,7 @@ pub struct EnforceInput {
 pub async fn set_identity_enforced(input: EnforceInput) -> Result<(), AppError> {
     use crate::server::{apps, request};
     request::as_teammate(|state, me| async move {
-        let enforced = match input.enforced.as_str() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(AppError::Field { field: "enforced".into(), message: "Choose on or off.".into() }),
-        };
+        let enforced = request::on_off(&input.enforced, "enforced")?;
         apps::set_identity_enforced(&state, &me, &input.app_id, enforced).await
     })
     .await
@@ -237,7 +233,7 @@ fn SmtpPanel(
             <p class="hint">"Manual messages of the email kind go out through your own SMTP server. Every email has an unsubscribe link; a user who follows it gets the property unsubscribedFromEmails = true."</p>
             {if manage {
                 view! {
-                    <ActionForm action=save>
+                    <Form action=save>
                         <input type="hidden" name="input[app_id]" value=app_id/>
                         <div class="field">
                             <label for="smtp-host">"Server host"</label>
@@ -288,13 +284,13 @@ fn SmtpPanel(
                         </div>
                         <FormError error/>
                         <button type="submit">"Save email settings"</button>
-                    </ActionForm>
+                    </Form>
                     {v.settings.is_some().then(|| view! {
-                        <ActionForm action=clear>
+                        <Form action=clear>
                             <input type="hidden" name="input[app_id]" value=clear_app_id/>
                             <FormError error=clear_error/>
                             <button type="submit" class="danger">"Turn email off"</button>
-                        </ActionForm>
+                        </Form>
                     })}
                 }.into_any()
             } else {
@@ -311,12 +307,12 @@ fn WhisperLimit(app_id: String, current: Option<i64>, action: ServerAction<SetWh
         <section class="panel" aria-labelledby="limit-h">
             <h2 id="limit-h">"Whispers"</h2>
             <p>{match current { Some(n) => format!("This app may have at most {n} active whispers."), None => "This app may have any number of active whispers.".to_string() }}</p>
-            <ActionForm action>
+            <Form action>
                 <input type="hidden" name="input[app_id]" value=app_id/>
                 <Field id="max-active" label="Limit of active whispers" name="input[max_active]" field="max_active" error inputmode="numeric" hint="Leave empty for no limit."/>
                 <FormError error/>
                 <button type="submit">"Save limit"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }
@@ -426,12 +422,12 @@ fn ApiKeys(
             })}
             {if manage {
                 view! {
-                    <ActionForm action=create_key>
+                    <Form action=create_key>
                         <input type="hidden" name="input[app_id]" value=form_app_id/>
                         <Field id="key-name" label="Key name" name="input[name]" field="name" error hint="For example: production backend."/>
                         <FormError error/>
                         <button type="submit">"Create key"</button>
-                    </ActionForm>
+                    </Form>
                 }.into_any()
             } else {
                 view! { <p class="muted">"Only the owner can create and revoke keys."</p> }.into_any()
@@ -454,11 +450,11 @@ fn ApiKeys(
                                         <td>{if k.revoked { "Revoked" } else { "Active" }}</td>
                                         <td>
                                             {(manage && !k.revoked).then(|| view! {
-                                                <ActionForm action=revoke_key>
+                                                <Form action=revoke_key>
                                                     <input type="hidden" name="input[app_id]" value=app_id.clone()/>
                                                     <input type="hidden" name="input[key_id]" value=k.id.clone()/>
                                                     <button type="submit" class="danger" aria-label=format!("Revoke key {}", k.name)>"Revoke"</button>
-                                                </ActionForm>
+                                                </Form>
                                             })}
                                         </td>
                                     </tr>
@@ -494,25 +490,25 @@ fn Identity(
             </p>
             {if manage {
                 view! {
-                    <ActionForm action=enforce>
+                    <Form action=enforce>
                         <input type="hidden" name="input[app_id]" value=form_app_id/>
                         <input type="hidden" name="input[enforced]" value=if enforced { "false" } else { "true" }/>
                         <FormError error=enforce_error/>
                         <button type="submit" class=if enforced { "danger" } else { "" }>
                             {if enforced { "Stop requiring verification" } else { "Require verification" }}
                         </button>
-                    </ActionForm>
+                    </Form>
                     {move || secret().map(|s| view! {
                         <div class="secret-once" role="status">
                             <p><strong>"New identity secret"</strong>" — copy it now, it will not be shown again:"</p>
                             <code class="secret" data-testid="identity-secret">{s}</code>
                         </div>
                     })}
-                    <ActionForm action=roll>
+                    <Form action=roll>
                         <input type="hidden" name="input[app_id]" value=app_id/>
                         <FormError error/>
                         <button type="submit">"Roll identity secret"</button>
-                    </ActionForm>
+                    </Form>
                 }.into_any()
             } else {
                 view! { <p class="muted">"Only the owner can change verification or roll the secret."</p> }.into_any()
@@ -540,7 +536,7 @@ fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl Into
             <p data-testid="server-only-status">{status}</p>
             {if s.can_manage_secrets {
                 view! {
-                    <ActionForm action>
+                    <Form action>
                         <input type="hidden" name="input[app_id]" value=s.app.id.clone()/>
                         <NamesField field="properties" label="Server-only properties" example="plan"
                             names=s.server_only_properties.clone() error/>
@@ -548,7 +544,7 @@ fn WidgetRules(s: AppSettings, action: ServerAction<SetServerOnly>) -> impl Into
                             names=s.server_only_events.clone() error/>
                         <FormError error/>
                         <button type="submit">"Save what the widget may set"</button>
-                    </ActionForm>
+                    </Form>
                 }.into_any()
             } else {
                 view! { <p class="muted">"Only the owner can change what the widget may set."</p> }.into_any()
@@ -603,11 +599,11 @@ fn Teammates(s: AppSettings, add: ServerAction<AddTeammate>, remove: ServerActio
                             <span class="muted">{t.email.clone()}</span>
                             {t.is_owner.then(|| view! { <span class="badge">"Owner"</span> })}
                             {(manage && !t.is_owner).then(|| view! {
-                                <ActionForm action=remove>
+                                <Form action=remove>
                                     <input type="hidden" name="input[app_id]" value=app_id.clone()/>
                                     <input type="hidden" name="input[teammate_id]" value=t.id.clone()/>
                                     <button type="submit" class="danger" aria-label=format!("Remove {}", t.name)>"Remove"</button>
-                                </ActionForm>
+                                </Form>
                             })}
                         </li>
                     }
@@ -616,14 +612,14 @@ fn Teammates(s: AppSettings, add: ServerAction<AddTeammate>, remove: ServerActio
             <FormError error=remove_error/>
             {manage.then(|| view! {
                 <h3>"Add a teammate"</h3>
-                <ActionForm action=add>
+                <Form action=add>
                     <input type="hidden" name="input[app_id]" value=form_app_id.clone()/>
                     <Field id="tm-name" label="Name" name="input[name]" field="name" error/>
                     <Field id="tm-email" label="Email" name="input[email]" field="email" error inputmode="email"/>
                     <Field id="tm-password" label="Password" name="input[password]" field="password" error kind="password" autocomplete="new-password" hint="At least 10 characters. Share it with them privately."/>
                     <FormError error/>
                     <button type="submit">"Add teammate"</button>
-                </ActionForm>
+                </Form>
             })}
         </section>
     }

@@ -120,6 +120,16 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     result
 }
 
+/// A form's on/off field, sent as "true" or "false"; anything else is
+/// refused with a message beside `field`.
+pub fn on_off(value: &str, field: &str) -> Result<bool, AppError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(AppError::Field { field: field.into(), message: "Choose on or off.".into() }),
+    }
+}
+
 /// A browser's own form submission (no script): it asks for HTML, where the
 /// dashboard's client asks for JSON.
 pub fn is_form_post(headers: &axum::http::HeaderMap) -> bool {
