@@ -208,6 +208,19 @@ test('pages the server alone renders are loaded from it when the dashboard links
   await hydrated(page);
   await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
   expect(documents[0]).toBe('/');
+  // A link with a query keeps it.
+  const overview = page.url();
+  await page.evaluate(() => {
+    const a = document.createElement('a');
+    a.href = '/setup?from=dashboard';
+    a.textContent = 'setup with a query';
+    document.body.append(a);
+  });
+  await page.getByRole('link', { name: 'setup with a query' }).click();
+  await expect(page).toHaveURL(/\/setup\?from=dashboard$/);
+  await expect(page.getByRole('heading', { name: 'murmur is already set up' })).toBeVisible();
+  await page.goto(overview);
+  await hydrated(page);
   // The session ends elsewhere: the next page's data says so, and the
   // dashboard's redirect to sign-in loads the server's sign-in page.
   await page.context().clearCookies();

@@ -225,7 +225,9 @@ lazy_page!(AuditLogRoute, audit::AuditLogPage);
 #[component]
 fn FromServer() -> impl IntoView {
     let location = leptos_router::hooks::use_location();
-    let href = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+    // The router's `search` comes without its `?`.
+    let (path, search) = (location.pathname.get_untracked(), location.search.get_untracked());
+    let href = if search.is_empty() { path } else { format!("{path}?{search}") };
     if let Err(e) = window().location().replace(&href) {
         leptos::logging::error!("could not load {href}: {e:?}");
     }
