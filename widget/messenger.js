@@ -63,6 +63,7 @@
   var view = NEW, viewCard = null, listing = false, quiet = false;
   var sentCard = null; // the card the last reply from NEW answered
   var pushKey = null; // the app's VAPID public key while push is on
+  var pushAskDue = false; // a message sent before the key was known
   var openOn = null; // a card to open once welcomed (a push notification's click)
 
   function toHost(msg) {
@@ -511,16 +512,21 @@
   // Push: right after the user has sent a message (the click is theirs),
   // the host page may request permission and subscribe (the subscription
   // must be the customer's own origin's); it asks once per device.
+  // A message sent before the welcome (which brings the key) asks when the
+  // welcome arrives.
   function askPush() {
     if (pushKey) toHost({ t: "push-ask", key: pushKey });
+    else pushAskDue = true;
   }
 
   function onFrame(f) {
     if (f.t === "welcome") {
       live = true;
       pushKey = typeof f.push === "string" ? f.push : null;
-      // Already allowed on this site: the host page refreshes its subscription.
-      if (pushKey) toHost({ t: "push-key", key: pushKey });
+      // Already allowed on this site: the host page refreshes its
+      // subscription (or asks, if a message went before the welcome).
+      if (pushKey) toHost({ t: pushAskDue ? "push-ask" : "push-key", key: pushKey });
+      pushAskDue = false;
       retry = 0;
       status("");
       presence(f.office);
