@@ -1,5 +1,6 @@
-//! Small building blocks shared by the pages: labelled fields with their
-//! error message, form-level errors, loading and error states.
+//! Small building blocks shared by the pages: forms that call their server
+//! function, labelled fields with their error message, form-level errors,
+//! loading and error states.
 
 use leptos::{prelude::*, server_fn::ServerFn};
 use serde::de::DeserializeOwned;
