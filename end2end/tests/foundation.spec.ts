@@ -260,3 +260,17 @@ test('the dashboard fits a 360 px screen and shows keyboard focus', async () => 
   const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
   expect(outline).toBe('solid');
 });
+
+test('sign out everywhere, from the account page, lands on the server sign-in page', async () => {
+  // Still signed in from the step above; the account page's form calls
+  // its server function from the client, which redirects to sign-in.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.getByRole('link', { name: owner.name }).click();
+  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole('heading', { name: 'Sign in to murmur' })).toBeVisible();
+  // The session is over: the account page sends to sign-in.
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/login$/);
+});
