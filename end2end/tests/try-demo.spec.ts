@@ -41,9 +41,17 @@ test('from a template to a whisper on the demo page, within a minute', async ({ 
   await expect
     .poll(async () => (await (await request.get(`/v1.1/appusers/${user}`, { headers: seeded.auth })).json()).appUser?.properties?.plan)
     .toBe('pro');
+  // The demo logs "Tracked" when the widget sends the event, and the
+  // profile lists events as they are when it loads: load it until the
+  // event's write has landed (here within half a second; each load
+  // hydrates the profile's debug WASM, so the wait allows several).
   const profile = page;
-  await profile.goto(`/apps/${seeded.appId}/users/${user}`);
-  await hydrated(profile);
-  await expect(profile.getByRole('region', { name: 'Events' })).toContainText('viewed-pricing');
+  await expect
+    .poll(async () => {
+      await profile.goto(`/apps/${seeded.appId}/users/${user}`);
+      await hydrated(profile);
+      return profile.getByRole('region', { name: 'Events' }).textContent();
+    }, { timeout: 30_000 })
+    .toContain('viewed-pricing');
   expect(errors).toEqual([]);
 });
