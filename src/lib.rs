@@ -37,6 +37,10 @@ pub mod widget;
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Debug builds log a panic's message and place in the console. The
+    // release WASM aborts at once on a panic, with no message to log
+    // (ARCHITECTURE.md, "The release WASM"): no hook to carry there.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     // The executor that drives hydration's futures (an error only means it
     // is already set up).

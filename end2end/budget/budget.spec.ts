@@ -10,12 +10,13 @@ import { Load, recordLoads } from '../tests/wire';
 // The targets (issue 14): the first route, sign-in, at most 200 KB in all
 // (page, script, WASM, style); any dashboard route at most 350 KB. The
 // sign-in page is met by sending it without the WASM client (a plain form:
-// ARCHITECTURE.md, "Pages without the client"); two routes are not met yet
-// (BENCHMARKS.md, "The dashboard's weight"): the test prints each route
-// against its target, and fails when a route grows past its guard: the
-// figure measured on 2026-12-06 (the sign-in, setup and home pages rendered
-// by the server alone) plus 5%, rounded up to 10 KB, or the target where
-// that is met. The checks are soft: every route is measured and printed,
+// ARCHITECTURE.md, "Pages without the client"); the composer is not met yet,
+// and the editor only just (BENCHMARKS.md, "The dashboard's weight"): the
+// test prints each route against its target, and fails when a route grows
+// past its guard: the figure measured on 2026-12-07 (the release WASM with
+// its standard library rebuilt) plus 5%, rounded up to 1 KB, for these two
+// (the editor is within a few hundred bytes of the target, and a page's
+// HTML differs by as much from run to run), or the target where that is met. The checks are soft: every route is measured and printed,
 // and the test fails at the end if any is over. KB is 1,000 bytes here (the
 // stricter reading).
 const TARGET_FIRST_ROUTE = 200_000;
@@ -91,11 +92,11 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   const routes: [string, number][] = [
     [app, 350_000],
     [`${app}/whispers`, 350_000],
-    [`${app}/whispers/new`, 410_000],
+    [`${app}/whispers/new`, 368_000],
     [`${app}/users`, 350_000],
     [`${app}/users/budget-1`, 350_000],
     [`${app}/messages`, 350_000],
-    [`${app}/messages/new`, 420_000],
+    [`${app}/messages/new`, 374_000],
     [`${app}/inbox`, 350_000],
     [conversation!, 350_000],
     [`${app}/teammates/${session.me.id}`, 350_000],

@@ -28,6 +28,25 @@ ensure_rust() {
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+  # The release WASM rebuilds the standard library (release_build below).
+  if ! rustup component list --installed | grep -q '^rust-src'; then
+    say "adding the rust-src component"
+    rustup component add rust-src
+  fi
+}
+
+# The release build (server and WASM client, one WASM chunk per lazy page).
+# The client's standard library is rebuilt with panics that abort at once
+# and without source locations: no panic messages, locations or their
+# formatting in the browser's download, ~9% less on every dashboard route
+# (BENCHMARKS.md, "std rebuilt for the browser"). These are unstable
+# compiler options: RUSTC_BOOTSTRAP lets this machine's stable toolchain
+# take them, for this build only (ARCHITECTURE.md, "The release WASM").
+# Arguments go to cargo-leptos (e.g. --frontend-only).
+release_build() {
+  env -u RUSTFLAGS RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
+    cargo leptos build --release --split --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
 }
 
 ensure_cargo_leptos() {
