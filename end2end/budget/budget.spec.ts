@@ -16,8 +16,9 @@ import { Load, recordLoads } from '../tests/wire';
 // past its guard: the figure measured on 2026-12-07 (the release WASM with
 // its standard library rebuilt) plus 5%, rounded up to 1 KB, for these two
 // (the editor is within a few hundred bytes of the target, and a page's
-// HTML differs by as much from run to run), or the target where that is met. The checks are soft: every route is measured and printed,
-// and the test fails at the end if any is over. KB is 1,000 bytes here (the
+// HTML differs by as much from run to run), or the target where that is
+// met. The checks are soft: every route is measured and printed, and the
+// test fails at the end if any is over. KB is 1,000 bytes here (the
 // stricter reading).
 const TARGET_FIRST_ROUTE = 200_000;
 const TARGET_ANY_ROUTE = 350_000;

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Installs what murmur's build and tests need, skipping what is already
-# there. Sourced by scripts/run and scripts/test. Everything comes from the
+# there, and holds the release build both use (`release_build`). Sourced by
+# scripts/run and scripts/test. Everything comes from the
 # package registries (crates.io, npm, Debian): nothing is downloaded from
 # GitHub, which this kind of machine cannot reach.
 
@@ -39,7 +40,7 @@ ensure_rust() {
 # The client's standard library is rebuilt with panics that abort at once
 # and without source locations: no panic messages, locations or their
 # formatting in the browser's download, ~9% less on every dashboard route
-# (BENCHMARKS.md, "std rebuilt for the browser"). These are unstable
+# (BENCHMARKS.md, "the release WASM with its standard library rebuilt"). These are unstable
 # compiler options: RUSTC_BOOTSTRAP lets this machine's stable toolchain
 # take them, for this build only (ARCHITECTURE.md, "The release WASM").
 # Arguments go to cargo-leptos (e.g. --frontend-only).
