@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # Installs what murmur's build and tests need, skipping what is already
 # there, and holds the release build both use (`release_build`). Sourced by
-# scripts/run and scripts/test. Everything comes from the
-# package registries (crates.io, npm, Debian): nothing is downloaded from
-# GitHub, which this kind of machine cannot reach.
+# scripts/run and scripts/test. Everything comes from the package registries
+# (crates.io, npm, Debian): nothing is downloaded from GitHub, which this
+# kind of machine cannot reach.
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132
@@ -40,9 +40,10 @@ ensure_rust() {
 # The client's standard library is rebuilt with panics that abort at once
 # and without source locations: no panic messages, locations or their
 # formatting in the browser's download, ~9% less on every dashboard route
-# (BENCHMARKS.md, "the release WASM with its standard library rebuilt"). These are unstable
-# compiler options: RUSTC_BOOTSTRAP lets this machine's stable toolchain
-# take them, for this build only (ARCHITECTURE.md, "The release WASM").
+# (BENCHMARKS.md, "the release WASM with its standard library rebuilt").
+# These are unstable compiler options: RUSTC_BOOTSTRAP lets this machine's
+# stable toolchain take them, for this build only (ARCHITECTURE.md, "The
+# release WASM").
 # Arguments go to cargo-leptos (e.g. --frontend-only).
 release_build() {
   env -u RUSTFLAGS RUSTC_BOOTSTRAP=1 \
