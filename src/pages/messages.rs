@@ -223,17 +223,30 @@ pub fn MessagePage() -> impl IntoView {
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(MessagePage::Composer(c)) => view! { <Composer c/> }.into_any(),
-                        Ok(MessagePage::Detail(d)) => {
-                            let id = d.summary.id.clone();
-                            view! { <Detail d/> <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="message" id/> }.into_any()
-                        }
+                        Ok(MessagePage::Composer(c)) => message_composer(c).await,
+                        Ok(MessagePage::Detail(d)) => message_results(app_id.get_untracked(), d).await,
                         Err(error) => view! { <PageError error/> }.into_any(),
                     }
                 })}
             </Suspense>
         </Show>
     }
+}
+
+// The route's two faces, each a part of the page loaded when shown
+// (`#[lazy]`; ARCHITECTURE.md, "Parts of pages"): a draft's composer and a
+// sent message's results with its "Why?" panel. Each is declared with its
+// page in `pages::PAGE_PARTS`.
+
+#[lazy]
+fn message_composer(c: ManualComposer) -> AnyView {
+    view! { <Composer c/> }.into_any()
+}
+
+#[lazy]
+fn message_results(app_id: String, d: ManualDetail) -> AnyView {
+    let id = d.summary.id.clone();
+    view! { <Detail d/> <super::explain::WhyForSubject app_id kind="message" id/> }.into_any()
 }
 
 #[component]

@@ -205,6 +205,18 @@ macro_rules! lazy_page {
     };
 }
 
+/// The parts of pages (`#[lazy]` functions a page calls when it shows that
+/// part), each with its page's lazy route, as the split manifest names them
+/// (the function's name in snake case; a route's is its type's and
+/// `_view`): a part's bundle leaves out what its page's bundle holds
+/// (`server::bundles`; ARCHITECTURE.md, "Parts of pages"). The server
+/// checks at start that each is in the manifest once.
+pub const PAGE_PARTS: &[(&str, &str)] = &[
+    ("message_composer", "message_route_view"),
+    ("message_results", "message_route_view"),
+    ("saved_whisper_tools", "whisper_editor_route_view"),
+];
+
 lazy_page!(NewAppRoute, apps::NewAppPage);
 lazy_page!(AccountRoute, account::AccountPage);
 lazy_page!(OverviewRoute, overview::OverviewPage);

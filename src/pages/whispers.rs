@@ -249,6 +249,20 @@ pub fn WhispersPage() -> impl IntoView {
     }
 }
 
+/// Under a saved whisper: try it on the demo page, and the "Why?" panel. A
+/// part of the editor's page loaded when shown (`#[lazy]`; declared in
+/// `pages::PAGE_PARTS`): a new whisper's editor does not download it.
+#[lazy]
+fn saved_whisper_tools(app_id: String, id: String) -> AnyView {
+    let demo = format!("/demo/{app_id}?whisper={id}");
+    view! {
+        <p><a class="button" href=demo target="_blank" rel="external noopener" data-testid="try-whisper">"Try this whisper"</a>
+            <span class="muted">" on a demo page with the widget, as a fresh test user."</span></p>
+        <super::explain::WhyForSubject app_id kind="whisper" id/>
+    }
+    .into_any()
+}
+
 #[component]
 pub fn WhisperEditorPage() -> impl IntoView {
     let app_id = use_app_id();
@@ -272,15 +286,16 @@ pub fn WhisperEditorPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(e) => {
-                            let why = e.id.clone().map(|id| {
-                                let demo = format!("/demo/{}?whisper={}", app_id.get_untracked(), id);
+                            // A saved whisper's tools: a part of the page, shown once loaded.
+                            let saved = e.id.clone().map(|id| {
+                                let app_id = app_id.get_untracked();
                                 view! {
-                                    <p><a class="button" href=demo target="_blank" rel="external noopener" data-testid="try-whisper">"Try this whisper"</a>
-                                        <span class="muted">" on a demo page with the widget, as a fresh test user."</span></p>
-                                    <super::explain::WhyForSubject app_id=app_id.get_untracked() kind="whisper" id/>
+                                    <Suspense>
+                                        {move || Suspend::new(saved_whisper_tools(app_id.clone(), id.clone()))}
+                                    </Suspense>
                                 }
                             });
-                            view! { <Editor e/> {why} }.into_any()
+                            view! { <Editor e/> {saved} }.into_any()
                         }
                         Err(error) => view! { <PageError error/> }.into_any(),
                     }

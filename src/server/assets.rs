@@ -294,7 +294,7 @@ fn settle_names(mut options: LeptosOptions, candidates: &[PathBuf]) -> LeptosOpt
                 let mut path = std::path::absolute(candidate).unwrap_or_else(|_| candidate.clone());
                 tracing::info!(hash_file = %path.display(), files = ?names, "the dashboard's files have hashed names");
                 // A split build: each page's files in one bundle (`server::bundles`).
-                match super::bundles::pack(&path, &pkg_dir) {
+                match super::bundles::pack(&path, &pkg_dir, crate::pages::PAGE_PARTS) {
                     Ok(Some(packed)) => {
                         tracing::info!(pages = packed.pages, hash_file = %packed.hash_file.display(), "each lazy page's files bundled");
                         path = std::path::absolute(&packed.hash_file).unwrap_or(packed.hash_file);

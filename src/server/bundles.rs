@@ -23,6 +23,13 @@
 //!   taken from the bundle instead of fetched. A file the bundle does not
 //!   hold, or every file when the bundle fails, is fetched alone as before.
 //!
+//! A *part* of a page (a `#[lazy]` function the page calls when it shows
+//! that part, declared with its page in `pages::PAGE_PARTS`) gets a bundle
+//! without the files its page's bundle holds: by the time the part loads,
+//! its page's files are loaded (the loader loads each file once), so they
+//! would be downloaded for nothing. A file a part needs that is nevertheless
+//! not loaded yet is fetched again from a bundle that holds it.
+//!
 //! The build's own files are left as they are; everything derived goes to
 //! `pkg/bundled/`, under names that carry the hash of what they hold, so
 //! servers starting together write the same bytes, and a restart writes
@@ -290,7 +297,7 @@ pub struct Packed {
 /// manifest, hash file and loader that use them (module doc). `Ok(None)`
 /// for a build that is not split; an error (nothing used) for a loader or
 /// manifest of a shape this does not know.
-pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> {
+pub fn pack(hash_file: &Path, pkg_dir: &Path, parts: &[(&str, &str)]) -> Result<Option<Packed>, String> {
     let hash_text = std::fs::read_to_string(hash_file).map_err(|e| format!("{}: {e}", hash_file.display()))?;
     let hashes = hash_lines(&hash_text);
     let (Some(split), Some(manifest)) = (hashes.get("split"), hashes.get("manifest")) else {
@@ -309,13 +316,26 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
     let dir = pkg_dir.join(DIR);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 
-    // Each page: its chunks (as the manifest lists them) and its own file.
+    // Each page's files: its chunks (as the manifest lists them) and its own file.
+    let files_of = |page: &str| -> Result<Vec<String>, String> {
+        let mut files: Vec<String> = pages[page].iter().map(|c| format!("./{c}.wasm")).collect();
+        files.push(loader.page_file(page)?.to_string());
+        Ok(files)
+    };
+    // Each part's page, as manifest keys.
+    let mut part_of = BTreeMap::new();
+    for (part, page) in parts {
+        part_of.insert(split_key(&pages, part)?, split_key(&pages, page)?);
+    }
     let mut bundles = BTreeMap::new();
     let mut held = BTreeMap::new();
     let mut new_manifest = BTreeMap::new();
-    for (page, chunks) in &pages {
-        let mut parts: Vec<String> = chunks.iter().map(|c| format!("./{c}.wasm")).collect();
-        parts.push(loader.page_file(page)?.to_string());
+    for page in pages.keys() {
+        let mut parts = files_of(page)?;
+        if let Some(&home) = part_of.get(page.as_str()) {
+            let loaded = files_of(home)?;
+            parts.retain(|f| !loaded.contains(f));
+        }
         let indexes = parts
             .iter()
             .map(|p| loader.index_of(p).ok_or_else(|| format!("{page} lists {p}, which the loader never fetches")))
@@ -371,6 +391,22 @@ pub fn pack(hash_file: &Path, pkg_dir: &Path) -> Result<Option<Packed>, String> 
         }
     }
     Ok(Some(Packed { hash_file: new_hash_file, loader_name, loader: loader_path, pages: pages.len() }))
+}
+
+/// The manifest's key for the `#[lazy]` function or lazy route `name`: the
+/// key is the name (without leading underscores) and `_<digits>`.
+fn split_key<'k>(pages: &'k BTreeMap<String, Vec<String>>, name: &str) -> Result<&'k str, String> {
+    let mut found = pages.keys().filter(|key| {
+        key.trim_start_matches('_')
+            .strip_prefix(name.trim_start_matches('_'))
+            .and_then(|rest| rest.strip_prefix('_'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match (found.next(), found.next()) {
+        (Some(key), None) => Ok(key),
+        (None, _) => Err(format!("no lazy function {name:?} in the split manifest")),
+        (Some(_), Some(_)) => Err(format!("more than one lazy function {name:?} in the split manifest")),
+    }
 }
 
 /// The patched loader to serve in place of the original, when `hash_file`
@@ -471,7 +507,7 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
     fn each_page_gets_one_bundle_and_the_loader_takes_its_files_from_it() {
         let (root, hash_file) = site("pack");
         let pkg = root.join("pkg");
-        let packed = pack(&hash_file, &pkg).unwrap().unwrap();
+        let packed = pack(&hash_file, &pkg, &[]).unwrap().unwrap();
         assert_eq!(packed.pages, 2);
         assert_eq!(packed.loader_name, "__wasm_split.SSSSSSSSSSSSSSSSSSSSSS.js");
         // The new hash file: the same files but the manifest, which lists one bundle per page.
@@ -514,10 +550,56 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
         let before: Vec<_> = std::fs::read_dir(pkg.join(DIR)).unwrap().map(|e| e.unwrap().path()).collect();
         std::fs::write(pkg.join(DIR).join("bundle___a_view_1.OOOOOOOOOOOOOOOOOOOOOO.wasm"), b"old").unwrap();
         std::fs::write(pkg.join(DIR).join("bundle___a_view_1.OOOOOOOOOOOOOOOOOOOOOO.wasm.br"), b"old").unwrap();
-        assert_eq!(pack(&hash_file, &pkg).unwrap().unwrap(), packed);
+        assert_eq!(pack(&hash_file, &pkg, &[]).unwrap().unwrap(), packed);
         let after: Vec<_> = std::fs::read_dir(pkg.join(DIR)).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(after.len(), before.len(), "{after:?}");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_part_of_a_page_leaves_out_what_its_page_holds() {
+        let (root, hash_file) = site("part");
+        let pkg = root.join("pkg");
+        // Page b (chunk 2 and its file) declared a part of page a (chunks 1
+        // and 2 and its file): b's bundle holds b's own file alone.
+        let packed = pack(&hash_file, &pkg, &[("b_view", "__a_view")]).unwrap().unwrap();
+        let hashes = hash_lines(&std::fs::read_to_string(&packed.hash_file).unwrap());
+        let manifest: BTreeMap<String, Vec<String>> = serde_json::from_slice(
+            &std::fs::read(pkg.join(format!("__wasm_split_manifest.{}.json", hashes["manifest"]))).unwrap(),
+        )
+        .unwrap();
+        let bundle = |page: &str| unpack(&std::fs::read(pkg.join(format!("{}.wasm", manifest[page][0]))).unwrap());
+        assert_eq!(bundle("__b_view_1"), [(3, b"b".to_vec())]);
+        assert_eq!(bundle("__a_view_1"), [(0, b"one".to_vec()), (1, b"second".to_vec()), (2, b"page a".to_vec())]);
+        // Chunk 2, if asked for again, comes from a's bundle; b's file from b's.
+        let js = std::fs::read_to_string(&packed.loader).unwrap();
+        assert!(js.contains("const __murmurHome = [0,0,0,1];"), "{js}");
+        assert!(!js.contains(FETCH_OPEN), "{js}");
+
+        // A part or a page the manifest does not name once: refused, with
+        // the name (the server then serves the files unbundled).
+        for parts in [[("c_view", "__a_view")], [("b_view", "a")], [("b", "a_view")]] {
+            let e = pack(&hash_file, &pkg, &parts).unwrap_err();
+            assert!(e.contains("no lazy function"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_lazy_function_is_found_by_its_name_and_number() {
+        let pages: BTreeMap<String, Vec<String>> =
+            ["__message_route_view_12", "message_results_345", "message_results_more_6", "x_view_7"]
+                .into_iter()
+                .map(|k| (k.to_string(), vec![]))
+                .collect();
+        assert_eq!(split_key(&pages, "message_route_view"), Ok("__message_route_view_12"));
+        assert_eq!(split_key(&pages, "message_results"), Ok("message_results_345"));
+        assert_eq!(split_key(&pages, "message_results_more"), Ok("message_results_more_6"));
+        assert!(split_key(&pages, "message").is_err());
+        assert!(split_key(&pages, "view_7").is_err());
+        let twice: BTreeMap<String, Vec<String>> =
+            ["a_1", "a_2"].into_iter().map(|k| (k.to_string(), vec![])).collect();
+        assert!(split_key(&twice, "a").unwrap_err().contains("more than one"));
     }
 
     #[test]
@@ -552,11 +634,11 @@ export const __wasm_split_load___b_view_1 = wrapAsyncCb(makeLoad(() => {{
             good.replace("\"./chunk_1.AAAAAAAAAAAAAAAAAAAAAA.wasm\"", "\"./chunk_1.AAAAAAAAAAAAAAAAAAAAAA.wasm?x\""),
         ] {
             std::fs::write(&loader, &bad).unwrap();
-            assert!(pack(&hash_file, &pkg).is_err(), "{bad}");
+            assert!(pack(&hash_file, &pkg, &[]).is_err(), "{bad}");
         }
         // Not a split build: nothing to do.
         std::fs::write(&hash_file, "js: JJ\nwasm: WW\ncss: CC\n").unwrap();
-        assert_eq!(pack(&hash_file, &pkg).unwrap(), None);
+        assert_eq!(pack(&hash_file, &pkg, &[]).unwrap(), None);
         let _ = std::fs::remove_dir_all(&root);
     }
 }
