@@ -86,6 +86,7 @@ test('a user who had already received it: once only', async () => {
 test("on the whisper's page: enter a user, read why; an unknown user is an error beside the field", async () => {
   await page.goto(`/apps/${appId}/whispers/${whisperId}`);
   await hydrated(page);
+  await page.getByTestId('why-open').click();
   await page.getByTestId('why-user').fill('nobody');
   await page.getByRole('button', { name: 'Explain' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'No user "nobody" in this app.' })).toBeVisible();

@@ -214,7 +214,7 @@ macro_rules! lazy_page {
 pub const PAGE_PARTS: &[(&str, &str)] = &[
     ("message_composer", "message_route_view"),
     ("message_results", "message_route_view"),
-    ("saved_whisper_tools", "whisper_editor_route_view"),
+    ("whisper_why", "whisper_editor_route_view"),
 ];
 
 lazy_page!(NewAppRoute, apps::NewAppPage);

@@ -249,18 +249,37 @@ pub fn WhispersPage() -> impl IntoView {
     }
 }
 
-/// Under a saved whisper: try it on the demo page, and the "Why?" panel. A
-/// part of the editor's page loaded when shown (`#[lazy]`; declared in
-/// `pages::PAGE_PARTS`): a new whisper's editor does not download it.
-#[lazy]
-fn saved_whisper_tools(app_id: String, id: String) -> AnyView {
+/// Under a saved whisper: try it on the demo page, and ask why a user did
+/// (or didn't) get it. The "Why?" panel is a part of the page loaded when
+/// the teammate opens it (`#[lazy]`, declared in `pages::PAGE_PARTS`), as
+/// on a user's profile: the editor's page does not download it.
+#[component]
+fn SavedWhisperTools(app_id: String, id: String) -> impl IntoView {
     let demo = format!("/demo/{app_id}?whisper={id}");
+    let open = RwSignal::new(false);
+    let panel = move || {
+        let (app_id, id) = (app_id.clone(), id.clone());
+        view! { <Suspense>{move || Suspend::new(whisper_why(app_id.clone(), id.clone()))}</Suspense> }
+    };
     view! {
         <p><a class="button" href=demo target="_blank" rel="external noopener" data-testid="try-whisper">"Try this whisper"</a>
             <span class="muted">" on a demo page with the widget, as a fresh test user."</span></p>
-        <super::explain::WhyForSubject app_id kind="whisper" id/>
+        <Show
+            when=move || open.get()
+            fallback=move || view! {
+                <section class="panel">
+                    <button type="button" data-testid="why-open" on:click=move |_| open.set(true)>"Why did (or didn't) a user get it?"</button>
+                </section>
+            }
+        >
+            {panel.clone()}
+        </Show>
     }
-    .into_any()
+}
+
+#[lazy]
+fn whisper_why(app_id: String, id: String) -> AnyView {
+    view! { <super::explain::WhyForSubject app_id kind="whisper" id/> }.into_any()
 }
 
 #[component]
@@ -286,15 +305,7 @@ pub fn WhisperEditorPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(e) => {
-                            // A saved whisper's tools: a part of the page, shown once loaded.
-                            let saved = e.id.clone().map(|id| {
-                                let app_id = app_id.get_untracked();
-                                view! {
-                                    <Suspense>
-                                        {move || Suspend::new(saved_whisper_tools(app_id.clone(), id.clone()))}
-                                    </Suspense>
-                                }
-                            });
+                            let saved = e.id.clone().map(|id| view! { <SavedWhisperTools app_id=app_id.get_untracked() id/> });
                             view! { <Editor e/> {saved} }.into_any()
                         }
                         Err(error) => view! { <PageError error/> }.into_any(),
