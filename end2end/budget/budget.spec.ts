@@ -1,4 +1,4 @@
-import { test, expect, Browser, BrowserContext } from '@playwright/test';
+import { test, expect, Browser, BrowserContext, Page } from '@playwright/test';
 import { hydrated, ownerSession, seedApp } from '../tests/accounts';
 import { twinsWritten } from './site';
 import { Load, recordLoads } from '../tests/wire';
@@ -20,8 +20,15 @@ const TARGET_FIRST_ROUTE = 200_000;
 const TARGET_ANY_ROUTE = 350_000;
 
 // Opens `path` in a fresh context (nothing cached), waits until the page is
-// hydrated and the network is quiet, and returns every response's bytes.
-async function coldVisit(browser: Browser, baseURL: string, path: string, cookies: Parameters<BrowserContext['addCookies']>[0] = []) {
+// hydrated and the network is quiet, and returns every response's bytes;
+// then, when given, runs `after` on the page (with the loads so far).
+async function coldVisit(
+  browser: Browser,
+  baseURL: string,
+  path: string,
+  cookies: Parameters<BrowserContext['addCookies']>[0] = [],
+  after?: (page: Page, loads: Map<string, Load>) => Promise<void>,
+) {
   const context = await browser.newContext({ baseURL });
   await context.addCookies(cookies);
   const page = await context.newPage();
@@ -34,6 +41,7 @@ async function coldVisit(browser: Browser, baseURL: string, path: string, cookie
   const all = [...loads.values()].filter((l) => l.url.startsWith('http'));
   const total = all.reduce((n, l) => n + l.bytes, 0);
   const url = page.url();
+  if (after) await after(page, loads);
   await context.close();
   expect(errors, `script errors on ${path}`).toEqual([]);
   return { total, loads: all, url };
@@ -149,26 +157,17 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   // A part loaded when the teammate opens it: the saved whisper's "Why?"
   // panel comes in one bundle of its own, holding only what the editor's
   // bundle did not bring (`server::bundles`), and works.
-  const why = await browser.newContext({ baseURL });
-  await why.addCookies(cookies);
-  const w = await why.newPage();
-  const errors: string[] = [];
-  w.on('pageerror', (e) => errors.push(e.message));
-  const loads = await recordLoads(w, true);
-  await w.goto(savedWhisper);
-  await hydrated(w);
-  await w.waitForLoadState('networkidle');
-  const before = new Set(loads.keys());
-  await w.getByTestId('why-open').click();
-  await w.getByTestId('why-user').fill('budget-1');
-  await w.getByRole('button', { name: 'Explain' }).click();
-  await expect(w.getByTestId('why-answer')).toContainText('Ada');
-  const opened = [...loads.entries()].filter(([id]) => !before.has(id)).map(([, l]) => l);
-  const files = opened.map((l) => new URL(l.url).pathname).filter((p) => p.startsWith('/pkg/'));
-  expect(files.length, files.join(', ')).toBe(1);
-  expect(files[0]).toMatch(/^\/pkg\/bundled\/bundle_whisper_why_\d+\.[A-Za-z0-9_-]{22}\.wasm$/);
-  const part = opened.find((l) => new URL(l.url).pathname === files[0])!;
-  console.log(`the saved whisper's "Why?" panel, when opened: ${part.bytes} B`);
-  await why.close();
-  expect(errors).toEqual([]);
+  await coldVisit(browser, baseURL!, savedWhisper, cookies, async (w, loads) => {
+    const before = new Set(loads.keys());
+    await w.getByTestId('why-open').click();
+    await w.getByTestId('why-user').fill('budget-1');
+    await w.getByRole('button', { name: 'Explain' }).click();
+    await expect(w.getByTestId('why-answer')).toContainText('Ada');
+    const opened = [...loads.entries()].filter(([id]) => !before.has(id)).map(([, l]) => l);
+    const files = opened.map((l) => new URL(l.url).pathname).filter((p) => p.startsWith('/pkg/'));
+    expect(files.length, files.join(', ')).toBe(1);
+    expect(files[0]).toMatch(/^\/pkg\/bundled\/bundle_whisper_why_\d+\.[A-Za-z0-9_-]{22}\.wasm$/);
+    const part = opened.find((l) => new URL(l.url).pathname === files[0])!;
+    console.log(`the saved whisper's "Why?" panel, when opened: ${part.bytes} B`);
+  });
 });
