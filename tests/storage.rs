@@ -567,17 +567,8 @@ conformance!(sqlite, postgres, super;
     migrations_are_idempotent
 );
 
-/// PostgreSQL: runs `write` while user `id001`'s delete is in progress,
-/// and commits the delete once the write is seen waiting on a lock; the
-/// write's result.
-async fn while_user_is_deleted<T: Send + 'static>(
-    s: &Store,
-    write: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    let Store::Postgres(pool) = s else { unreachable!("a PostgreSQL store") };
-    let mut deleting = pool.begin().await.unwrap();
-    sqlx::query("DELETE FROM app_users WHERE id = 'id001'").execute(&mut *deleting).await.unwrap();
-    let write = tokio::spawn(write);
+/// PostgreSQL: waits until a statement of this database waits on a lock.
+async fn until_one_waits(pool: &sqlx::PgPool, what: &str) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let waiting: i64 = sqlx::query_scalar(
@@ -587,13 +578,64 @@ async fn while_user_is_deleted<T: Send + 'static>(
         .await
         .unwrap();
         if waiting > 0 {
-            break;
+            return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the write never waited for the delete");
+        assert!(tokio::time::Instant::now() < deadline, "{what} never waited");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// PostgreSQL: runs `write` while user `id001`'s delete is in progress (as
+/// `delete_app_user` deletes: the app's users guarded, then the row), and
+/// commits the delete once the write is seen waiting on a lock; the
+/// write's result.
+async fn while_user_is_deleted<T: Send + 'static>(
+    s: &Store,
+    write: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let Store::Postgres(pool) = s else { unreachable!("a PostgreSQL store") };
+    let mut deleting = pool.begin().await.unwrap();
+    sqlx::query(s.users_guard(true).unwrap()).bind("app1").execute(&mut *deleting).await.unwrap();
+    sqlx::query("DELETE FROM app_users WHERE id = 'id001'").execute(&mut *deleting).await.unwrap();
+    let write = tokio::spawn(write);
+    until_one_waits(pool, "the write").await;
     deleting.commit().await.unwrap();
     write.await.unwrap()
+}
+
+/// PostgreSQL, where events have no foreign key to their user (migration
+/// 0020): deleting a user while a batch of events for them is in flight
+/// waits for the batch, and the batch's events go with the user.
+#[tokio::test]
+async fn a_users_delete_waits_for_their_events_in_flight_and_takes_them_on_postgres() {
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
+    s.create_app_user(&user(2, Some("Bo"), 1, json!({})), &[]).await.unwrap();
+    // A batch in flight, as `track_batch` writes one: the apps' users
+    // guarded, the user found, the events written, not committed yet.
+    let mut batch = pool.begin().await.unwrap();
+    sqlx::query(s.users_guard(false).unwrap()).bind(vec!["app1"]).execute(&mut *batch).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (app_id, app_user_id, name, created_at) VALUES ('app1', 'id001', 'late', 30), ('app1', 'id002', 'kept', 30)",
+    )
+    .execute(&mut *batch)
+    .await
+    .unwrap();
+    let store = s.clone();
+    let delete = tokio::spawn(async move { store.delete_app_user("app1", "user1").await });
+    until_one_waits(pool, "the delete").await;
+    batch.commit().await.unwrap();
+    assert!(delete.await.unwrap().unwrap());
+    let left: Vec<(String, String)> =
+        sqlx::query_as("SELECT app_user_id, name FROM events ORDER BY app_user_id").fetch_all(pool).await.unwrap();
+    assert_eq!(left, [("id002".to_string(), "kept".to_string())], "no event left for the deleted user");
+    let who: Vec<(String, String)> =
+        sqlx::query_as("SELECT app_user_id, name FROM event_users ORDER BY app_user_id").fetch_all(pool).await.unwrap();
+    assert_eq!(who, [("id002".to_string(), "kept".to_string())]);
+    s.close().await;
 }
 
 /// PostgreSQL: an event for a user whose delete is in progress waits for

@@ -69,6 +69,28 @@ impl Store {
             Store::Postgres(_) => " FOR KEY SHARE",
         }
     }
+
+    /// What guards an app's users against deletion while events are
+    /// written for them, on PostgreSQL, where events have no foreign key to
+    /// their user (migration 0020): an advisory lock on the app, held until
+    /// the commit, shared by writers of events (`$1`: the batch's app ids)
+    /// and exclusive for whoever deletes or merges the app's users (`$1`:
+    /// the app id). A deletion waits for the batches in flight, whose events
+    /// its trigger then deletes; a batch waits for a deletion in progress,
+    /// after which the user is not found. SQLite: nothing (one writer at a
+    /// time, and its foreign keys remain).
+    pub fn users_guard(&self, exclusive: bool) -> Option<&'static str> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(_) if exclusive => {
+                Some("SELECT pg_advisory_xact_lock(hashtextextended('murmur app_users ' || $1, 0))")
+            }
+            Store::Postgres(_) => Some(
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended('murmur app_users ' || a, 0)) \
+                 FROM (SELECT DISTINCT a FROM unnest($1::text[]) AS x(a) ORDER BY a) s",
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -512,12 +534,21 @@ impl Store {
 
     /// Deletes a user with their events and messages. False if none.
     pub async fn delete_app_user(&self, app_id: &str, user_ref: &str) -> StoreResult<bool> {
-        let n = with_pool!(self, pool => sqlx::query(&format!("DELETE FROM app_users WHERE id = {USER_BY_REF}"))
-            .bind(app_id)
-            .bind(user_ref)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let guard = self.users_guard(true);
+        let n = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(guard) = guard {
+                sqlx::query(guard).bind(app_id).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query(&format!("DELETE FROM app_users WHERE id = {USER_BY_REF}"))
+                .bind(app_id)
+                .bind(user_ref)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -1048,16 +1079,20 @@ impl Store {
                 Ok(outcomes(&found, &refused, &owners, &planned, &created))
             }
             Store::Postgres(pool) => {
-                // A few statements for the whole batch: resolve users (each
-                // row held until the commit, as in `insert_messages_batch`),
-                // find the known names, insert.
+                // A few statements for the whole batch: hold the apps'
+                // users, resolve users, find the known names, insert.
                 let (distinct, which) = distinct_user_refs(batch);
                 let (apps, refs): (Vec<&str>, Vec<&str>) = distinct.iter().copied().unzip();
                 let mut resolved: Vec<Option<AppUserRow>> = vec![None; distinct.len()];
                 let mut tx = pool.begin().await?;
+                // The apps' users held until the commit (`users_guard`):
+                // one shared lock per app, not a lock on each user's row.
+                if let Some(guard) = self.users_guard(false) {
+                    sqlx::query(guard).bind(&apps).execute(&mut *tx).await?;
+                }
                 let sql = format!(
                     "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
-                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1 FOR KEY SHARE) u ON TRUE"
+                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1) u ON TRUE"
                 );
                 for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
                     let ord: i64 = sqlx::Row::try_get(&row, "ord")?;

@@ -269,6 +269,12 @@ impl Store {
                     .fetch_optional(&mut *sp)
                     .await?;
                     if let Some(anon) = anon {
+                        // The app's users held from event writers
+                        // (`users_guard`): the anonymous user's events in
+                        // flight land before they are moved.
+                        if let Some(guard) = self.users_guard(true) {
+                            sqlx::query(guard).bind(&job.app_id).execute(&mut *sp).await?;
+                        }
                         // Conversations first: their messages point at them.
                         for table in ["conversations", "messages", "events"] {
                             sqlx::query(&format!("UPDATE {table} SET app_user_id = $1 WHERE app_user_id = $2"))
