@@ -82,23 +82,17 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
   console.log(`/login: ${login.total} B; target ${TARGET_FIRST_ROUTE} B ${login.total <= TARGET_FIRST_ROUTE ? 'met' : 'NOT met'}`);
   expect.soft(login.total).toBeLessThanOrEqual(TARGET_FIRST_ROUTE);
 
-  // The detail pages' addresses, as the lists link them.
-  const inbox = await browser.newContext({ baseURL });
-  await inbox.addCookies(cookies);
-  const p = await inbox.newPage();
-  await p.goto(`/apps/${appId}/inbox`);
-  await hydrated(p);
-  const conversation = await p.getByTestId('inbox-list').locator('a').first().getAttribute('href');
-  await inbox.close();
-  expect(conversation).toMatch(new RegExp(`^/apps/${appId}/inbox/.+`));
-
-  // A saved whisper's page and a sent message's page (the routes whose
-  // pages show a part loaded when shown, `pages::PAGE_PARTS`), made as a
-  // teammate makes them.
+  // The detail pages' addresses, as the lists link them; a saved whisper's
+  // page and a sent message's page (the routes whose pages show a part
+  // loaded when shown, `pages::PAGE_PARTS`), made as a teammate makes them.
   const app = `/apps/${appId}`;
   const owner = await browser.newContext({ baseURL });
   await owner.addCookies(cookies);
   const o = await owner.newPage();
+  await o.goto(`${app}/inbox`);
+  await hydrated(o);
+  const conversation = await o.getByTestId('inbox-list').locator('a').first().getAttribute('href');
+  expect(conversation).toMatch(new RegExp(`^/apps/${appId}/inbox/.+`));
   await o.goto(`${app}/whispers`);
   await hydrated(o);
   await o.getByRole('link', { name: 'Welcome', exact: true }).click();
@@ -138,9 +132,26 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
     ['/account', 1],
     ['/new-app', 1],
   ];
+  // On the saved whisper's page, once measured, a part loaded when the
+  // teammate opens it: the "Why?" panel comes in one bundle of its own,
+  // holding only what the editor's bundle did not bring
+  // (`server::bundles`), and works.
+  const openWhy = async (w: Page, loads: Map<string, Load>) => {
+    const before = new Set(loads.keys());
+    await w.getByTestId('why-open').click();
+    await w.getByTestId('why-user').fill('budget-1');
+    await w.getByRole('button', { name: 'Explain' }).click();
+    await expect(w.getByTestId('why-answer')).toContainText('Ada');
+    const opened = [...loads.entries()].filter(([id]) => !before.has(id)).map(([, l]) => l);
+    const files = opened.map((l) => new URL(l.url).pathname).filter((p) => p.startsWith('/pkg/'));
+    expect(files.length, files.join(', ')).toBe(1);
+    expect(files[0]).toMatch(/^\/pkg\/bundled\/bundle_whisper_why_\d+\.[A-Za-z0-9_-]{22}\.wasm$/);
+    const part = opened.find((l) => new URL(l.url).pathname === files[0])!;
+    console.log(`the saved whisper's "Why?" panel, when opened: ${part.bytes} B`);
+  };
   const totals: string[] = [];
   for (const [path, bundles] of routes) {
-    const v = await coldVisit(browser, baseURL!, path, cookies);
+    const v = await coldVisit(browser, baseURL!, path, cookies, path === savedWhisper ? openWhy : undefined);
     report(path, v);
     // Signed in: the page itself, not a redirect to sign-in.
     expect(new URL(v.url).pathname, path).toBe(path);
@@ -153,21 +164,4 @@ test('the sign-in page and every dashboard route stay within their budgets', asy
     expect.soft(v.total, path).toBeLessThanOrEqual(TARGET_ANY_ROUTE);
   }
   console.log(`first route /login: ${login.total} B\n${totals.join('\n')}`);
-
-  // A part loaded when the teammate opens it: the saved whisper's "Why?"
-  // panel comes in one bundle of its own, holding only what the editor's
-  // bundle did not bring (`server::bundles`), and works.
-  await coldVisit(browser, baseURL!, savedWhisper, cookies, async (w, loads) => {
-    const before = new Set(loads.keys());
-    await w.getByTestId('why-open').click();
-    await w.getByTestId('why-user').fill('budget-1');
-    await w.getByRole('button', { name: 'Explain' }).click();
-    await expect(w.getByTestId('why-answer')).toContainText('Ada');
-    const opened = [...loads.entries()].filter(([id]) => !before.has(id)).map(([, l]) => l);
-    const files = opened.map((l) => new URL(l.url).pathname).filter((p) => p.startsWith('/pkg/'));
-    expect(files.length, files.join(', ')).toBe(1);
-    expect(files[0]).toMatch(/^\/pkg\/bundled\/bundle_whisper_why_\d+\.[A-Za-z0-9_-]{22}\.wasm$/);
-    const part = opened.find((l) => new URL(l.url).pathname === files[0])!;
-    console.log(`the saved whisper's "Why?" panel, when opened: ${part.bytes} B`);
-  });
 });
