@@ -332,6 +332,57 @@ async fn events_commit_in_batches(s: &Store) {
     assert_eq!(s.insert_events_batch(&[]).await.unwrap(), Vec::<bool>::new());
 }
 
+/// Who did each event (`event_users`), as the catalog's recount reads it.
+async fn who_did_what(s: &Store) -> Vec<(String, String)> {
+    let sql = "SELECT app_user_id, name FROM event_users ORDER BY app_user_id, name";
+    match s {
+        Store::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+        Store::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(u, n)| (u.to_string(), n.to_string())).collect()
+}
+
+/// Events are folded into who did each event later, per app, once each:
+/// nothing on write, the new pairs on a fold, nothing twice.
+async fn who_did_each_event_is_folded_in_later(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.insert_app(&app("app2", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, None, 1, json!({})), &[]).await.unwrap();
+    s.create_app_user(&user(2, None, 1, json!({})), &[]).await.unwrap();
+    let mut other = user(3, None, 1, json!({}));
+    other.app_id = "app2".into();
+    s.create_app_user(&other, &[]).await.unwrap();
+    let ev = |app: &str, user: &str, name: &str| PendingEvent {
+        app_id: app.into(),
+        user_ref: user.into(),
+        name: name.into(),
+        at: 20,
+        properties: None,
+        max_catalog: i64::MAX,
+    };
+    let batch = [ev("app1", "user1", "opened"), ev("app1", "user1", "opened"), ev("app1", "user2", "paid")];
+    assert_eq!(s.insert_events_batch(&batch).await.unwrap(), [true; 3]);
+    assert_eq!(s.insert_events_batch(&[ev("app2", "user3", "opened")]).await.unwrap(), [true]);
+    assert!(who_did_what(s).await.is_empty(), "nothing is folded on write");
+    assert_eq!(s.fold_event_users("app1").await.unwrap(), 4, "the four event ids so far");
+    assert_eq!(who_did_what(s).await, pairs(&[("id001", "opened"), ("id002", "paid")]), "app1's pairs only");
+    assert_eq!(s.fold_event_users("app1").await.unwrap(), 0, "nothing new");
+    let again = [ev("app1", "user1", "opened"), ev("app1", "user1", "paid"), ev("app1", "user2", "paid")];
+    assert_eq!(s.insert_events_batch(&again).await.unwrap(), [true; 3]);
+    assert_eq!(s.fold_all_event_users().await.unwrap(), 3 + 7, "app1 from id 4, app2 from the start");
+    assert_eq!(
+        who_did_what(s).await,
+        pairs(&[("id001", "opened"), ("id001", "paid"), ("id002", "paid"), ("id003", "opened")])
+    );
+    // A deleted user's pairs go with the user; the marks stay.
+    assert!(s.delete_app_user("app1", "user2").await.unwrap());
+    assert_eq!(s.fold_all_event_users().await.unwrap(), 0);
+    assert_eq!(who_did_what(s).await, pairs(&[("id001", "opened"), ("id001", "paid"), ("id003", "opened")]));
+}
+
 async fn user_updates_commit_in_batches(s: &Store) {
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     for i in 1..=2 {
@@ -560,6 +611,7 @@ conformance!(sqlite, postgres, super;
     users_properties_and_events,
     users_list_pages_by_keyset,
     events_commit_in_batches,
+    who_did_each_event_is_folded_in_later,
     user_updates_commit_in_batches,
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,
@@ -603,6 +655,22 @@ async fn while_user_is_deleted<T: Send + 'static>(
     write.await.unwrap()
 }
 
+/// PostgreSQL: app1 with users id001 and id002, and a batch of events
+/// (`values` of app, user, name, time) in flight as `track_batch` writes
+/// one: the app's users guarded, the events written, not committed yet.
+async fn a_batch_in_flight(s: &Store, pool: &sqlx::PgPool, values: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
+    s.create_app_user(&user(2, Some("Bo"), 1, json!({})), &[]).await.unwrap();
+    let mut batch = pool.begin().await.unwrap();
+    sqlx::query(s.users_guard(false).unwrap()).bind(vec!["app1"]).execute(&mut *batch).await.unwrap();
+    sqlx::query(&format!("INSERT INTO events (app_id, app_user_id, name, created_at) VALUES {values}"))
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    batch
+}
+
 /// PostgreSQL, where events have no foreign key to their user (migration
 /// 0020): deleting a user while a batch of events for them is in flight
 /// waits for the batch, and the batch's events go with the user.
@@ -611,19 +679,7 @@ async fn a_users_delete_waits_for_their_events_in_flight_and_takes_them_on_postg
     let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
     let s = db.store().await;
     let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
-    s.insert_app(&app("app1", 10), &[]).await.unwrap();
-    s.create_app_user(&user(1, Some("Ada"), 1, json!({})), &[]).await.unwrap();
-    s.create_app_user(&user(2, Some("Bo"), 1, json!({})), &[]).await.unwrap();
-    // A batch in flight, as `track_batch` writes one: the apps' users
-    // guarded, the user found, the events written, not committed yet.
-    let mut batch = pool.begin().await.unwrap();
-    sqlx::query(s.users_guard(false).unwrap()).bind(vec!["app1"]).execute(&mut *batch).await.unwrap();
-    sqlx::query(
-        "INSERT INTO events (app_id, app_user_id, name, created_at) VALUES ('app1', 'id001', 'late', 30), ('app1', 'id002', 'kept', 30)",
-    )
-    .execute(&mut *batch)
-    .await
-    .unwrap();
+    let batch = a_batch_in_flight(&s, pool, "('app1', 'id001', 'late', 30), ('app1', 'id002', 'kept', 30)").await;
     let store = s.clone();
     let delete = tokio::spawn(async move { store.delete_app_user("app1", "user1").await });
     until_one_waits(pool, "the delete").await;
@@ -632,9 +688,29 @@ async fn a_users_delete_waits_for_their_events_in_flight_and_takes_them_on_postg
     let left: Vec<(String, String)> =
         sqlx::query_as("SELECT app_user_id, name FROM events ORDER BY app_user_id").fetch_all(pool).await.unwrap();
     assert_eq!(left, [("id002".to_string(), "kept".to_string())], "no event left for the deleted user");
-    let who: Vec<(String, String)> =
-        sqlx::query_as("SELECT app_user_id, name FROM event_users ORDER BY app_user_id").fetch_all(pool).await.unwrap();
-    assert_eq!(who, [("id002".to_string(), "kept".to_string())]);
+    s.fold_event_users("app1").await.unwrap();
+    assert_eq!(who_did_what(&s).await, pairs(&[("id002", "kept")]));
+    s.close().await;
+}
+
+/// PostgreSQL, where a batch of events may commit after one with higher
+/// ids: the fold into who did each event waits for the app's batches in
+/// flight before it reads how far to go, so none is passed over.
+#[tokio::test]
+async fn the_fold_waits_for_the_batches_in_flight_on_postgres() {
+    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
+    let s = db.store().await;
+    let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
+    // With the lower id.
+    let batch = a_batch_in_flight(&s, pool, "('app1', 'id001', 'slow', 30)").await;
+    // A later batch with a higher id, committed first.
+    assert_eq!(s.insert_events_batch(&[cart("user2", 31)]).await.unwrap(), [true]);
+    let store = s.clone();
+    let fold = tokio::spawn(async move { store.fold_event_users("app1").await });
+    until_one_waits(pool, "the fold").await;
+    batch.commit().await.unwrap();
+    assert_eq!(fold.await.unwrap().unwrap(), 2);
+    assert_eq!(who_did_what(&s).await, pairs(&[("id001", "slow"), ("id002", "item-in-cart")]));
     s.close().await;
 }
 

@@ -373,6 +373,8 @@ async fn anonymous_then_identified(backend: Backend) {
     w.send(json!({"t": "track", "name": "viewed-pricing"})).await;
     w.sync().await;
     drop(w);
+    // The housekeeping has folded the visitor's event into who did each event.
+    app.state.store.fold_event_users(&shop.app_id).await.unwrap();
 
     // Logging in on that device merges the visitor's history into the user.
     let (mut w, v) = Widget::start(&app, shop.hello("known", device)).await;
@@ -387,6 +389,10 @@ async fn anonymous_then_identified(backend: Backend) {
     assert_eq!(r["messages"].as_array().unwrap().len(), 2);
     let anon_id = anon_id.as_str().unwrap();
     assert!(app.state.store.app_user(&shop.app_id, anon_id).await.unwrap().is_none(), "the anonymous user is gone");
+    // Who did each event moved over too: the catalog still counts them.
+    app.state.store.recount_catalog(&shop.app_id, murmur::clock::Clock::now_ms(&*app.clock)).await.unwrap();
+    let counts = app.state.store.event_catalog_counts(&shop.app_id).await.unwrap();
+    assert_eq!(counts, [("viewed-pricing".to_string(), Some(1))], "{counts:?}");
 }
 
 #[tokio::test]

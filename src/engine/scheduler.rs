@@ -51,8 +51,9 @@ impl Engine {
     /// (`engine::send`), every `period` for as long as the server runs; and,
     /// in a task of its own so that a slow one never delays a delivery, the
     /// housekeeping: at most once a minute the overview's rollup
-    /// (`storage::stats`), every 10 minutes per app the catalog counts
-    /// (`storage::users::recount_catalog`), hourly the purge of old
+    /// (`storage::stats`), every minute the new events folded into who did
+    /// each event (`storage::users::fold_event_users`), every 10 minutes per
+    /// app the catalog counts (`storage::users::recount_catalog`), hourly the purge of old
     /// decisions (`engine::explain`).
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
         self.start_housekeeping(period);
@@ -93,7 +94,7 @@ impl Engine {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let (mut rolled_up_at, mut purged_at) = (i64::MIN, i64::MIN);
+            let (mut rolled_up_at, mut folded_at, mut purged_at) = (i64::MIN, i64::MIN, i64::MIN);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -104,6 +105,12 @@ impl Engine {
                     rolled_up_at = engine.now();
                     if let Err(e) = engine.store.roll_up_due_stats(rolled_up_at).await {
                         tracing::error!(error = %e, "the overview's rollup failed");
+                    }
+                }
+                if engine.now().saturating_sub(folded_at) >= crate::storage::FOLD_EVERY_MS {
+                    folded_at = engine.now();
+                    if let Err(e) = engine.store.fold_all_event_users().await {
+                        tracing::error!(error = %e, "folding new events into who did each event failed");
                     }
                 }
                 // Apps whose catalog counts are older than CATALOG_RECOUNT_MS.

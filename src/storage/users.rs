@@ -668,10 +668,12 @@ impl Store {
     }
 
     /// Counts, for every property of `app_id`, the users who have it, and
-    /// for every event the distinct users who did it: one pass over the
-    /// app's users (their property names) and one over who did each event,
-    /// read first and then written in one short transaction.
+    /// for every event the distinct users who did it: the app's new events
+    /// folded into who did each event first (`fold_event_users`), then one
+    /// pass over the app's users (their property names) and one over who
+    /// did each event, read first and then written in one short transaction.
     pub async fn recount_catalog(&self, app_id: &str, now: i64) -> StoreResult<()> {
+        self.fold_event_users(app_id).await?;
         let props_sql = match self {
             Store::Sqlite(_) => {
                 "SELECT j.key, COUNT(*) FROM app_users u, json_each(u.properties) j WHERE u.app_id = $1 GROUP BY j.key"
@@ -718,6 +720,92 @@ impl Store {
         Ok(())
     }
 
+    /// Folds `app_id`'s events written since its last fold into
+    /// `event_users` (who did each event; migration 0021): the new
+    /// (user, name) pairs in key order, `FOLD_CHUNK` events per
+    /// transaction, each moving the app's mark (`event_users_folded`).
+    /// Returns how many event ids it went over (every app's: the app's
+    /// events are among them).
+    ///
+    /// The mark must never pass an event that commits later. SQLite commits
+    /// one writer at a time and hands out ids in that order, so the highest
+    /// committed id is safe. On PostgreSQL a batch may commit after one with
+    /// higher ids: the highest id is read holding the app's users guard
+    /// exclusively (`users_guard`), which waits for the app's batches in
+    /// flight, each of which holds it shared from before its first id.
+    pub async fn fold_event_users(&self, app_id: &str) -> StoreResult<u64> {
+        let mut through: i64 = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT through FROM event_users_folded WHERE app_id = $1",
+        )
+        .bind(app_id)
+        .fetch_optional(pool)
+        .await?)
+        .unwrap_or(0);
+        let last = "SELECT COALESCE(MAX(id), 0) FROM events";
+        let upto: i64 = match self {
+            Store::Sqlite(pool) => sqlx::query_scalar(last).fetch_one(pool).await?,
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if let Some(guard) = self.users_guard(true) {
+                    sqlx::query(guard).bind(app_id).execute(&mut *tx).await?;
+                }
+                let upto = sqlx::query_scalar(last).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                upto
+            }
+        };
+        let (fold, mark) = (
+            "INSERT INTO event_users (app_user_id, name) \
+             SELECT DISTINCT app_user_id, name FROM events WHERE id > $2 AND id <= $3 AND app_id = $1 \
+             ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+            "INSERT INTO event_users_folded (app_id, through) VALUES ($1, $2) \
+             ON CONFLICT (app_id) DO UPDATE SET through = CASE WHEN excluded.through > event_users_folded.through \
+             THEN excluded.through ELSE event_users_folded.through END",
+        );
+        let mut read = 0;
+        while through < upto {
+            let next = upto.min(through + FOLD_CHUNK);
+            macro_rules! fold_chunk {
+                ($tx:ident) => {{
+                    sqlx::query(fold).bind(app_id).bind(through).bind(next).execute(&mut *$tx).await?;
+                    sqlx::query(mark).bind(app_id).bind(next).execute(&mut *$tx).await?;
+                    $tx.commit().await?;
+                }};
+            }
+            match self {
+                // IMMEDIATE: it reads before it writes (see `track_batch`).
+                Store::Sqlite(pool) => {
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    fold_chunk!(tx)
+                }
+                Store::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    // A user deleted meanwhile waits for the fold, so no
+                    // pair outlives its user (SQLite writes one at a time).
+                    if let Some(guard) = self.users_guard(false) {
+                        sqlx::query(guard).bind(vec![app_id]).execute(&mut *tx).await?;
+                    }
+                    fold_chunk!(tx)
+                }
+            }
+            read += (next - through) as u64;
+            through = next;
+        }
+        Ok(read)
+    }
+
+    /// Folds every app's new events into `event_users` (the housekeeping,
+    /// every `FOLD_EVERY_MS`). Returns how many event ids it went over.
+    pub async fn fold_all_event_users(&self) -> StoreResult<u64> {
+        let apps: Vec<String> =
+            with_pool!(self, pool => sqlx::query_scalar("SELECT id FROM apps ORDER BY id").fetch_all(pool).await?);
+        let mut read = 0;
+        for app in &apps {
+            read += self.fold_event_users(app).await?;
+        }
+        Ok(read)
+    }
+
     /// Recounts the catalog of every app not counted for `CATALOG_RECOUNT_MS`
     /// (the scheduler's housekeeping). Returns how many apps it counted.
     pub async fn recount_due_catalogs(&self, now: i64) -> StoreResult<usize> {
@@ -734,6 +822,12 @@ impl Store {
         Ok(apps.len())
     }
 }
+
+/// How many event ids one transaction of `fold_event_users` goes over.
+pub const FOLD_CHUNK: i64 = 100_000;
+
+/// How often the housekeeping folds new events into `event_users`.
+pub const FOLD_EVERY_MS: i64 = 60 * 1000;
 
 /// How old an app's catalog counts may get before the housekeeping counts
 /// them again.

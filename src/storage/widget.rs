@@ -291,6 +291,16 @@ impl Store {
                         .bind(&anon)
                         .execute(&mut *sp)
                         .await?;
+                        // Who did each event: the anonymous user's pairs
+                        // (folded already) become theirs before they go.
+                        sqlx::query(
+                            "INSERT INTO event_users (app_user_id, name) \
+                             SELECT $1, name FROM event_users WHERE app_user_id = $2 ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&row.id)
+                        .bind(&anon)
+                        .execute(&mut *sp)
+                        .await?;
                         sqlx::query("DELETE FROM app_users WHERE id = $1").bind(&anon).execute(&mut *sp).await?;
                     }
                     Ok(row)

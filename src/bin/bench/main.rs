@@ -1,5 +1,5 @@
 //! `cargo run --release --features ssr --bin bench -- [--users N] [--seconds S] [--backend sqlite|postgres|both]
-//!  [--parts audience,ingest,scheduler,send,inbox,overview,catalog,ingest-storage,ingest-http,ingest-noop,ingest-0018]
+//!  [--parts audience,ingest,scheduler,send,inbox,overview,catalog,ingest-storage,ingest-http,ingest-noop]
 //!  [--conversations N]`
 //!
 //! Seeds N users (default 1,000,000) with custom properties on each backend,
@@ -79,8 +79,7 @@ struct Args {
     seconds: u64,
     backends: Vec<&'static str>,
     /// Which parts run: audience, ingest, scheduler, send, inbox, overview,
-    /// catalog, ingest-storage, ingest-http, ingest-noop (all by default),
-    /// ingest-0018 (only when named).
+    /// catalog, ingest-storage, ingest-http, ingest-noop (all by default).
     parts: Vec<String>,
     conversations: usize,
 }
