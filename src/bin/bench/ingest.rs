@@ -219,10 +219,10 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
         // Whatever an earlier run left unfolded is not the rows' work.
         store.fold_event_users(APP_ID).await.unwrap();
         for u in [Users::Hot, cold] {
-            let group = storage_row(&store, true, u, span).await;
-            let group_fold = Fold::run(&store, &group).await;
-            let one = storage_row(&store, false, u, span).await;
-            let one_fold = Fold::run(&store, &one).await;
+            let (group, tail) = storage_row(&store, true, u, span).await;
+            let group_fold = Fold::run(&store, &group, tail).await;
+            let (one, tail) = storage_row(&store, false, u, span).await;
+            let one_fold = Fold::run(&store, &one, tail).await;
             println!(
                 "| storage layer (Engine::track → writer → Store::track_batch), group commit, {IN_FLIGHT} tasks, {} | {}",
                 u.label(),
@@ -323,8 +323,9 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
 }
 
 /// What a storage row left unfolded (at most `FOLD_BESIDE` of its events),
-/// folded into who did each event after the row: the fold's own time and
-/// CPU, and the row's rate counting it.
+/// folded into who did each event after the row: the fold's own time (with
+/// what the fold beside the row ran on after it) and CPU, and the row's
+/// rate counting it.
 struct Fold {
     ids: u64,
     elapsed: Duration,
@@ -334,8 +335,10 @@ struct Fold {
 }
 
 impl Fold {
-    async fn run(store: &Store, row: &Outcome) -> Fold {
-        let (mark, t0) = (CpuMark::take(None), Instant::now());
+    /// `ended`: when the row's load ended (the fold beside it may have run
+    /// on after that).
+    async fn run(store: &Store, row: &Outcome, ended: (Instant, CpuMark)) -> Fold {
+        let (t0, mark) = ended;
         let ids = store.fold_event_users(APP_ID).await.unwrap();
         let (elapsed, cpu) = (t0.elapsed(), mark.since());
         let rate = row.events as f64 / (row.elapsed + elapsed).as_secs_f64();
@@ -360,7 +363,10 @@ impl Fold {
 }
 
 /// One storage-layer row: a warm-up second, then `span` of load.
-async fn storage_row(store: &Store, group_commit: bool, users: Users, span: Duration) -> Outcome {
+/// Also returns when the load ended (time and CPU): the fold beside it may
+/// still run then (one it started before it was told to stop), work the
+/// row left, which `Fold::run` counts.
+async fn storage_row(store: &Store, group_commit: bool, users: Users, span: Duration) -> (Outcome, (Instant, CpuMark)) {
     let engine = Engine::start(store.clone(), Arc::new(SystemClock), group_commit, Duration::ZERO).await.unwrap();
     drive_engine(&engine, users, Duration::from_secs(1), 1).await;
     // Who did each event is folded in beside the load, as the server's
@@ -383,9 +389,10 @@ async fn storage_row(store: &Store, group_commit: bool, users: Users, span: Dura
     let mark = CpuMark::take(None);
     let (events, failed, elapsed, latencies) = drive_engine(&engine, users, span, 2).await;
     let cpu = mark.since();
+    let ended = (Instant::now(), CpuMark::take(None));
     stop.send(true).unwrap();
     folder.await.unwrap();
-    Outcome { events, failed, shed: 0, elapsed, latencies, cpu }
+    (Outcome { events, failed, shed: 0, elapsed, latencies, cpu }, ended)
 }
 
 /// How often a storage row folds its events into who did each event
