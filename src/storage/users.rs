@@ -722,7 +722,7 @@ impl Store {
 
     /// Folds `app_id`'s events written since its last fold into
     /// `event_users` (who did each event; migration 0021): the new
-    /// (user, name) pairs in key order, `FOLD_CHUNK` events per
+    /// (user, name) pairs in key order, `FOLD_CHUNK` event ids per
     /// transaction, each moving the app's mark (`event_users_folded`).
     /// Returns how many event ids it went over (every app's: the app's
     /// events are among them).

@@ -219,10 +219,10 @@ pub async fn run(parts: &[String], backend: &str, url: &str, dir: &FsPath, users
         // Whatever an earlier run left unfolded is not the rows' work.
         store.fold_event_users(APP_ID).await.unwrap();
         for u in [Users::Hot, cold] {
-            let (group, tail) = storage_row(&store, true, u, span).await;
-            let group_fold = Fold::run(&store, &group, tail).await;
-            let (one, tail) = storage_row(&store, false, u, span).await;
-            let one_fold = Fold::run(&store, &one, tail).await;
+            let (group, ended) = storage_row(&store, true, u, span).await;
+            let group_fold = Fold::run(&store, &group, ended).await;
+            let (one, ended) = storage_row(&store, false, u, span).await;
+            let one_fold = Fold::run(&store, &one, ended).await;
             println!(
                 "| storage layer (Engine::track → writer → Store::track_batch), group commit, {IN_FLIGHT} tasks, {} | {}",
                 u.label(),
