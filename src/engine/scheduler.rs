@@ -53,8 +53,8 @@ impl Engine {
     /// housekeeping: at most once a minute the overview's rollup
     /// (`storage::stats`), every minute the new events folded into who did
     /// each event (`storage::users::fold_event_users`), every 10 minutes per
-    /// app the catalog counts (`storage::users::recount_catalog`), hourly the purge of old
-    /// decisions (`engine::explain`).
+    /// app the catalog counts (`storage::users::recount_catalog`), hourly
+    /// the purge of old decisions (`engine::explain`).
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {
         self.start_housekeeping(period);
         let engine = Arc::downgrade(self);
