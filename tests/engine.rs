@@ -3,7 +3,8 @@
 //! pending), first-message whispers fire for REST messages (once), control
 //! characters are refused before they reach the database, a userId cannot
 //! take another user's murmur id, and deleting a whisper leaves the cards
-//! users already received.
+//! users already received. And on SQLite, the writer's WAL reaches the
+//! database file through the checkpointer beside it.
 
 mod support;
 
@@ -512,4 +513,41 @@ async fn welcome_on_first_launch_sqlite() {
 #[tokio::test]
 async fn welcome_on_first_launch_postgres() {
     bounded(welcome_on_first_launch(Backend::Postgres)).await;
+}
+
+// ---------------------------------------------------------------------------
+// SQLite's WAL is checkpointed beside the writer.
+
+/// How many events the database file alone (a copy of it without its WAL)
+/// holds; `None` while a copy cannot be read (taken mid-checkpoint).
+async fn events_in_the_file_alone(db: &TestDb) -> Option<i64> {
+    use sqlx::Connection;
+    let copy = support::temp_dir();
+    std::fs::copy(db.data_dir.join("murmur.db"), copy.join("copy.db")).ok()?;
+    let url = format!("sqlite://{}", copy.join("copy.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.ok()?;
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&mut conn).await.ok();
+    let _ = conn.close().await;
+    let _ = std::fs::remove_dir_all(&copy);
+    n
+}
+
+/// The writer's commits reach the database file without the writer
+/// checkpointing (it does only past 64 MiB of WAL, and nothing else
+/// writes enough here to): the checkpointer copies them in beside it.
+#[tokio::test]
+async fn the_writers_wal_is_checkpointed_beside_it_sqlite() {
+    bounded(async {
+        let Some((db, app, shop)) = setup(Backend::Sqlite, &[]).await else { return };
+        create_user(&app, &shop, "u1", "Ada", "gold").await;
+        for name in ["opened", "paid", "closed"] {
+            let r = rest(&app, &shop, "POST", "/v1.1/appusers/u1/events", json!({ "name": name })).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        // Waits for the condition (the test's bound fails it otherwise).
+        while events_in_the_file_alone(&db).await != Some(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

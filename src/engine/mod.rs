@@ -22,6 +22,7 @@
 
 pub mod actions;
 pub mod admission;
+pub mod checkpoints;
 pub mod email;
 pub mod explain;
 pub mod hub;

@@ -8,7 +8,8 @@
 //!
 //! The writers run on a thread and a runtime of their own. SQLite: one
 //! writer for every kind, so writes never wait for each other's lock (no
-//! busy-timeout sleeps). PostgreSQL: a few writers share the queue (their
+//! busy-timeout sleeps), and its WAL is checkpointed beside it
+//! (`engine::checkpoints`). PostgreSQL: a few writers share the queue (their
 //! commits overlap) with a pool of their own, and user updates go straight
 //! to the database (measured faster there: BENCHMARKS.md).
 //!
@@ -22,6 +23,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::checkpoints::Checkpoints;
 use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
@@ -107,6 +109,8 @@ pub struct Writer {
     metrics: Arc<Metrics>,
     /// The bound on REST API events in flight.
     admission: Arc<super::admission::Gate>,
+    /// SQLite: the WAL's checkpointer, running while a writer is held.
+    _checkpoints: Option<Checkpoints>,
 }
 
 fn stopped() -> WriteFailed {
@@ -198,6 +202,7 @@ impl Writer {
         metrics: Arc<Metrics>,
     ) -> Result<Writer, StoreError> {
         let store = store.for_writer().await?;
+        let checkpoints = Checkpoints::start(&store).await?;
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let writers = match store {
             Store::Sqlite(_) => 1,
@@ -210,7 +215,15 @@ impl Writer {
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
         let admission = Arc::new(super::admission::Gate::default());
-        Ok(Writer { store, queue: tx, batch: group_commit, batch_updates, metrics, admission })
+        Ok(Writer {
+            store,
+            queue: tx,
+            batch: group_commit,
+            batch_updates,
+            metrics,
+            admission,
+            _checkpoints: checkpoints,
+        })
     }
 
     /// Admits `n` events from the REST API, or `None` when that would take

@@ -106,6 +106,26 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// SQLite: the WAL's length (in pages, 64 MiB) past which the writer
+/// checkpoints it itself: what the checkpoints on a connection of their
+/// own (`engine::checkpoints`) have not copied yet, after which the WAL
+/// starts again from its beginning.
+pub const WRITER_WAL_PAGES: u32 = 16_384;
+
+/// A pool of one SQLite connection, held for the server's life, never
+/// pinged (an embedded file cannot drop a connection).
+async fn one_held(opts: SqliteConnectOptions, wait: Duration) -> StoreResult<sqlx::SqlitePool> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .acquire_timeout(wait)
+        .connect_with(opts)
+        .await?)
+}
+
 /// Which backend a `DATABASE_URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbUrl {
@@ -171,17 +191,11 @@ impl Store {
     pub async fn for_writer(&self) -> StoreResult<Store> {
         match self {
             Store::Sqlite(pool) => {
-                let opts = (*pool.connect_options()).clone();
-                let held = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts)
-                    .await?;
-                Ok(Store::Sqlite(held))
+                // The WAL is checkpointed by its own connection
+                // (`engine::checkpoints`): the writer only past
+                // `WRITER_WAL_PAGES`.
+                let opts = (*pool.connect_options()).clone().pragma("wal_autocheckpoint", WRITER_WAL_PAGES.to_string());
+                Ok(Store::Sqlite(one_held(opts, Duration::from_secs(30)).await?))
             }
             Store::Postgres(_) => Ok(self.clone()),
         }
@@ -212,16 +226,7 @@ impl Store {
     pub async fn for_health(&self) -> StoreResult<Store> {
         let wait = Duration::from_secs(5);
         Ok(match self {
-            Store::Sqlite(pool) => Store::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .acquire_timeout(wait)
-                    .connect_with((*pool.connect_options()).clone())
-                    .await?,
-            ),
+            Store::Sqlite(pool) => Store::Sqlite(one_held((*pool.connect_options()).clone(), wait).await?),
             Store::Postgres(pool) => Store::Postgres(
                 PgPoolOptions::new()
                     .max_connections(1)
@@ -232,6 +237,33 @@ impl Store {
                     .await?,
             ),
         })
+    }
+
+    /// The store the WAL's checkpoints run on (`engine::checkpoints`):
+    /// SQLite, one connection of its own held for the server's life;
+    /// `None` on PostgreSQL, which checkpoints by itself.
+    pub async fn for_checkpoints(&self) -> StoreResult<Option<Store>> {
+        match self {
+            Store::Sqlite(pool) => {
+                Ok(Some(Store::Sqlite(one_held((*pool.connect_options()).clone(), Duration::from_secs(30)).await?)))
+            }
+            Store::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// SQLite: copies what the WAL holds into the database file as far as
+    /// no reader still needs it, without waiting for any lock (a PASSIVE
+    /// checkpoint). Returns the WAL's pages and how many of them are now in
+    /// the database file; `None` on PostgreSQL or an in-memory database.
+    pub async fn checkpoint(&self) -> StoreResult<Option<(i64, i64)>> {
+        match self {
+            Store::Sqlite(pool) => {
+                let (_busy, log, done): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+                Ok((log >= 0).then_some((log, done)))
+            }
+            Store::Postgres(_) => Ok(None),
+        }
     }
 
     /// Applies the backend's pending migrations.

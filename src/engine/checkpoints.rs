@@ -1,0 +1,60 @@
+//! SQLite's WAL checkpoints, beside the writer instead of on its thread.
+//!
+//! A commit appends the pages it changed to the WAL; a checkpoint copies
+//! them back into the database file and syncs it. Left to SQLite, the
+//! connection whose commit takes the WAL past 1,000 pages does that, so the
+//! single writer (`engine::writer`) copied about every page it wrote a
+//! second time (a page changed by every batch, once per batch), and waited
+//! for a second fsync, while every request waited for it. Here a connection
+//! of its own checkpoints every `CHECKPOINT_EVERY`, without taking any lock
+//! the writer needs (PASSIVE): a page changed in that time is copied once,
+//! and the copying and its fsync run on the other core. The writer still
+//! checkpoints once the WAL is past `storage::WRITER_WAL_PAGES` (64 MiB):
+//! it copies what the checkpointer has not yet, and its checkpoint is what
+//! lets the WAL start again from its beginning (only a writer can), so the
+//! WAL stays about that long.
+//!
+//! Durability does not change: a commit is durable once its pages are
+//! synced in the WAL (`synchronous=FULL`), whenever they are checkpointed.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use crate::storage::{Store, StoreError};
+
+/// How often the checkpointer checkpoints.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Keeps the checkpointer running: it stops once every clone is dropped.
+#[derive(Clone)]
+pub struct Checkpoints {
+    _held: Arc<()>,
+}
+
+impl Checkpoints {
+    /// Starts the checkpointer on its own connection (SQLite; `None` on
+    /// PostgreSQL). Returns once that connection is open.
+    pub async fn start(store: &Store) -> Result<Option<Checkpoints>, StoreError> {
+        let Some(own) = store.for_checkpoints().await? else { return Ok(None) };
+        let held = Arc::new(());
+        tokio::spawn(run(own, Arc::downgrade(&held)));
+        Ok(Some(Checkpoints { _held: held }))
+    }
+}
+
+async fn run(store: Store, held: Weak<()>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if held.strong_count() == 0 {
+            break;
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the WAL failed");
+        }
+    }
+    store.close().await;
+}
