@@ -381,11 +381,6 @@ async fn who_did_each_event_is_folded_in_later(s: &Store) {
     assert!(s.delete_app_user("app1", "user2").await.unwrap());
     assert_eq!(s.fold_all_event_users().await.unwrap(), 0);
     assert_eq!(who_did_what(s).await, pairs(&[("id001", "opened"), ("id001", "paid"), ("id003", "opened")]));
-    // An app with nothing new is left as it is: no ids gone over.
-    assert_eq!(s.insert_events_batch(&[ev("app1", "user1", "closed")]).await.unwrap(), [true]);
-    assert_eq!(s.fold_event_users("app2").await.unwrap(), 0, "app2 has nothing new");
-    assert_eq!(s.fold_event_users("app1").await.unwrap(), 1);
-    assert_eq!(who_did_what(s).await.len(), 4);
 }
 
 async fn user_updates_commit_in_batches(s: &Store) {
@@ -674,23 +669,6 @@ async fn a_batch_in_flight(s: &Store, pool: &sqlx::PgPool, values: &str) -> sqlx
         .await
         .unwrap();
     batch
-}
-
-/// PostgreSQL: an app with nothing committed past its mark is not folded,
-/// so its fold never waits for (nor holds up) the app's batches in flight.
-#[tokio::test]
-async fn an_idle_apps_fold_does_not_wait_on_postgres() {
-    let Some(db) = support::TestDb::new(support::Backend::Postgres).await else { return };
-    let s = db.store().await;
-    let Store::Postgres(pool) = &s else { unreachable!("a PostgreSQL store") };
-    let batch = a_batch_in_flight(&s, pool, "('app1', 'id001', 'slow', 30)").await;
-    // Bounded only so that a fold that waits fails instead of hanging.
-    let fold = tokio::time::timeout(std::time::Duration::from_secs(60), s.fold_event_users("app1")).await;
-    assert_eq!(fold.expect("the fold did not wait for the batch").unwrap(), 0);
-    batch.commit().await.unwrap();
-    assert_eq!(s.fold_event_users("app1").await.unwrap(), 1);
-    assert_eq!(who_did_what(&s).await, pairs(&[("id001", "slow")]));
-    s.close().await;
 }
 
 /// PostgreSQL, where events have no foreign key to their user (migration

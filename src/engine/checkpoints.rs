@@ -10,9 +10,10 @@
 //! the writer needs (PASSIVE): a page changed in that time is copied once,
 //! and the copying and its fsync run on the other core. The writer still
 //! checkpoints once the WAL is past `storage::WRITER_WAL_PAGES` (64 MiB):
-//! it copies what the checkpointer has not yet, and its checkpoint is what
-//! lets the WAL start again from its beginning (only a writer can), so the
-//! WAL stays about that long.
+//! it copies what the checkpointer has not yet, and as its checkpoint ends
+//! between two of its transactions, the next one starts the WAL again from
+//! its beginning (a checkpoint elsewhere would have to hold writes back to
+//! get there), so the WAL stays about that long.
 //!
 //! Durability does not change: a commit is durable once its pages are
 //! synced in the WAL (`synchronous=FULL`), whenever they are checkpointed.

@@ -733,9 +733,6 @@ impl Store {
     /// higher ids: the highest id is read holding the app's users guard
     /// exclusively (`users_guard`), which waits for the app's batches in
     /// flight, each of which holds it shared from before its first id.
-    /// An app with no event committed past its mark is left as it is
-    /// (returns 0): its mark does not move, so nothing is passed, and its
-    /// writers never wait for the guard.
     pub async fn fold_event_users(&self, app_id: &str) -> StoreResult<u64> {
         let mut through: i64 = with_pool!(self, pool => sqlx::query_scalar(
             "SELECT through FROM event_users_folded WHERE app_id = $1",
@@ -744,16 +741,6 @@ impl Store {
         .fetch_optional(pool)
         .await?)
         .unwrap_or(0);
-        let new: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(
-            "SELECT id FROM events WHERE id > $1 AND app_id = $2 ORDER BY id LIMIT 1",
-        )
-        .bind(through)
-        .bind(app_id)
-        .fetch_optional(pool)
-        .await?);
-        if new.is_none() {
-            return Ok(0);
-        }
         let last = "SELECT COALESCE(MAX(id), 0) FROM events";
         let upto: i64 = match self {
             Store::Sqlite(pool) => sqlx::query_scalar(last).fetch_one(pool).await?,
