@@ -3,9 +3,9 @@
 //! A commit appends the pages it changed to the WAL; a checkpoint copies
 //! them back into the database file and syncs it. Left to SQLite, the
 //! connection whose commit takes the WAL past 1,000 pages does that, so the
-//! single writer (`engine::writer`) copied about every page it wrote a
-//! second time (a page changed by every batch, once per batch), and waited
-//! for a second fsync, while every request waited for it. Here a connection
+//! single writer (`engine::writer`) copied the pages it had changed into
+//! the database file every few batches (every batch with cold users) and
+//! waited for a second fsync, while every request waited for it. Here a connection
 //! of its own checkpoints every `CHECKPOINT_EVERY`, without taking any lock
 //! the writer needs (PASSIVE): a page changed in that time is copied once,
 //! and the copying and its fsync run on the other core. The writer still
