@@ -544,9 +544,11 @@ async fn the_writers_wal_is_checkpointed_beside_it_sqlite() {
             let r = rest(&app, &shop, "POST", "/v1.1/appusers/u1/events", json!({ "name": name })).await;
             assert_eq!(r.status, 201, "{}", r.body);
         }
-        // Waits for the condition (the test's bound fails it otherwise).
+        // Each pass of the checkpointer, until the file holds them (the
+        // test's bound fails it otherwise).
+        let mut passes = app.state.engine.writer.checkpoints().expect("SQLite has a checkpointer");
         while events_in_the_file_alone(&db).await != Some(3) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            passes.changed().await.expect("the checkpointer runs");
         }
     })
     .await;

@@ -18,44 +18,45 @@
 //! Durability does not change: a commit is durable once its pages are
 //! synced in the WAL (`synchronous=FULL`), whenever they are checkpointed.
 
-use std::{
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::storage::{Store, StoreError};
 
 /// How often the checkpointer checkpoints.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// Keeps the checkpointer running: it stops once every clone is dropped.
-#[derive(Clone)]
-pub struct Checkpoints {
-    _held: Arc<()>,
+/// The checkpointer's last pass: the WAL's pages and how many of them were
+/// in the database file after it (`None` before the first pass). Cloned by
+/// whoever waits for a pass; the checkpointer stops once every clone is
+/// dropped.
+pub type Checkpoints = watch::Receiver<Option<(i64, i64)>>;
+
+/// Starts the checkpointer on its own connection (SQLite; `None` on
+/// PostgreSQL). Returns once that connection is open.
+pub async fn start(store: &Store) -> Result<Option<Checkpoints>, StoreError> {
+    let Some(own) = store.for_checkpoints().await? else { return Ok(None) };
+    let (passes, seen) = watch::channel(None);
+    tokio::spawn(run(own, passes));
+    Ok(Some(seen))
 }
 
-impl Checkpoints {
-    /// Starts the checkpointer on its own connection (SQLite; `None` on
-    /// PostgreSQL). Returns once that connection is open.
-    pub async fn start(store: &Store) -> Result<Option<Checkpoints>, StoreError> {
-        let Some(own) = store.for_checkpoints().await? else { return Ok(None) };
-        let held = Arc::new(());
-        tokio::spawn(run(own, Arc::downgrade(&held)));
-        Ok(Some(Checkpoints { _held: held }))
-    }
-}
-
-async fn run(store: Store, held: Weak<()>) {
+async fn run(store: Store, passes: watch::Sender<Option<(i64, i64)>>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if held.strong_count() == 0 {
+        if passes.is_closed() {
             break;
         }
-        if let Err(e) = store.checkpoint().await {
-            tracing::warn!(error = %e, "checkpointing the WAL failed");
-        }
+        match store.checkpoint().await {
+            Ok(pass) => passes.send_replace(pass),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpointing the WAL failed");
+                None
+            }
+        };
     }
     store.close().await;
 }

@@ -23,7 +23,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::checkpoints::Checkpoints;
+use super::checkpoints::{self, Checkpoints};
 use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
@@ -109,8 +109,9 @@ pub struct Writer {
     metrics: Arc<Metrics>,
     /// The bound on REST API events in flight.
     admission: Arc<super::admission::Gate>,
-    /// SQLite: the WAL's checkpointer, running while a writer is held.
-    _checkpoints: Option<Checkpoints>,
+    /// SQLite: the WAL's checkpointer's passes (it runs while they are
+    /// watched).
+    checkpoints: Option<Checkpoints>,
 }
 
 fn stopped() -> WriteFailed {
@@ -202,7 +203,7 @@ impl Writer {
         metrics: Arc<Metrics>,
     ) -> Result<Writer, StoreError> {
         let store = store.for_writer().await?;
-        let checkpoints = Checkpoints::start(&store).await?;
+        let checkpoints = checkpoints::start(&store).await?;
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let writers = match store {
             Store::Sqlite(_) => 1,
@@ -215,15 +216,7 @@ impl Writer {
         }
         let batch_updates = group_commit && matches!(store, Store::Sqlite(_));
         let admission = Arc::new(super::admission::Gate::default());
-        Ok(Writer {
-            store,
-            queue: tx,
-            batch: group_commit,
-            batch_updates,
-            metrics,
-            admission,
-            _checkpoints: checkpoints,
-        })
+        Ok(Writer { store, queue: tx, batch: group_commit, batch_updates, metrics, admission, checkpoints })
     }
 
     /// Admits `n` events from the REST API, or `None` when that would take
@@ -239,6 +232,11 @@ impl Writer {
     /// refusal costs no parsing.
     pub fn full(&self) -> bool {
         self.admission.full()
+    }
+
+    /// SQLite: the checkpointer's passes, to wait for the next one.
+    pub fn checkpoints(&self) -> Option<Checkpoints> {
+        self.checkpoints.clone()
     }
 
     /// The store the writer writes with (SQLite: its held connection).
