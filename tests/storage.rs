@@ -383,6 +383,76 @@ async fn who_did_each_event_is_folded_in_later(s: &Store) {
     assert_eq!(who_did_what(s).await, pairs(&[("id001", "opened"), ("id001", "paid"), ("id003", "opened")]));
 }
 
+/// The app_user ids of every event, and of every entry of the per-user
+/// index, sorted.
+async fn event_owners(s: &Store) -> (Vec<String>, Vec<String>) {
+    let (events, index) =
+        ("SELECT app_user_id FROM events ORDER BY 1", "SELECT app_user_id FROM events_by_user ORDER BY 1");
+    match s {
+        Store::Sqlite(p) => (
+            sqlx::query_scalar(events).fetch_all(p).await.unwrap(),
+            sqlx::query_scalar(index).fetch_all(p).await.unwrap(),
+        ),
+        Store::Postgres(p) => (
+            sqlx::query_scalar(events).fetch_all(p).await.unwrap(),
+            sqlx::query_scalar(index).fetch_all(p).await.unwrap(),
+        ),
+    }
+}
+
+/// A user's events are found through the per-user index once folded
+/// (migration 0022) and past their app's mark before: every reader sees
+/// both, in one order; a deleted user's events go from both.
+async fn a_users_events_are_read_before_and_after_their_fold(s: &Store) {
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.insert_app(&app("app2", 10), &[]).await.unwrap();
+    for i in [1, 2] {
+        s.create_app_user(&user(i, None, 1, json!({})), &[]).await.unwrap();
+    }
+    let mut other = user(3, None, 1, json!({}));
+    other.app_id = "app2".into();
+    s.create_app_user(&other, &[]).await.unwrap();
+    let ev = |app: &str, user: &str, name: &str, at: i64| PendingEvent {
+        app_id: app.into(),
+        user_ref: user.into(),
+        name: name.into(),
+        at,
+        properties: None,
+        max_catalog: i64::MAX,
+    };
+    let first = [ev("app1", "user1", "opened", 10), ev("app1", "user1", "paid", 20), ev("app1", "user2", "opened", 10)];
+    assert_eq!(s.insert_events_batch(&first).await.unwrap(), [true; 3]);
+    let times =
+        |events: Vec<murmur::storage::EventRow>| events.into_iter().map(|e| (e.name, e.created_at)).collect::<Vec<_>>();
+    let want_first = vec![("paid".to_string(), 20), ("opened".to_string(), 10)];
+    assert_eq!(times(s.user_events("id001", 10).await.unwrap()), want_first, "before any fold");
+    assert_eq!(event_owners(s).await.1, Vec::<String>::new(), "nothing indexed on write");
+    s.fold_all_event_users().await.unwrap();
+    assert_eq!(event_owners(s).await.1, ["id001", "id001", "id002"], "the fold indexes each event once");
+    assert_eq!(times(s.user_events("id001", 10).await.unwrap()), want_first, "after the fold");
+    // Newer and older events past the mark, beside the folded ones.
+    let second = [ev("app1", "user1", "opened", 30), ev("app1", "user1", "opened", 15), ev("app2", "user3", "x", 1)];
+    assert_eq!(s.insert_events_batch(&second).await.unwrap(), [true; 3]);
+    let all = vec![
+        ("opened".to_string(), 30),
+        ("paid".to_string(), 20),
+        ("opened".to_string(), 15),
+        ("opened".to_string(), 10),
+    ];
+    assert_eq!(times(s.user_events("id001", 10).await.unwrap()), all, "folded and not, in one order");
+    assert_eq!(times(s.user_events("id001", 2).await.unwrap()), all[..2], "the limit over both");
+    assert_eq!(s.last_event("id001", "opened").await.unwrap(), Some((30, 3)));
+    assert_eq!(s.last_event("id001", "paid").await.unwrap(), Some((20, 1)));
+    assert_eq!(s.last_event("id002", "paid").await.unwrap(), None);
+    // A deleted user's events go, folded or not; the others stay.
+    assert!(s.delete_app_user("app1", "user1").await.unwrap());
+    assert_eq!(event_owners(s).await, (vec!["id002".into(), "id003".into()], vec!["id002".into()]));
+    assert!(s.user_events("id001", 10).await.unwrap().is_empty());
+    s.fold_all_event_users().await.unwrap();
+    assert_eq!(event_owners(s).await.1, ["id002", "id003"]);
+    assert_eq!(times(s.user_events("id003", 10).await.unwrap()), [("x".to_string(), 1)]);
+}
+
 async fn user_updates_commit_in_batches(s: &Store) {
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     for i in 1..=2 {
@@ -612,6 +682,7 @@ conformance!(sqlite, postgres, super;
     users_list_pages_by_keyset,
     events_commit_in_batches,
     who_did_each_event_is_folded_in_later,
+    a_users_events_are_read_before_and_after_their_fold,
     user_updates_commit_in_batches,
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,

@@ -157,14 +157,18 @@ mod checks {
 
     pub async fn pages_have_no_gaps_or_doubles_across_equal_times(s: &Store) {
         seed(s).await;
-        // Many items at the same milliseconds, of every kind.
-        let mut sql = String::new();
-        for i in 0..7 {
-            sql.push_str(&format!(
+        // Many items at the same milliseconds, of every kind; the first
+        // events folded (found by `events_by_user`), the others not yet
+        // (past the app's mark): the pages read both.
+        let event = |i: i32| {
+            format!(
                 "INSERT INTO events (app_id, app_user_id, name, created_at) VALUES ('a1', 'u1', 'e{i}', {});",
                 100 + (i % 2) * 50
-            ));
-        }
+            )
+        };
+        exec(s, &(0..4).map(event).collect::<String>()).await;
+        s.fold_event_users("a1").await.unwrap();
+        let mut sql = (4..7).map(event).collect::<String>();
         for i in 0..5 {
             sql.push_str(&format!(
                 "INSERT INTO conversations (id, app_id, app_user_id, state, started_by, last_activity_at, created_at) \

@@ -51,8 +51,8 @@ impl Engine {
     /// (`engine::send`), every `period` for as long as the server runs; and,
     /// in a task of its own so that a slow one never delays a delivery, the
     /// housekeeping: at most once a minute the overview's rollup
-    /// (`storage::stats`), every minute the new events folded into who did
-    /// each event (`storage::users::fold_event_users`), every 10 minutes per
+    /// (`storage::stats`), every 10 s the new events folded into who did
+    /// each event and each user's events (`storage::users::fold_event_users`), every 10 minutes per
     /// app the catalog counts (`storage::users::recount_catalog`), hourly
     /// the purge of old decisions (`engine::explain`).
     pub fn start_scheduler(self: &Arc<Self>, period: Duration) {

@@ -44,6 +44,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
+            // The app's fold mark (`fold_event_users`), from the start: its
+            // events are the ids past it.
+            sqlx::query("INSERT INTO event_users_folded (app_id, through) SELECT $1, COALESCE(MAX(id), 0) FROM events")
+                .bind(&app.id)
+                .execute(&mut *tx)
+                .await?;
             for member in members {
                 sqlx::query("INSERT INTO app_members (app_id, teammate_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(&app.id)

@@ -278,12 +278,8 @@ impl Store {
 
         let (at, id) = int_bound(TimelineKind::Event);
         let sql = format!(
-            "SELECT id, name, {props} AS properties, created_at FROM events \
-             WHERE app_user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
-            props = match self {
-                Store::Sqlite(_) => "properties",
-                Store::Postgres(_) => "properties::text",
-            }
+            "SELECT id, name, properties, created_at FROM {} ORDER BY created_at DESC, id DESC LIMIT $4",
+            self.user_events_union("({at}, {id}) < ($2, $3)", Some("$4"))
         );
         let rows: Vec<TimelineEvent> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(app_user_id).bind(at).bind(id).bind(n).fetch_all(pool).await?);

@@ -143,6 +143,39 @@ impl Store {
             .join(", ")
     }
 
+    /// A subquery (aliased `mine`) of user `$1`'s events that match `cond`
+    /// (SQL over `{at}` and `{id}`, the event's time and id, and `e`, the
+    /// events table), with columns `id`, `name`, `created_at` and
+    /// `properties` (as text). A user's events are in two places: those
+    /// folded, found by `events_by_user` (migration 0022), and those written
+    /// since their app's mark (`fold_event_users`), a range of ids past it;
+    /// one statement reads both, so a fold in between moves none from one to
+    /// the other unseen. With `limit`, each place gives its newest `limit`
+    /// (the caller orders and limits the whole).
+    pub(crate) fn user_events_union(&self, cond: &str, limit: Option<&str>) -> String {
+        let props = match self {
+            Store::Sqlite(_) => "e.properties",
+            Store::Postgres(_) => "e.properties::text",
+        };
+        let cols = format!("e.id AS id, e.name AS name, e.created_at AS created_at, {props} AS properties");
+        let newest =
+            |at: &str, id: &str| limit.map(|n| format!(" ORDER BY {at} DESC, {id} DESC LIMIT {n}")).unwrap_or_default();
+        let cond_on = |at: &str, id: &str| cond.replace("{at}", at).replace("{id}", id);
+        format!(
+            "(SELECT * FROM (SELECT {cols} FROM events_by_user x JOIN events e ON e.id = x.event_id \
+               WHERE x.app_user_id = $1 AND {folded}{folded_newest}) folded \
+              UNION ALL \
+              SELECT * FROM (SELECT {cols} FROM events e \
+               WHERE e.id > (SELECT COALESCE(f.through, 0) FROM app_users u \
+                             LEFT JOIN event_users_folded f ON f.app_id = u.app_id WHERE u.id = $1) \
+               AND e.app_user_id = $1 AND {recent}{recent_newest}) recent) mine",
+            folded = cond_on("x.created_at", "x.event_id"),
+            folded_newest = newest("x.created_at", "x.event_id"),
+            recent = cond_on("e.created_at", "e.id"),
+            recent_newest = newest("e.created_at", "e.id"),
+        )
+    }
+
     /// How a bound JSON text parameter becomes the stored form.
     pub(crate) fn json_param(&self, n: usize) -> String {
         match self {
@@ -607,12 +640,12 @@ impl Store {
 
     /// A user's most recent events, newest first.
     pub async fn user_events(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<EventRow>> {
-        let sql = match self {
-            Store::Sqlite(_) => "SELECT name, created_at, properties FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-            Store::Postgres(_) => "SELECT name, created_at, properties::text AS properties FROM events WHERE app_user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        };
+        let sql = format!(
+            "SELECT name, created_at, properties FROM {} ORDER BY created_at DESC, id DESC LIMIT $2",
+            self.user_events_union("TRUE", Some("$2"))
+        );
         Ok(with_pool!(self, pool => sqlx::query_as(
-            sql,
+            &sql,
         )
         .bind(app_user_id)
         .bind(limit)
@@ -721,9 +754,11 @@ impl Store {
     }
 
     /// Folds `app_id`'s events written since its last fold into
-    /// `event_users` (who did each event; migration 0021): the new
-    /// (user, name) pairs in key order, `FOLD_CHUNK` event ids per
-    /// transaction, each moving the app's mark (`event_users_folded`).
+    /// `event_users` (who did each event; migration 0021) and
+    /// `events_by_user` (each user's events; migration 0022): the new
+    /// (user, name) pairs and (user, time, event) entries in key order,
+    /// `FOLD_CHUNK` event ids per transaction, each moving the app's mark
+    /// (`event_users_folded`).
     /// Returns how many event ids it went over (every app's: the app's
     /// events are among them).
     ///
@@ -754,10 +789,13 @@ impl Store {
                 upto
             }
         };
-        let (fold, mark) = (
+        let (fold, by_user, mark) = (
             "INSERT INTO event_users (app_user_id, name) \
              SELECT DISTINCT app_user_id, name FROM events WHERE id > $2 AND id <= $3 AND app_id = $1 \
              ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+            "INSERT INTO events_by_user (app_user_id, created_at, event_id) \
+             SELECT app_user_id, created_at, id FROM events WHERE id > $2 AND id <= $3 AND app_id = $1 \
+             ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING",
             "INSERT INTO event_users_folded (app_id, through) VALUES ($1, $2) \
              ON CONFLICT (app_id) DO UPDATE SET through = CASE WHEN excluded.through > event_users_folded.through \
              THEN excluded.through ELSE event_users_folded.through END",
@@ -768,6 +806,7 @@ impl Store {
             macro_rules! fold_chunk {
                 ($tx:ident) => {{
                     sqlx::query(fold).bind(app_id).bind(through).bind(next).execute(&mut *$tx).await?;
+                    sqlx::query(by_user).bind(app_id).bind(through).bind(next).execute(&mut *$tx).await?;
                     sqlx::query(mark).bind(app_id).bind(next).execute(&mut *$tx).await?;
                     $tx.commit().await?;
                 }};
@@ -826,8 +865,10 @@ impl Store {
 /// How many event ids one transaction of `fold_event_users` goes over.
 pub const FOLD_CHUNK: i64 = 100_000;
 
-/// How often the housekeeping folds new events into `event_users`.
-pub const FOLD_EVERY_MS: i64 = 60 * 1000;
+/// How often the housekeeping folds new events into `event_users` and
+/// `events_by_user`. A user's events since the last fold are read from a
+/// range of ids (`user_events_union`), which this keeps short.
+pub const FOLD_EVERY_MS: i64 = 10 * 1000;
 
 /// How old an app's catalog counts may get before the housekeeping counts
 /// them again.
@@ -1122,11 +1163,14 @@ impl Store {
                         .map(|i| format!("({i}, ?, ?)"))
                         .collect::<Vec<_>>()
                         .join(", ");
+                    // Each index gives the row's rowid: murmur's id first,
+                    // then the userId, then the row by its rowid (three
+                    // lookups per user; by ids, five).
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
-                         SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.id = \
-                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref \
-                            UNION ALL SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref LIMIT 1)"
+                         SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.rowid = COALESCE( \
+                           (SELECT x.rowid FROM app_users x WHERE x.id = j.user_ref AND x.app_id = j.app_id), \
+                           (SELECT x.rowid FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref))"
                     );
                     let mut q = sqlx::query(&sql);
                     for (app_id, user_ref) in chunk {

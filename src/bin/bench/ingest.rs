@@ -370,7 +370,7 @@ async fn storage_row(store: &Store, group_commit: bool, users: Users, span: Dura
     let engine = Engine::start(store.clone(), Arc::new(SystemClock), group_commit, Duration::ZERO).await.unwrap();
     drive_engine(&engine, users, Duration::from_secs(1), 1).await;
     // Who did each event is folded in beside the load, as the server's
-    // housekeeping does (every minute there; every `FOLD_BESIDE` here, so
+    // housekeeping does (every 10 s there; every `FOLD_BESIDE` here, so
     // that a row of seconds pays for its fold).
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let folder = {
