@@ -112,6 +112,14 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
 /// starts again from its beginning.
 pub const WRITER_WAL_PAGES: u32 = 16_384;
 
+/// SQLite: how much of the database file the writer's connection reads
+/// through a memory map (2 GiB, SQLite's largest by default) instead of a
+/// read call per page into its 2 MB page cache. With users spread over a
+/// large table, every batch reads thousands of pages not in that cache:
+/// through the map, the writer's cold ingest went from ~30,000 to ~48,000
+/// events/s (BENCHMARKS.md). Writes still go through the WAL.
+pub const WRITER_MMAP_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// A pool of one SQLite connection, held for the server's life, never
 /// pinged (an embedded file cannot drop a connection).
 async fn one_held(opts: SqliteConnectOptions, wait: Duration) -> StoreResult<sqlx::SqlitePool> {
@@ -186,7 +194,8 @@ impl Store {
     /// The store the delivery path's writer uses. SQLite: a pool of one
     /// connection held for the server's life, so every hot-path write goes
     /// through the same connection (warm page cache, cached prepared
-    /// statements, never waiting for another writer's lock). PostgreSQL:
+    /// statements, never waiting for another writer's lock), reading the
+    /// file through a memory map (`WRITER_MMAP_BYTES`). PostgreSQL:
     /// the shared pool.
     pub async fn for_writer(&self) -> StoreResult<Store> {
         match self {
@@ -194,7 +203,10 @@ impl Store {
                 // The WAL is checkpointed by its own connection
                 // (`engine::checkpoints`): the writer only past
                 // `WRITER_WAL_PAGES`.
-                let opts = (*pool.connect_options()).clone().pragma("wal_autocheckpoint", WRITER_WAL_PAGES.to_string());
+                let opts = (*pool.connect_options())
+                    .clone()
+                    .pragma("wal_autocheckpoint", WRITER_WAL_PAGES.to_string())
+                    .pragma("mmap_size", WRITER_MMAP_BYTES.to_string());
                 Ok(Store::Sqlite(one_held(opts, Duration::from_secs(30)).await?))
             }
             Store::Postgres(_) => Ok(self.clone()),
