@@ -51,12 +51,11 @@ async fn run(store: Store, passes: watch::Sender<Option<(i64, i64)>>) {
             break;
         }
         match store.checkpoint().await {
-            Ok(pass) => passes.send_replace(pass),
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpointing the WAL failed");
-                None
+            Ok(pass) => {
+                passes.send_replace(pass);
             }
-        };
+            Err(e) => tracing::warn!(error = %e, "checkpointing the WAL failed"),
+        }
     }
     store.close().await;
 }

@@ -192,7 +192,8 @@ impl Store {
 
     /// When a user last tracked `name`, and how many times (None: never).
     pub async fn last_event(&self, app_user_id: &str, name: &str) -> StoreResult<Option<(i64, i64)>> {
-        let sql = format!("SELECT MAX(created_at), COUNT(*) FROM {}", self.user_events_union("e.name = $2", None));
+        let sql =
+            format!("SELECT MAX(created_at), COUNT(*) FROM {}", self.user_events_union("$1", "e.name = $2", None));
         let row: (Option<i64>, i64) = with_pool!(self, pool => sqlx::query_as(
             &sql,
         )

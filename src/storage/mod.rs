@@ -116,8 +116,9 @@ pub const WRITER_WAL_PAGES: u32 = 16_384;
 /// through a memory map (2 GiB, SQLite's largest by default) instead of a
 /// read call per page into its 2 MB page cache. With users spread over a
 /// large table, every batch reads thousands of pages not in that cache:
-/// through the map, the writer's cold ingest went from ~30,000 to ~48,000
-/// events/s (BENCHMARKS.md). Writes still go through the WAL.
+/// through the map, the writer's cold ingest went from 30,646 to 39,522
+/// events/s, means of three same-run pairs (BENCHMARKS.md). Writes still
+/// go through the WAL.
 pub const WRITER_MMAP_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// A pool of one SQLite connection, held for the server's life, never

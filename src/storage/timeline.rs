@@ -279,7 +279,7 @@ impl Store {
         let (at, id) = int_bound(TimelineKind::Event);
         let sql = format!(
             "SELECT id, name, properties, created_at FROM {} ORDER BY created_at DESC, id DESC LIMIT $4",
-            self.user_events_union("({at}, {id}) < ($2, $3)", Some("$4"))
+            self.user_events_union("$1", "({at}, {id}) < ($2, $3)", Some("$4"))
         );
         let rows: Vec<TimelineEvent> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(app_user_id).bind(at).bind(id).bind(n).fetch_all(pool).await?);

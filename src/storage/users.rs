@@ -143,7 +143,8 @@ impl Store {
             .join(", ")
     }
 
-    /// A subquery (aliased `mine`) of user `$1`'s events that match `cond`
+    /// A subquery (aliased `mine`) of the events of the user `user` (a
+    /// placeholder such as `$1`) that match `cond`
     /// (SQL over `{at}` and `{id}`, the event's time and id, and `e`, the
     /// events table), with columns `id`, `name`, `created_at` and
     /// `properties` (as text). A user's events are in two places: those
@@ -152,7 +153,7 @@ impl Store {
     /// one statement reads both, so a fold in between moves none from one to
     /// the other unseen. With `limit`, each place gives its newest `limit`
     /// (the caller orders and limits the whole).
-    pub(crate) fn user_events_union(&self, cond: &str, limit: Option<&str>) -> String {
+    pub(crate) fn user_events_union(&self, user: &str, cond: &str, limit: Option<&str>) -> String {
         let props = match self {
             Store::Sqlite(_) => "e.properties",
             Store::Postgres(_) => "e.properties::text",
@@ -163,12 +164,12 @@ impl Store {
         let cond_on = |at: &str, id: &str| cond.replace("{at}", at).replace("{id}", id);
         format!(
             "(SELECT * FROM (SELECT {cols} FROM events_by_user x JOIN events e ON e.id = x.event_id \
-               WHERE x.app_user_id = $1 AND {folded}{folded_newest}) folded \
+               WHERE x.app_user_id = {user} AND {folded}{folded_newest}) folded \
               UNION ALL \
               SELECT * FROM (SELECT {cols} FROM events e \
                WHERE e.id > (SELECT COALESCE(f.through, 0) FROM app_users u \
-                             LEFT JOIN event_users_folded f ON f.app_id = u.app_id WHERE u.id = $1) \
-               AND e.app_user_id = $1 AND {recent}{recent_newest}) recent) mine",
+                             LEFT JOIN event_users_folded f ON f.app_id = u.app_id WHERE u.id = {user}) \
+               AND e.app_user_id = {user} AND {recent}{recent_newest}) recent) mine",
             folded = cond_on("x.created_at", "x.event_id"),
             folded_newest = newest("x.created_at", "x.event_id"),
             recent = cond_on("e.created_at", "e.id"),
@@ -642,7 +643,7 @@ impl Store {
     pub async fn user_events(&self, app_user_id: &str, limit: i64) -> StoreResult<Vec<EventRow>> {
         let sql = format!(
             "SELECT name, created_at, properties FROM {} ORDER BY created_at DESC, id DESC LIMIT $2",
-            self.user_events_union("TRUE", Some("$2"))
+            self.user_events_union("$1", "TRUE", Some("$2"))
         );
         Ok(with_pool!(self, pool => sqlx::query_as(
             &sql,

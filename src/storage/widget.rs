@@ -276,17 +276,16 @@ impl Store {
                             sqlx::query(guard).bind(&job.app_id).execute(&mut *sp).await?;
                         }
                         // Conversations first: their messages point at them.
-                        // Events: those folded, by the per-user index, then
-                        // those past the app's mark (migration 0022), then
-                        // the index itself.
+                        // Events: the anonymous user's, folded or not
+                        // (`user_events_union`), then the index itself.
+                        let events = format!(
+                            "UPDATE events SET app_user_id = $1 WHERE id IN (SELECT id FROM {})",
+                            self.user_events_union("$2", "TRUE", None)
+                        );
                         for sql in [
                             "UPDATE conversations SET app_user_id = $1 WHERE app_user_id = $2",
                             "UPDATE messages SET app_user_id = $1 WHERE app_user_id = $2",
-                            "UPDATE events SET app_user_id = $1 \
-                             WHERE id IN (SELECT event_id FROM events_by_user WHERE app_user_id = $2)",
-                            "UPDATE events SET app_user_id = $1 WHERE app_user_id = $2 AND id > \
-                             COALESCE((SELECT f.through FROM app_users u JOIN event_users_folded f \
-                                       ON f.app_id = u.app_id WHERE u.id = $2), 0)",
+                            &events,
                             "UPDATE events_by_user SET app_user_id = $1 WHERE app_user_id = $2",
                         ] {
                             sqlx::query(sql).bind(&row.id).bind(&anon).execute(&mut *sp).await?;
