@@ -590,11 +590,22 @@ async fn deliveries_once_per_whisper_and_user(s: &Store) {
     assert_eq!(s.delivery("d3").await.unwrap().unwrap().state, "clicked", "never goes back");
 }
 
+/// A delivery `id` of whisper w1 to user `u`, as a plan makes it.
+fn w1_delivery(id: &str, u: &murmur::storage::AppUserRow, sent: bool) -> murmur::storage::NewDelivery {
+    murmur::storage::NewDelivery {
+        id: id.into(),
+        app_id: u.app_id.clone(),
+        whisper_id: "w1".into(),
+        app_user_id: u.id.clone(),
+        revision: 1,
+        rendered: "{}".into(),
+        now: 20,
+        sent,
+    }
+}
+
 async fn events_and_their_deliveries_commit_together(s: &Store) {
-    use murmur::{
-        domain::whisper::from_template,
-        storage::{DeliveryPlan, NewDelivery},
-    };
+    use murmur::{domain::whisper::from_template, storage::DeliveryPlan};
     s.insert_app(&app("app1", 10), &[]).await.unwrap();
     s.create_app_user(&user(1, Some("Ada"), 1, json!({"plan": "gold"})), &[]).await.unwrap();
     s.insert_whisper("w1", "app1", "active", &from_template(Some("announcement"), "t1"), 10).await.unwrap();
@@ -602,16 +613,7 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     let plan = |id: &'static str| -> Option<DeliveryPlan> {
         Some(std::sync::Arc::new(move |u: &murmur::storage::AppUserRow| {
             assert_eq!((u.given_name.as_deref(), u.properties.0.get("plan")), (Some("Ada"), Some(&json!("gold"))));
-            vec![NewDelivery {
-                id: id.into(),
-                app_id: u.app_id.clone(),
-                whisper_id: "w1".into(),
-                app_user_id: u.id.clone(),
-                revision: 1,
-                rendered: "{}".into(),
-                now: 20,
-                sent: true,
-            }]
+            vec![w1_delivery(id, u, true)]
         }))
     };
     let unknown_user_plan: Option<DeliveryPlan> =
@@ -630,6 +632,54 @@ async fn events_and_their_deliveries_commit_together(s: &Store) {
     let ids: Vec<_> = s.user_deliveries("id001", 10).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["d1"]);
     assert_eq!(s.user_events("id001", 10).await.unwrap().len(), 4);
+}
+
+/// A batch past one statement's chunk (500 users), mixing events with
+/// plans (their users' whole rows are read) and without (only the ids),
+/// users named by userId and by murmur id, and unknown users: each event
+/// finds its own user, and each plan sees its own user's row.
+async fn a_large_batch_finds_each_events_user(s: &Store) {
+    use murmur::storage::{AppUserRow, DeliveryPlan};
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    s.insert_app(&app("app2", 10), &[]).await.unwrap();
+    for i in 0..1_100 {
+        s.create_app_user(&user(i, Some(&format!("Name {i}")), 1, json!({"n": i})), &[]).await.unwrap();
+    }
+    s.insert_whisper("w1", "app1", "active", &murmur::domain::whisper::from_template(Some("announcement"), "t1"), 10)
+        .await
+        .unwrap();
+    // The plan of user i's event checks that it sees user i's row.
+    let plan = |i: usize| -> Option<DeliveryPlan> {
+        Some(std::sync::Arc::new(move |u: &AppUserRow| {
+            assert_eq!(
+                (u.id.as_str(), u.given_name.as_deref(), u.properties.0.get("n")),
+                (format!("id{i:03}").as_str(), Some(format!("Name {i}").as_str()), Some(&json!(i)))
+            );
+            vec![w1_delivery(&format!("d{i}"), u, false)]
+        }))
+    };
+    let (mut batch, mut plans, mut expected) = (vec![], vec![], vec![]);
+    for i in 0..1_300 {
+        // Users 0..1100 exist; every third is named by murmur's id; 1100..
+        // are nobody; every seventh event has a plan.
+        let user_ref = if i % 3 == 0 { format!("id{i:03}") } else { format!("user{i}") };
+        let mut e = cart(&user_ref, 100 + i as i64);
+        if i == 17 {
+            e.app_id = "app2".into(); // another app's user: not found
+        }
+        batch.push(e);
+        plans.push((i % 7 == 0).then(|| plan(i)).flatten());
+        expected.push((i < 1_100 && i != 17, i < 1_100 && i != 17 && i % 7 == 0));
+    }
+    let out = s.track_batch(&batch, plans).await.unwrap();
+    let got: Vec<_> = out.iter().map(|t| (t.found, t.delivered.len() == 1)).collect();
+    assert_eq!(got, expected);
+    for i in [0, 1, 499, 500, 501, 777, 1_099] {
+        let events = s.user_events(&format!("id{i:03}"), 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.created_at).collect::<Vec<_>>(), [100 + i as i64], "user {i}");
+    }
+    assert!(s.user_events("id017", 10).await.unwrap().is_empty());
+    assert_eq!(out[700].delivered[0].id, "d700");
 }
 
 async fn smtp_settings_and_password(s: &Store) {
@@ -686,6 +736,7 @@ conformance!(sqlite, postgres, super;
     user_updates_commit_in_batches,
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,
+    a_large_batch_finds_each_events_user,
     smtp_settings_and_password,
     migrations_are_idempotent
 );

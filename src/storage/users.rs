@@ -1130,7 +1130,8 @@ impl Store {
     }
 
     /// Writes a batch of events and the deliveries they trigger in one
-    /// transaction: resolves each event's user (the whole row), admits each
+    /// transaction: resolves each event's user (the whole row for an event
+    /// with a plan, else only the id: `rows_needed`), admits each
     /// event's name to the app's event catalog (a new name past the event's
     /// `max_catalog` is refused: that event is not written), inserts the
     /// events, asks each event's plan (if any) for deliveries given that
@@ -1141,32 +1142,31 @@ impl Store {
         batch: &[PendingEvent],
         plans: Vec<Option<DeliveryPlan>>,
     ) -> StoreResult<Vec<Tracked>> {
-        let mut users: Vec<Option<AppUserRow>> = vec![None; batch.len()];
+        let mut users: Vec<Option<EventUser>> = vec![None; batch.len()];
         let cols = self.user_columns_of("u");
         match self {
             Store::Sqlite(pool) => {
                 // Per chunk, one statement resolves the users, then one
-                // multi-row insert writes the events (a statement per event
-                // costs a round trip to SQLite's worker thread each).
+                // multi-row insert writes the events.
                 // IMMEDIATE: the transaction reads before it writes, and a
                 // deferred one would fail at once (SQLITE_BUSY_SNAPSHOT) if
                 // another connection wrote in between, instead of waiting
                 // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let (distinct, which) = distinct_user_refs(batch);
-                let mut resolved: Vec<Option<AppUserRow>> = vec![None; distinct.len()];
-                for (c, chunk) in distinct.chunks(500).enumerate() {
-                    let values = (0..chunk.len())
-                        // Plain `?` placeholders: SQLite binds them by
-                        // position, while each `$N` is looked up by name in a
-                        // list (the writer's largest cost at 500 rows,
-                        // BENCHMARKS.md).
-                        .map(|i| format!("({i}, ?, ?)"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    // Each index gives the row's rowid: murmur's id first,
-                    // then the userId, then the row by its rowid (three
-                    // lookups per user; by ids, five).
+                let whole = rows_needed(&which, &plans, distinct.len());
+                let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
+                // The users whose rows a plan decides on: per chunk, one
+                // statement resolves them (a statement per user costs a round
+                // trip to SQLite's worker thread each). Each index gives the
+                // row's rowid: murmur's id first, then the userId, then the
+                // row by its rowid (three lookups per user; by ids, five).
+                let rows: Vec<usize> = (0..distinct.len()).filter(|&d| whole[d]).collect();
+                for chunk in rows.chunks(500) {
+                    // Plain `?` placeholders: SQLite binds them by position,
+                    // while each `$N` is looked up by name in a list (the
+                    // writer's largest cost at 500 rows, BENCHMARKS.md).
+                    let values = chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ");
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
                          SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.rowid = COALESCE( \
@@ -1174,12 +1174,35 @@ impl Store {
                            (SELECT x.rowid FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref))"
                     );
                     let mut q = sqlx::query(&sql);
-                    for (app_id, user_ref) in chunk {
-                        q = q.bind(*app_id).bind(*user_ref);
+                    for &d in chunk {
+                        q = q.bind(distinct[d].0).bind(distinct[d].1);
                     }
                     for row in q.fetch_all(&mut *tx).await? {
                         let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
-                        resolved[c * 500 + ord as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                        let user = <AppUserRow as sqlx::FromRow<_>>::from_row(&row)?;
+                        resolved[ord as usize] = Some(EventUser::Row(Box::new(user)));
+                    }
+                }
+                // The rest need only their ids: two lookups each, and one
+                // row back per chunk (each row handed back from SQLite's
+                // worker thread wakes the writer's).
+                let ids: Vec<usize> = (0..distinct.len()).filter(|&d| !whole[d]).collect();
+                for chunk in ids.chunks(500) {
+                    let values = chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ");
+                    let sql = format!(
+                        "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
+                         SELECT json_group_array(json_array(j.ord, COALESCE( \
+                           (SELECT x.id FROM app_users x WHERE x.id = j.user_ref AND x.app_id = j.app_id), \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref)))) FROM j"
+                    );
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for &d in chunk {
+                        q = q.bind(distinct[d].0).bind(distinct[d].1);
+                    }
+                    let found: Vec<(usize, Option<String>)> = serde_json::from_str(&q.fetch_one(&mut *tx).await?)
+                        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+                    for (d, id) in found {
+                        resolved[d] = id.map(EventUser::Id);
                     }
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
@@ -1207,7 +1230,7 @@ impl Store {
                     );
                     let mut q = sqlx::query(&sql);
                     for &i in chunk {
-                        let (e, user) = (&batch[i], users[i].as_ref().map(|u| u.id.as_str()));
+                        let (e, user) = (&batch[i], users[i].as_ref().map(EventUser::id));
                         q = q.bind(&e.app_id).bind(user).bind(&e.name).bind(e.at).bind(&e.properties);
                     }
                     q.execute(&mut *tx).await?;
@@ -1221,21 +1244,47 @@ impl Store {
                 // A few statements for the whole batch: hold the apps'
                 // users, resolve users, find the known names, insert.
                 let (distinct, which) = distinct_user_refs(batch);
-                let (apps, refs): (Vec<&str>, Vec<&str>) = distinct.iter().copied().unzip();
-                let mut resolved: Vec<Option<AppUserRow>> = vec![None; distinct.len()];
+                let whole = rows_needed(&which, &plans, distinct.len());
+                let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
+                let apps: Vec<&str> = distinct.iter().map(|d| d.0).collect();
                 let mut tx = pool.begin().await?;
                 // The apps' users held until the commit (`users_guard`):
                 // one shared lock per app, not a lock on each user's row.
                 if let Some(guard) = self.users_guard(false) {
                     sqlx::query(guard).bind(&apps).execute(&mut *tx).await?;
                 }
-                let sql = format!(
-                    "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
-                     JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1) u ON TRUE"
-                );
-                for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
-                    let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
-                    resolved[(ord - 1) as usize] = Some(<AppUserRow as sqlx::FromRow<_>>::from_row(&row)?);
+                // One statement for the users whose rows a plan decides on;
+                // one for the rest, of whom only the id is needed: two index
+                // lookups each (murmur's id first, then the userId), no sort.
+                let part = |rows: bool| -> Vec<usize> { (0..distinct.len()).filter(|&d| whole[d] == rows).collect() };
+                let (rows, ids) = (part(true), part(false));
+                if !rows.is_empty() {
+                    let (apps, refs): (Vec<&str>, Vec<&str>) = rows.iter().map(|&d| distinct[d]).unzip();
+                    let sql = format!(
+                        "SELECT j.ord AS ord, {cols} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord) \
+                         JOIN LATERAL (SELECT * FROM app_users x WHERE x.app_id = j.app_id AND (x.user_id = j.user_ref OR x.id = j.user_ref) ORDER BY (x.id = j.user_ref) DESC LIMIT 1) u ON TRUE"
+                    );
+                    for row in sqlx::query(&sql).bind(&apps).bind(&refs).fetch_all(&mut *tx).await? {
+                        let ord: i64 = sqlx::Row::try_get(&row, "ord")?;
+                        let user = <AppUserRow as sqlx::FromRow<_>>::from_row(&row)?;
+                        resolved[rows[(ord - 1) as usize]] = Some(EventUser::Row(Box::new(user)));
+                    }
+                }
+                if !ids.is_empty() {
+                    let (apps, refs): (Vec<&str>, Vec<&str>) = ids.iter().map(|&d| distinct[d]).unzip();
+                    let found: Vec<(i64, Option<String>)> = sqlx::query_as(
+                        "SELECT j.ord, COALESCE( \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.id = j.user_ref), \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref)) \
+                         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS j(app_id, user_ref, ord)",
+                    )
+                    .bind(&apps)
+                    .bind(&refs)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (ord, id) in found {
+                        resolved[ids[(ord - 1) as usize]] = id.map(EventUser::Id);
+                    }
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
@@ -1259,7 +1308,7 @@ impl Store {
                 for (e, user) in batch.iter().zip(&users) {
                     let Some(user) = user else { continue };
                     ins_app.push(e.app_id.clone());
-                    ins_user.push(user.id.clone());
+                    ins_user.push(user.id().to_string());
                     ins_name.push(e.name.clone());
                     ins_at.push(e.at);
                     ins_props.push(e.properties.clone());
@@ -1284,12 +1333,40 @@ impl Store {
     }
 }
 
+/// A tracked event's user, as far as its write needs them: the whole row
+/// when the event has a plan (which decides on it), else only the id.
+#[derive(Debug, Clone)]
+enum EventUser {
+    Id(String),
+    Row(Box<AppUserRow>),
+}
+
+impl EventUser {
+    fn id(&self) -> &str {
+        match self {
+            EventUser::Id(id) => id,
+            EventUser::Row(row) => &row.id,
+        }
+    }
+}
+
+/// Per distinct user of a batch (`which` gives each event's): whether an
+/// event of theirs has a plan, so that their whole row is read.
+fn rows_needed(which: &[usize], plans: &[Option<DeliveryPlan>], distinct: usize) -> Vec<bool> {
+    let mut whole = vec![false; distinct];
+    for (&d, plan) in which.iter().zip(plans) {
+        whole[d] |= plan.is_some();
+    }
+    whole
+}
+
 /// Runs each written event's plan: the deliveries, and for each the index
-/// of the event it belongs to.
-fn plan_deliveries(users: &[Option<AppUserRow>], plans: Vec<Option<DeliveryPlan>>) -> (Vec<usize>, Vec<NewDelivery>) {
+/// of the event it belongs to. An event with a plan has its user's row
+/// (`rows_needed`).
+fn plan_deliveries(users: &[Option<EventUser>], plans: Vec<Option<DeliveryPlan>>) -> (Vec<usize>, Vec<NewDelivery>) {
     let mut out = (vec![], vec![]);
     for (i, (user, plan)) in users.iter().zip(plans).enumerate() {
-        if let (Some(user), Some(plan)) = (user, plan) {
+        if let (Some(EventUser::Row(user)), Some(plan)) = (user, plan) {
             for d in plan(user) {
                 out.0.push(i);
                 out.1.push(d);
