@@ -1183,9 +1183,10 @@ impl Store {
                         resolved[ord as usize] = Some(EventUser::Row(Box::new(user)));
                     }
                 }
-                // The rest need only their ids: two lookups each, and one
-                // row back per chunk (each row handed back from SQLite's
-                // worker thread wakes the writer's).
+                // The rest need only their ids: the same probes (murmur's id,
+                // then the userId and the id from its row), no row to decode,
+                // and one row back per chunk (each row handed back from
+                // SQLite's worker thread wakes the writer's).
                 let ids: Vec<usize> = (0..distinct.len()).filter(|&d| !whole[d]).collect();
                 for chunk in ids.chunks(500) {
                     let values = chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ");
