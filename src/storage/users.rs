@@ -1154,19 +1154,18 @@ impl Store {
                 // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let (distinct, which) = distinct_user_refs(batch);
-                let whole = rows_needed(&which, &plans, distinct.len());
+                let (rows, ids) = rows_needed(&which, &plans, distinct.len());
                 let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
                 // The users whose rows a plan decides on: per chunk, one
                 // statement resolves them (a statement per user costs a round
                 // trip to SQLite's worker thread each). Each index gives the
                 // row's rowid: murmur's id first, then the userId, then the
                 // row by its rowid (three lookups per user; by ids, five).
-                let rows: Vec<usize> = (0..distinct.len()).filter(|&d| whole[d]).collect();
                 for chunk in rows.chunks(500) {
                     // Plain `?` placeholders: SQLite binds them by position,
                     // while each `$N` is looked up by name in a list (the
                     // writer's largest cost at 500 rows, BENCHMARKS.md).
-                    let values = chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ");
+                    let values = ord_values(chunk);
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
                          SELECT j.ord AS ord, {cols} FROM j JOIN app_users u ON u.rowid = COALESCE( \
@@ -1187,9 +1186,8 @@ impl Store {
                 // then the userId and the id from its row), no row to decode,
                 // and one row back per chunk (each row handed back from
                 // SQLite's worker thread wakes the writer's).
-                let ids: Vec<usize> = (0..distinct.len()).filter(|&d| !whole[d]).collect();
                 for chunk in ids.chunks(500) {
-                    let values = chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ");
+                    let values = ord_values(chunk);
                     let sql = format!(
                         "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
                          SELECT json_group_array(json_array(j.ord, COALESCE( \
@@ -1245,7 +1243,7 @@ impl Store {
                 // A few statements for the whole batch: hold the apps'
                 // users, resolve users, find the known names, insert.
                 let (distinct, which) = distinct_user_refs(batch);
-                let whole = rows_needed(&which, &plans, distinct.len());
+                let (rows, ids) = rows_needed(&which, &plans, distinct.len());
                 let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
                 let apps: Vec<&str> = distinct.iter().map(|d| d.0).collect();
                 let mut tx = pool.begin().await?;
@@ -1257,8 +1255,6 @@ impl Store {
                 // One statement for the users whose rows a plan decides on;
                 // one for the rest, of whom only the id is needed: two index
                 // lookups each (murmur's id first, then the userId), no sort.
-                let part = |rows: bool| -> Vec<usize> { (0..distinct.len()).filter(|&d| whole[d] == rows).collect() };
-                let (rows, ids) = (part(true), part(false));
                 if !rows.is_empty() {
                     let (apps, refs): (Vec<&str>, Vec<&str>) = rows.iter().map(|&d| distinct[d]).unzip();
                     let sql = format!(
@@ -1351,14 +1347,21 @@ impl EventUser {
     }
 }
 
-/// Per distinct user of a batch (`which` gives each event's): whether an
-/// event of theirs has a plan, so that their whole row is read.
-fn rows_needed(which: &[usize], plans: &[Option<DeliveryPlan>], distinct: usize) -> Vec<bool> {
+/// The distinct users of a batch (`which` gives each event's), split in
+/// two: those with an event that has a plan (their whole rows are read),
+/// and the rest (only their ids).
+fn rows_needed(which: &[usize], plans: &[Option<DeliveryPlan>], distinct: usize) -> (Vec<usize>, Vec<usize>) {
     let mut whole = vec![false; distinct];
     for (&d, plan) in which.iter().zip(plans) {
         whole[d] |= plan.is_some();
     }
-    whole
+    (0..distinct).partition(|&d| whole[d])
+}
+
+/// SQLite: the `VALUES` rows `(ord, ?, ?)` of a chunk of a batch's
+/// distinct users (each row's `ord` its index among them).
+fn ord_values(chunk: &[usize]) -> String {
+    chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ")
 }
 
 /// Runs each written event's plan: the deliveries, and for each the index
