@@ -682,60 +682,6 @@ async fn a_large_batch_finds_each_events_user(s: &Store) {
     assert_eq!(out[700].delivered[0].id, "d700");
 }
 
-/// SQLite's writer resolves a batch's users ahead, on a connection of its
-/// own, while it writes the batch before: the batch's transaction uses
-/// that only while no user was added, removed or renamed since (the users'
-/// epoch), and resolves them itself otherwise.
-async fn users_resolved_ahead_are_used_only_while_current(s: &Store) {
-    s.insert_app(&app("app1", 10), &[]).await.unwrap();
-    for i in 1..=4 {
-        s.create_app_user(&user(i, None, 1, json!({})), &[]).await.unwrap();
-    }
-    let refs = |list: &[&'static str]| list.iter().map(|r| ("app1", *r)).collect::<Vec<_>>();
-    let found = |out: Vec<murmur::storage::Tracked>| out.iter().map(|t| t.found).collect::<Vec<_>>();
-    let track = |batch: Vec<PendingEvent>, ahead: Option<murmur::storage::ResolvedAhead>| async move {
-        let plans = batch.iter().map(|_| None).collect();
-        s.track_batch_ahead(&batch, plans, ahead.as_ref()).await.unwrap()
-    };
-    let Store::Sqlite(pool) = s else {
-        // PostgreSQL's writers resolve in their own transactions.
-        assert!(s.resolve_ahead(refs(&["user1"])).await.unwrap().is_none());
-        return;
-    };
-    assert!(s.resolve_ahead(refs(&[])).await.unwrap().is_none(), "nothing to resolve");
-
-    // Current: each event finds its user (by userId or murmur's id).
-    let ahead = s.resolve_ahead(refs(&["user1", "id002", "nobody", "user1"])).await.unwrap().unwrap();
-    assert_eq!(ahead.len(), 3, "each ref once");
-    let out = track(vec![cart("user1", 20), cart("id002", 21), cart("nobody", 22)], Some(ahead)).await;
-    assert_eq!(found(out), [true, true, false]);
-    assert_eq!(s.user_events("id002", 10).await.unwrap().len(), 1);
-
-    // A user removed since: not found.
-    let ahead = s.resolve_ahead(refs(&["user2"])).await.unwrap();
-    assert!(s.delete_app_user("app1", "user2").await.unwrap());
-    assert_eq!(found(track(vec![cart("user2", 30)], ahead).await), [false]);
-
-    // A user added since: found.
-    let ahead = s.resolve_ahead(refs(&["user9"])).await.unwrap();
-    s.create_app_user(&user(9, None, 1, json!({})), &[]).await.unwrap();
-    assert_eq!(found(track(vec![cart("user9", 40)], ahead).await), [true]);
-    assert_eq!(s.user_events("id009", 10).await.unwrap().len(), 1);
-
-    // A userId changed since: the old one finds nobody, the new one its user.
-    let ahead = s.resolve_ahead(refs(&["user1", "renamed"])).await.unwrap();
-    sqlx::query("UPDATE app_users SET user_id = 'renamed' WHERE id = 'id001'").execute(pool).await.unwrap();
-    assert_eq!(found(track(vec![cart("user1", 50), cart("renamed", 51)], ahead).await), [false, true]);
-
-    // And what was resolved ahead is what the transaction uses: with the
-    // epoch put back behind a removal, the removed user is still "found".
-    let ahead = s.resolve_ahead(refs(&["user3"])).await.unwrap();
-    let epoch: i64 = sqlx::query_scalar("SELECT n FROM user_epoch").fetch_one(pool).await.unwrap();
-    sqlx::query("DELETE FROM app_users WHERE id = 'id003'").execute(pool).await.unwrap();
-    sqlx::query("UPDATE user_epoch SET n = $1").bind(epoch).execute(pool).await.unwrap();
-    assert_eq!(found(track(vec![cart("user3", 60)], ahead).await), [true]);
-}
-
 async fn smtp_settings_and_password(s: &Store) {
     use murmur::storage::email::PasswordChange;
     s.insert_teammate(&teammate("t1", "a@x.io", true), None).await.unwrap();
@@ -791,7 +737,6 @@ conformance!(sqlite, postgres, super;
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,
     a_large_batch_finds_each_events_user,
-    users_resolved_ahead_are_used_only_while_current,
     smtp_settings_and_password,
     migrations_are_idempotent
 );

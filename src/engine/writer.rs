@@ -27,7 +27,7 @@ use super::checkpoints::{self, Checkpoints};
 use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
-    Reaction, ResolvedAhead, Store, StoreError, Tracked, UpdatePlan, UserWriteError, WidgetUser,
+    Reaction, Store, StoreError, Tracked, UpdatePlan, UserWriteError, WidgetUser,
 };
 
 /// Largest batch per transaction.
@@ -118,66 +118,32 @@ fn stopped() -> WriteFailed {
     WriteFailed(Arc::from("the writer stopped"))
 }
 
-/// Takes everything queued (up to `MAX_BATCH`), waiting for the first
-/// job; with a `window`, a batch whose first job may wait (a widget's
-/// event) waits that long for more to join it. `None`: the queue closed.
-async fn take_batch(rx: &Mutex<mpsc::Receiver<Job>>, window: Option<Duration>) -> Option<Vec<Job>> {
-    let mut rx = rx.lock().await;
-    let first = rx.recv().await?;
-    if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
-        tokio::time::sleep(window).await;
-    }
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
-}
-
-/// One writer's loop: takes a batch, writes it, repeats.
-///
-/// With a `reader` (SQLite's one writer), in two stages: while the writer
-/// writes a batch, a task takes the next and resolves its events' users on
-/// that connection (`Store::resolve_ahead`), so that finding users among
-/// many (an index probe or three each) runs beside the writes instead of
-/// before them. The batch's transaction uses what was resolved only if no
-/// user was added, removed or renamed since (the users' epoch); else it
-/// resolves them itself. One batch is resolved ahead at most: the next is
-/// taken only once the writer has taken the last.
+/// One writer's loop: takes everything queued (up to `MAX_BATCH`), writes
+/// it, repeats. With a `window`, a batch whose first job may wait (a
+/// widget's event) waits that long for more to join it.
 async fn write_loop(
     store: Store,
-    reader: Option<Store>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     window: Option<Duration>,
     metrics: Arc<Metrics>,
 ) {
-    let Some(reader) = reader else {
-        while let Some(batch) = take_batch(&rx, window).await {
-            write(&store, batch, None, &metrics).await;
-        }
-        return;
-    };
-    let (resolved, mut next) = mpsc::channel::<(Vec<Job>, Option<ResolvedAhead>)>(1);
-    tokio::spawn(async move {
-        loop {
-            let Ok(slot) = resolved.reserve().await else { return };
-            let Some(batch) = take_batch(&rx, window).await else { return };
-            let refs = batch.iter().filter_map(|job| match job {
-                Job::Event(e, None, _, _) => Some((e.app_id.as_str(), e.user_ref.as_str())),
-                _ => None,
-            });
-            let ahead = reader.resolve_ahead(refs).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "resolving a batch's users ahead failed; the writer resolves them");
-                None
-            });
-            slot.send((batch, ahead));
-        }
-    });
-    while let Some((batch, ahead)) = next.recv().await {
-        write(&store, batch, ahead, &metrics).await;
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            if let (Some(window), Job::Event(_, _, true, _)) = (window, &first) {
+                tokio::time::sleep(window).await;
+            }
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        write(&store, batch, &metrics).await;
     }
 }
 
@@ -212,16 +178,8 @@ async fn spawn_writers(
                 return;
             }
         };
-        let reader = match store.for_resolving_ahead().await {
-            Ok(reader) => reader,
-            Err(e) => {
-                tracing::warn!(error = %e, "no connection to resolve users ahead on; the writer resolves them");
-                None
-            }
-        };
-        // SQLite has one writer, PostgreSQL no reader.
         let loops: Vec<_> = (0..writers)
-            .map(|_| tokio::spawn(write_loop(store.clone(), reader.clone(), rx.clone(), window, metrics.clone())))
+            .map(|_| tokio::spawn(write_loop(store.clone(), rx.clone(), window, metrics.clone())))
             .collect();
         for one in loops {
             let _ = one.await;
@@ -438,7 +396,7 @@ macro_rules! answer_or_retry {
 
 /// Writes one drained batch: each kind in its own transaction, then
 /// answers each request.
-async fn write(store: &Store, batch: Vec<Job>, ahead: Option<ResolvedAhead>, metrics: &Metrics) {
+async fn write(store: &Store, batch: Vec<Job>, metrics: &Metrics) {
     let (mut events, mut event_plans, mut event_replies) = (vec![], vec![], vec![]);
     let (mut updates, mut update_plans, mut update_replies) = (vec![], vec![], vec![]);
     let (mut messages, mut message_plans, mut message_replies) = (vec![], vec![], vec![]);
@@ -505,7 +463,7 @@ async fn write(store: &Store, batch: Vec<Job>, ahead: Option<ResolvedAhead>, met
     }
     if !events.is_empty() {
         let started = Instant::now();
-        let result = store.track_batch_ahead(&events, event_plans.clone(), ahead.as_ref()).await;
+        let result = store.track_batch(&events, event_plans.clone()).await;
         if result.is_ok() {
             metrics.committed(Commit::Events, events.len(), started);
         }

@@ -28,8 +28,8 @@ pub use explain::EvaluationRecord;
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,
-    PendingEvent, PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Received, ResolvedAhead, Tracked,
-    UpdatePlan, UserWriteError, CATALOG_RECOUNT_MS, FOLD_CHUNK, FOLD_EVERY_MS,
+    PendingEvent, PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Received, Tracked, UpdatePlan,
+    UserWriteError, CATALOG_RECOUNT_MS, FOLD_CHUNK, FOLD_EVERY_MS,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp, WidgetUser};
@@ -211,20 +211,6 @@ impl Store {
                 Ok(Store::Sqlite(one_held(opts, Duration::from_secs(30)).await?))
             }
             Store::Postgres(_) => Ok(self.clone()),
-        }
-    }
-
-    /// SQLite: the writer's second connection, held for the server's life,
-    /// on which the users of the next batch are resolved while the writer
-    /// writes the one before (`Store::resolve_ahead`), reading the file
-    /// through the same memory map. `None` on PostgreSQL.
-    pub async fn for_resolving_ahead(&self) -> StoreResult<Option<Store>> {
-        match self {
-            Store::Sqlite(pool) => {
-                let opts = (*pool.connect_options()).clone().pragma("mmap_size", WRITER_MMAP_BYTES.to_string());
-                Ok(Some(Store::Sqlite(one_held(opts, Duration::from_secs(30)).await?)))
-            }
-            Store::Postgres(_) => Ok(None),
         }
     }
 

@@ -1142,17 +1142,6 @@ impl Store {
         batch: &[PendingEvent],
         plans: Vec<Option<DeliveryPlan>>,
     ) -> StoreResult<Vec<Tracked>> {
-        self.track_batch_ahead(batch, plans, None).await
-    }
-
-    /// `track_batch`, given the users of its events resolved ahead
-    /// (`resolve_ahead`): used where they are still what the database holds.
-    pub async fn track_batch_ahead(
-        &self,
-        batch: &[PendingEvent],
-        plans: Vec<Option<DeliveryPlan>>,
-        ahead: Option<&ResolvedAhead>,
-    ) -> StoreResult<Vec<Tracked>> {
         let mut users: Vec<Option<EventUser>> = vec![None; batch.len()];
         let cols = self.user_columns_of("u");
         match self {
@@ -1165,7 +1154,7 @@ impl Store {
                 // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let (distinct, which) = distinct_user_refs(batch);
-                let (rows, mut ids) = rows_needed(&which, &plans, distinct.len());
+                let (rows, ids) = rows_needed(&which, &plans, distinct.len());
                 let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
                 // The users whose rows a plan decides on: per chunk, one
                 // statement resolves them (a statement per user costs a round
@@ -1193,26 +1182,27 @@ impl Store {
                         resolved[ord as usize] = Some(EventUser::Row(Box::new(user)));
                     }
                 }
-                // The rest need only their ids: resolved ahead on a connection
-                // of the writer's own (`resolve_ahead`) if no user was added,
-                // removed or renamed since (the epoch is the same), else here.
-                if let Some(ahead) = ahead {
-                    let epoch: i64 = sqlx::query_scalar("SELECT n FROM user_epoch").fetch_one(&mut *tx).await?;
-                    if epoch == ahead.epoch {
-                        ids.retain(|&d| {
-                            let (app, user_ref) = distinct[d];
-                            match ahead.ids.get(app).and_then(|refs| refs.get(user_ref)) {
-                                Some(id) => {
-                                    resolved[d] = id.clone().map(EventUser::Id);
-                                    false
-                                }
-                                None => true,
-                            }
-                        });
+                // The rest need only their ids: the same probes (murmur's id,
+                // then the userId and the id from its row), no row to decode,
+                // and one row back per chunk (each row handed back from
+                // SQLite's worker thread wakes the writer's).
+                for chunk in ids.chunks(500) {
+                    let values = ord_values(chunk);
+                    let sql = format!(
+                        "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
+                         SELECT json_group_array(json_array(j.ord, COALESCE( \
+                           (SELECT x.id FROM app_users x WHERE x.id = j.user_ref AND x.app_id = j.app_id), \
+                           (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref)))) FROM j"
+                    );
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for &d in chunk {
+                        q = q.bind(distinct[d].0).bind(distinct[d].1);
                     }
-                }
-                for (d, id) in sqlite_user_ids(&mut tx, &distinct, &ids).await? {
-                    resolved[d] = id.map(EventUser::Id);
+                    let found: Vec<(usize, Option<String>)> = serde_json::from_str(&q.fetch_one(&mut *tx).await?)
+                        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+                    for (d, id) in found {
+                        resolved[d] = id.map(EventUser::Id);
+                    }
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
@@ -1372,89 +1362,6 @@ fn rows_needed(which: &[usize], plans: &[Option<DeliveryPlan>], distinct: usize)
 /// distinct users (each row's `ord` its index among them).
 fn ord_values(chunk: &[usize]) -> String {
     chunk.iter().map(|d| format!("({d}, ?, ?)")).collect::<Vec<_>>().join(", ")
-}
-
-/// SQLite: the ids of a batch's distinct users `ids` (indexes into
-/// `distinct`), each resolved as an event's user is (murmur's id first,
-/// then the userId, within the app). Per chunk of 500, one statement and
-/// one row back (`json_group_array`), not a row per user: each row handed
-/// back from SQLite's worker thread wakes the caller's.
-async fn sqlite_user_ids(
-    conn: &mut sqlx::SqliteConnection,
-    distinct: &[(&str, &str)],
-    ids: &[usize],
-) -> StoreResult<Vec<(usize, Option<String>)>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let values = ord_values(chunk);
-        let sql = format!(
-            "WITH j(ord, app_id, user_ref) AS (VALUES {values}) \
-             SELECT json_group_array(json_array(j.ord, COALESCE( \
-               (SELECT x.id FROM app_users x WHERE x.id = j.user_ref AND x.app_id = j.app_id), \
-               (SELECT x.id FROM app_users x WHERE x.app_id = j.app_id AND x.user_id = j.user_ref)))) FROM j"
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for &d in chunk {
-            q = q.bind(distinct[d].0).bind(distinct[d].1);
-        }
-        let found: Vec<(usize, Option<String>)> = serde_json::from_str(&q.fetch_one(&mut *conn).await?)
-            .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
-        out.extend(found);
-    }
-    Ok(out)
-}
-
-/// SQLite: users of events resolved ahead of their batch's transaction
-/// (`Store::resolve_ahead`), by app and user ref (`None`: no such user),
-/// and the users' epoch they were read at (migration 0023).
-#[derive(Debug, Default)]
-pub struct ResolvedAhead {
-    epoch: i64,
-    ids: std::collections::HashMap<String, std::collections::HashMap<String, Option<String>>>,
-}
-
-impl ResolvedAhead {
-    /// How many user refs it holds.
-    pub fn len(&self) -> usize {
-        self.ids.values().map(|refs| refs.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Store {
-    /// SQLite: resolves the users of events (app, user ref) on this store's
-    /// connection, in one read transaction, for a later `track_batch_ahead`
-    /// on the writer's: the one writer then finds them already resolved
-    /// while it wrote the batch before (`engine::writer`). `None` on
-    /// PostgreSQL (its writers resolve in their own transactions, in
-    /// parallel) or when there is nothing to resolve.
-    pub async fn resolve_ahead<'a>(
-        &self,
-        refs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> StoreResult<Option<ResolvedAhead>> {
-        let Store::Sqlite(pool) = self else { return Ok(None) };
-        let mut seen = std::collections::HashSet::new();
-        let distinct: Vec<(&str, &str)> = refs.into_iter().filter(|r| seen.insert(*r)).collect();
-        if distinct.is_empty() {
-            return Ok(None);
-        }
-        // A deferred transaction: its first read fixes the snapshot that
-        // the epoch and every id are read from.
-        let mut tx = pool.begin().await?;
-        let epoch: i64 = sqlx::query_scalar("SELECT n FROM user_epoch").fetch_one(&mut *tx).await?;
-        let all: Vec<usize> = (0..distinct.len()).collect();
-        let found = sqlite_user_ids(&mut tx, &distinct, &all).await?;
-        tx.rollback().await?;
-        let mut ahead = ResolvedAhead { epoch, ids: Default::default() };
-        for (d, id) in found {
-            let (app, user_ref) = distinct[d];
-            ahead.ids.entry(app.to_string()).or_default().insert(user_ref.to_string(), id);
-        }
-        Ok(Some(ahead))
-    }
 }
 
 /// Runs each written event's plan: the deliveries, and for each the index
