@@ -720,6 +720,80 @@ async fn migrations_are_idempotent(s: &Store) {
     s.ping().await.unwrap();
 }
 
+/// The writers remember the murmur id of each userId they found
+/// (`UserIds`): a userId taken over by another user after a delete, or
+/// made to name a murmur id by a new user's id (looked up first), names
+/// the new user at once, the ones remembered still name theirs, and what
+/// was read before a delete is not taken after it.
+async fn remembered_user_ids_follow_their_users(s: &Store) {
+    use murmur::storage::UserIds;
+    s.insert_app(&app("app1", 10), &[]).await.unwrap();
+    for i in 1..=3 {
+        s.create_app_user(&user(i, None, 1, json!({})), &[]).await.unwrap();
+    }
+    let known = std::sync::Mutex::new(UserIds::new(100));
+    let batch = [cart("user1", 20), cart("user2", 21), cart("id003", 22), cart("user3", 23)];
+    let out = s.track_batch_remembering(&batch, vec![None; 4], &known).await.unwrap();
+    assert!(out.iter().all(|t| t.found));
+    // Found by userId: remembered; by murmur id: nothing to remember.
+    assert_eq!(known.lock().unwrap().len(), 3);
+    let created = |id: &'static str| async move {
+        s.user_events(id, 10).await.unwrap().iter().map(|e| e.created_at).collect::<Vec<_>>()
+    };
+    assert_eq!(created("id003").await, [23, 22]);
+
+    // user1 deleted; a new user takes the userId.
+    assert!(s.delete_app_user("app1", "user1").await.unwrap());
+    let mut heir = user(1, None, 1, json!({}));
+    heir.id = "id101".into();
+    s.create_app_user(&heir, &[]).await.unwrap();
+    // A new user whose murmur id is the userId "user2".
+    let mut shadow = user(4, None, 1, json!({}));
+    shadow.id = "user2".into();
+    s.create_app_user(&shadow, &[]).await.unwrap();
+    let out = s
+        .track_batch_remembering(&[cart("user1", 30), cart("user2", 31), cart("user3", 32)], vec![None; 3], &known)
+        .await
+        .unwrap();
+    assert!(out.iter().all(|t| t.found));
+    assert_eq!(created("id101").await, [30]);
+    assert_eq!(created("user2").await, [31]);
+    assert_eq!(created("id002").await, [21]);
+    assert_eq!(created("id003").await, [32, 23, 22]);
+
+    // Read from the file: every userId but the one a murmur id shadows.
+    let loaded = s.user_ids(100).await.unwrap();
+    assert_eq!(loaded.len(), 3, "user1, user3, user4");
+    let loaded = std::sync::Mutex::new(loaded);
+    let out = s.track_batch_remembering(&[cart("user2", 35), cart("user4", 36)], vec![None; 2], &loaded).await.unwrap();
+    assert!(out.iter().all(|t| t.found));
+    // "user2" is the murmur id of the user whose userId is "user4".
+    assert_eq!(created("user2").await, [36, 35, 31]);
+    assert_eq!(created("id002").await, [21]);
+    // Taken over under the same epoch: both kept.
+    known.lock().unwrap().adopt(loaded.into_inner().unwrap());
+    assert_eq!(known.lock().unwrap().len(), 3);
+
+    // Nothing moved since: what is remembered is used as is, and a batch
+    // of only those finds them all.
+    let out = s.track_batch_remembering(&[cart("user1", 40), cart("user3", 41)], vec![None; 2], &known).await.unwrap();
+    assert!(out.iter().all(|t| t.found));
+    assert_eq!(known.lock().unwrap().len(), 3);
+    assert_eq!(created("id101").await, [40, 30]);
+    assert_eq!(created("id003").await, [41, 32, 23, 22]);
+
+    // Read, then user3 deleted: what was read is older than what the
+    // writers know by then, and is dropped.
+    let stale = s.user_ids(100).await.unwrap();
+    assert!(s.delete_app_user("app1", "user3").await.unwrap());
+    let out = s.track_batch_remembering(&[cart("user1", 50), cart("user3", 51)], vec![None; 2], &known).await.unwrap();
+    assert_eq!(out.iter().map(|t| t.found).collect::<Vec<_>>(), [true, false]);
+    known.lock().unwrap().adopt(stale);
+    let out = s.track_batch_remembering(&[cart("user3", 52)], vec![None], &known).await.unwrap();
+    assert!(!out[0].found, "a deleted user's userId names nobody");
+    assert_eq!(known.lock().unwrap().len(), 1);
+}
+
 conformance!(sqlite, postgres, super;
     teammates_and_owner,
     a_failed_membership_leaves_no_teammate,
@@ -737,6 +811,7 @@ conformance!(sqlite, postgres, super;
     deliveries_once_per_whisper_and_user,
     events_and_their_deliveries_commit_together,
     a_large_batch_finds_each_events_user,
+    remembered_user_ids_follow_their_users,
     smtp_settings_and_password,
     migrations_are_idempotent
 );

@@ -27,11 +27,16 @@ use super::checkpoints::{self, Checkpoints};
 use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
     AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
-    Reaction, Store, StoreError, Tracked, UpdatePlan, UserWriteError, WidgetUser,
+    Reaction, Store, StoreError, Tracked, UpdatePlan, UserIds, UserWriteError, WidgetUser,
 };
 
 /// Largest batch per transaction.
 pub(crate) const MAX_BATCH: usize = 2048;
+
+/// How many userIds the writers remember the murmur ids of (`UserIds`;
+/// about 100 bytes each, some 100 MiB at most). Past it, they forget them
+/// all and start again.
+pub(crate) const WRITER_USER_IDS: usize = 1 << 20;
 
 /// The REST API's events in flight are bounded by an adaptive gate
 /// (`engine::admission`): at most one full batch, less while admitted
@@ -126,6 +131,7 @@ async fn write_loop(
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     window: Option<Duration>,
     metrics: Arc<Metrics>,
+    known: Arc<std::sync::Mutex<UserIds>>,
 ) {
     loop {
         let batch = {
@@ -143,7 +149,7 @@ async fn write_loop(
             }
             batch
         };
-        write(&store, batch, &metrics).await;
+        write(&store, batch, &metrics, &known).await;
     }
 }
 
@@ -178,8 +184,24 @@ async fn spawn_writers(
                 return;
             }
         };
+        // What the writers remember of the users they found (shared: a
+        // user's events may go through any of them), from the users the
+        // database holds, read beside the batches (about a second per
+        // million users).
+        let known = Arc::new(std::sync::Mutex::new(UserIds::new(WRITER_USER_IDS)));
+        tokio::spawn({
+            let (store, known) = (store.clone(), known.clone());
+            async move {
+                match store.user_ids(WRITER_USER_IDS).await {
+                    Ok(loaded) => known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).adopt(loaded),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the users' ids for the writers failed; they find each as it comes")
+                    }
+                }
+            }
+        });
         let loops: Vec<_> = (0..writers)
-            .map(|_| tokio::spawn(write_loop(store.clone(), rx.clone(), window, metrics.clone())))
+            .map(|_| tokio::spawn(write_loop(store.clone(), rx.clone(), window, metrics.clone(), known.clone())))
             .collect();
         for one in loops {
             let _ = one.await;
@@ -396,7 +418,7 @@ macro_rules! answer_or_retry {
 
 /// Writes one drained batch: each kind in its own transaction, then
 /// answers each request.
-async fn write(store: &Store, batch: Vec<Job>, metrics: &Metrics) {
+async fn write(store: &Store, batch: Vec<Job>, metrics: &Metrics, known: &std::sync::Mutex<UserIds>) {
     let (mut events, mut event_plans, mut event_replies) = (vec![], vec![], vec![]);
     let (mut updates, mut update_plans, mut update_replies) = (vec![], vec![], vec![]);
     let (mut messages, mut message_plans, mut message_replies) = (vec![], vec![], vec![]);
@@ -463,7 +485,7 @@ async fn write(store: &Store, batch: Vec<Job>, metrics: &Metrics) {
     }
     if !events.is_empty() {
         let started = Instant::now();
-        let result = store.track_batch(&events, event_plans.clone()).await;
+        let result = store.track_batch_remembering(&events, event_plans.clone(), known).await;
         if result.is_ok() {
             metrics.committed(Commit::Events, events.len(), started);
         }

@@ -29,7 +29,7 @@ pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,
     PendingEvent, PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Received, Tracked, UpdatePlan,
-    UserWriteError, CATALOG_RECOUNT_MS, FOLD_CHUNK, FOLD_EVERY_MS,
+    UserIds, UserWriteError, CATALOG_RECOUNT_MS, FOLD_CHUNK, FOLD_EVERY_MS,
 };
 pub use whispers::{StatusChange, WhisperRow, WhisperStatsRow};
 pub use widget::{DeliveryRow, NewDelivery, Reaction, WidgetApp, WidgetUser};

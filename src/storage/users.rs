@@ -1142,6 +1142,64 @@ impl Store {
         batch: &[PendingEvent],
         plans: Vec<Option<DeliveryPlan>>,
     ) -> StoreResult<Vec<Tracked>> {
+        self.track_batch_remembering(batch, plans, &std::sync::Mutex::new(UserIds::new(0))).await
+    }
+
+    /// The murmur ids of up to `capacity` users named by a userId (not one
+    /// that is another user's murmur id: that is looked up first), read in
+    /// one snapshot with the users' epoch: what the writers start
+    /// remembering from (`UserIds`). SQLite reads them on a connection of
+    /// its own, beside the writer's.
+    pub async fn user_ids(&self, capacity: usize) -> StoreResult<UserIds> {
+        use futures_util::TryStreamExt;
+        use sqlx::Connection;
+        let mut known = UserIds::new(capacity);
+        if capacity == 0 {
+            return Ok(known);
+        }
+        let sql = "SELECT u.app_id, u.user_id, u.id FROM app_users u \
+                   WHERE u.user_id IS NOT NULL AND u.user_id <> u.id \
+                   AND NOT EXISTS (SELECT 1 FROM app_users x WHERE x.id = u.user_id AND x.app_id = u.app_id) LIMIT $1";
+        let limit = i64::try_from(capacity).unwrap_or(i64::MAX);
+        macro_rules! read {
+            ($tx:ident) => {{
+                known.epoch = Some(sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *$tx).await?);
+                let mut rows = sqlx::query_as::<_, (String, String, String)>(sql).bind(limit).fetch(&mut *$tx);
+                while let Some((app_id, user_id, id)) = rows.try_next().await? {
+                    known.remember(&app_id, &user_id, &id);
+                }
+            }};
+        }
+        match self {
+            Store::Sqlite(pool) => {
+                let mut conn = sqlx::SqliteConnection::connect_with(&pool.connect_options()).await?;
+                {
+                    // Deferred: one snapshot from its first read on.
+                    let mut tx = conn.begin().await?;
+                    read!(tx);
+                }
+                conn.close().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+                read!(tx);
+            }
+        }
+        Ok(known)
+    }
+
+    /// As `track_batch`; the userIds `known` remembers are not looked up
+    /// again while the users' epoch, read in the batch's transaction, stays
+    /// the one they were found under, and those it looks up are
+    /// remembered. `known` may be shared by writers: it is held only
+    /// between statements.
+    pub async fn track_batch_remembering(
+        &self,
+        batch: &[PendingEvent],
+        plans: Vec<Option<DeliveryPlan>>,
+        known: &std::sync::Mutex<UserIds>,
+    ) -> StoreResult<Vec<Tracked>> {
+        let remembering = lock(known).capacity > 0;
         let mut users: Vec<Option<EventUser>> = vec![None; batch.len()];
         let cols = self.user_columns_of("u");
         match self {
@@ -1154,8 +1212,15 @@ impl Store {
                 // its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let (distinct, which) = distinct_user_refs(batch);
-                let (rows, ids) = rows_needed(&which, &plans, distinct.len());
+                let (rows, mut ids) = rows_needed(&which, &plans, distinct.len());
                 let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
+                // The userIds the writer remembers need no lookup while the
+                // users' epoch stays (read in this transaction: no other
+                // connection writes before it ends).
+                if remembering {
+                    let epoch: i64 = sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *tx).await?;
+                    lock(known).recall(epoch, &distinct, &mut ids, &mut resolved);
+                }
                 // The users whose rows a plan decides on: per chunk, one
                 // statement resolves them (a statement per user costs a round
                 // trip to SQLite's worker thread each). Each index gives the
@@ -1204,6 +1269,9 @@ impl Store {
                         resolved[d] = id.map(EventUser::Id);
                     }
                 }
+                if remembering {
+                    lock(known).remember_found(&distinct, &resolved);
+                }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
                 }
@@ -1243,7 +1311,7 @@ impl Store {
                 // A few statements for the whole batch: hold the apps'
                 // users, resolve users, find the known names, insert.
                 let (distinct, which) = distinct_user_refs(batch);
-                let (rows, ids) = rows_needed(&which, &plans, distinct.len());
+                let (rows, mut ids) = rows_needed(&which, &plans, distinct.len());
                 let mut resolved: Vec<Option<EventUser>> = vec![None; distinct.len()];
                 let apps: Vec<&str> = distinct.iter().map(|d| d.0).collect();
                 let mut tx = pool.begin().await?;
@@ -1251,6 +1319,12 @@ impl Store {
                 // one shared lock per app, not a lock on each user's row.
                 if let Some(guard) = self.users_guard(false) {
                     sqlx::query(guard).bind(&apps).execute(&mut *tx).await?;
+                }
+                // Read under the apps' guard: no user of theirs is deleted
+                // until the commit.
+                if remembering {
+                    let epoch: i64 = sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *tx).await?;
+                    lock(known).recall(epoch, &distinct, &mut ids, &mut resolved);
                 }
                 // One statement for the users whose rows a plan decides on;
                 // one for the rest, of whom only the id is needed: two index
@@ -1282,6 +1356,9 @@ impl Store {
                     for (ord, id) in found {
                         resolved[ids[(ord - 1) as usize]] = id.map(EventUser::Id);
                     }
+                }
+                if remembering {
+                    lock(known).remember_found(&distinct, &resolved);
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
@@ -1326,6 +1403,128 @@ impl Store {
                 tx.commit().await?;
                 Ok(outcomes(&found, &refused, &owners, &planned, &created))
             }
+        }
+    }
+}
+
+/// The users' epoch (migration 0023).
+const USER_EPOCH: &str = "SELECT n FROM user_epoch WHERE id = 1";
+
+/// `known`, whether or not a writer panicked while holding it (what it
+/// holds is whole between statements).
+fn lock(known: &std::sync::Mutex<UserIds>) -> std::sync::MutexGuard<'_, UserIds> {
+    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the writers remember of the users they found by userId: per app,
+/// userId → murmur id, so that a later batch's events of those users need
+/// no lookup among the app's users (on SQLite three B-tree descents each,
+/// the bulk of the one writer's work with users spread over a large table:
+/// BENCHMARKS.md). A userId keeps naming the same user until that user is
+/// deleted or renamed, or a user is added whose murmur id is that userId;
+/// each of those moves the users' epoch (migration 0023), and what was
+/// remembered under another epoch is forgotten. At most `capacity`
+/// entries (none at 0): past it, all is forgotten and refilled.
+pub struct UserIds {
+    epoch: Option<i64>,
+    apps: std::collections::HashMap<Box<str>, std::collections::HashMap<Box<str>, Box<str>>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl UserIds {
+    pub fn new(capacity: usize) -> UserIds {
+        UserIds { epoch: None, apps: Default::default(), len: 0, capacity }
+    }
+
+    /// How many userIds are remembered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes what `Store::user_ids` read, if it is not older than what is
+    /// remembered (the epoch only grows); under the same epoch, both.
+    pub fn adopt(&mut self, loaded: UserIds) {
+        let mine = std::mem::replace(self, loaded);
+        match (mine.epoch, self.epoch) {
+            (Some(a), Some(b)) if a == b => {
+                for (app_id, users) in &mine.apps {
+                    for (user_id, id) in users {
+                        self.remember(app_id, user_id, id);
+                    }
+                }
+            }
+            (Some(a), Some(b)) if b < a => *self = mine,
+            (Some(_), None) => *self = mine,
+            _ => {}
+        }
+    }
+
+    fn forget(&mut self) {
+        self.apps.clear();
+        self.len = 0;
+    }
+
+    /// The users' epoch read in the current transaction.
+    fn under(&mut self, epoch: i64) {
+        if self.epoch != Some(epoch) {
+            self.forget();
+            self.epoch = Some(epoch);
+        }
+    }
+
+    fn get(&self, app_id: &str, user_id: &str) -> Option<&str> {
+        self.apps.get(app_id)?.get(user_id).map(|id| &**id)
+    }
+
+    /// Under the users' `epoch`, read in the batch's transaction: takes out
+    /// of `ids` (indexes into `distinct`, the batch's (app, reference)
+    /// pairs) those remembered, resolved.
+    fn recall(
+        &mut self,
+        epoch: i64,
+        distinct: &[(&str, &str)],
+        ids: &mut Vec<usize>,
+        resolved: &mut [Option<EventUser>],
+    ) {
+        self.under(epoch);
+        ids.retain(|&d| match self.get(distinct[d].0, distinct[d].1) {
+            Some(id) => {
+                resolved[d] = Some(EventUser::Id(id.to_string()));
+                false
+            }
+            None => true,
+        });
+    }
+
+    /// Remembers the users found by their userId: a reference resolved to
+    /// another id (a murmur id resolves to itself).
+    fn remember_found(&mut self, distinct: &[(&str, &str)], resolved: &[Option<EventUser>]) {
+        for (&(app_id, user_ref), user) in distinct.iter().zip(resolved) {
+            if let Some(user) = user.as_ref().filter(|u| u.id() != user_ref) {
+                self.remember(app_id, user_ref, user.id());
+            }
+        }
+    }
+
+    fn remember(&mut self, app_id: &str, user_id: &str, id: &str) {
+        if self.capacity == 0 || self.epoch.is_none() {
+            return;
+        }
+        if self.len >= self.capacity {
+            self.forget();
+        }
+        let app = match self.apps.get_mut(app_id) {
+            Some(app) => app,
+            None => self.apps.entry(app_id.into()).or_default(),
+        };
+        if !app.contains_key(user_id) {
+            app.insert(user_id.into(), id.into());
+            self.len += 1;
         }
     }
 }
