@@ -770,7 +770,7 @@ async fn remembered_user_ids_follow_their_users(s: &Store) {
     // "user2" is the murmur id of the user whose userId is "user4".
     assert_eq!(created("user2").await, [36, 35, 31]);
     assert_eq!(created("id002").await, [21]);
-    // Taken over under the same epoch: both kept.
+    // Taken over under the same epoch: what was read.
     known.lock().unwrap().adopt(loaded.into_inner().unwrap());
     assert_eq!(known.lock().unwrap().len(), 3);
 

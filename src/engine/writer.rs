@@ -17,7 +17,7 @@
 //! whole is retried job by job, so only the job at fault gets the error.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -168,6 +168,31 @@ async fn spawn_writers(
     window: Option<Duration>,
     metrics: Arc<Metrics>,
 ) -> Result<(), StoreError> {
+    // What the writers remember of the users they found (shared: a user's
+    // events may go through any of them), from the users the database
+    // holds, read on a thread of its own (a second or two per million
+    // users) while the writers start without it.
+    let known = Arc::new(std::sync::Mutex::new(UserIds::new(WRITER_USER_IDS)));
+    let loading = (store.clone(), known.clone());
+    std::thread::Builder::new()
+        .name("murmur-user-ids".into())
+        .spawn(move || {
+            let (store, known) = loading;
+            let read = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
+                .and_then(|runtime| runtime.block_on(store.user_ids(WRITER_USER_IDS)));
+            match read {
+                Ok(loaded) => {
+                    let (n, dropped) = (loaded.len(), known.lock().unwrap_or_else(PoisonError::into_inner).adopt(loaded));
+                    drop(dropped);
+                    tracing::info!(users = n, "the writers know the users' ids");
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the users' ids for the writers failed; they find each as it comes"),
+            }
+        })
+        .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
     let (ready, opened) = oneshot::channel::<Result<(), StoreError>>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,22 +209,6 @@ async fn spawn_writers(
                 return;
             }
         };
-        // What the writers remember of the users they found (shared: a
-        // user's events may go through any of them), from the users the
-        // database holds, read beside the batches (about a second per
-        // million users).
-        let known = Arc::new(std::sync::Mutex::new(UserIds::new(WRITER_USER_IDS)));
-        tokio::spawn({
-            let (store, known) = (store.clone(), known.clone());
-            async move {
-                match store.user_ids(WRITER_USER_IDS).await {
-                    Ok(loaded) => known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).adopt(loaded),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the users' ids for the writers failed; they find each as it comes")
-                    }
-                }
-            }
-        });
         let loops: Vec<_> = (0..writers)
             .map(|_| tokio::spawn(write_loop(store.clone(), rx.clone(), window, metrics.clone(), known.clone())))
             .collect();

@@ -1147,9 +1147,8 @@ impl Store {
 
     /// The murmur ids of up to `capacity` users named by a userId (not one
     /// that is another user's murmur id: that is looked up first), read in
-    /// one snapshot with the users' epoch: what the writers start
-    /// remembering from (`UserIds`). SQLite reads them on a connection of
-    /// its own, beside the writer's.
+    /// one snapshot with the users' epoch, on a connection of its own: what
+    /// the writers start remembering from (`UserIds`).
     pub async fn user_ids(&self, capacity: usize) -> StoreResult<UserIds> {
         use futures_util::TryStreamExt;
         use sqlx::Connection;
@@ -1157,32 +1156,52 @@ impl Store {
         if capacity == 0 {
             return Ok(known);
         }
-        let sql = "SELECT u.app_id, u.user_id, u.id FROM app_users u \
-                   WHERE u.user_id IS NOT NULL AND u.user_id <> u.id \
-                   AND NOT EXISTS (SELECT 1 FROM app_users x WHERE x.id = u.user_id AND x.app_id = u.app_id) LIMIT $1";
-        let limit = i64::try_from(capacity).unwrap_or(i64::MAX);
-        macro_rules! read {
-            ($tx:ident) => {{
-                known.epoch = Some(sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *$tx).await?);
-                let mut rows = sqlx::query_as::<_, (String, String, String)>(sql).bind(limit).fetch(&mut *$tx);
-                while let Some((app_id, user_id, id)) = rows.try_next().await? {
-                    known.remember(&app_id, &user_id, &id);
-                }
-            }};
-        }
+        let named = "u.user_id IS NOT NULL AND u.user_id <> u.id \
+                     AND NOT EXISTS (SELECT 1 FROM app_users x WHERE x.id = u.user_id AND x.app_id = u.app_id)";
         match self {
             Store::Sqlite(pool) => {
                 let mut conn = sqlx::SqliteConnection::connect_with(&pool.connect_options()).await?;
                 {
-                    // Deferred: one snapshot from its first read on.
+                    // Deferred: one snapshot from its first read on. In
+                    // chunks by rowid, each one row of JSON: a row handed
+                    // back from SQLite's worker thread costs a wake-up.
                     let mut tx = conn.begin().await?;
-                    read!(tx);
+                    known.epoch = Some(sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *tx).await?);
+                    let sql = format!(
+                        "SELECT MAX(r), json_group_array(json_array(app_id, user_id, id)) FROM \
+                         (SELECT u.rowid AS r, u.app_id, u.user_id, u.id FROM app_users u \
+                          WHERE u.rowid > $1 AND {named} ORDER BY u.rowid LIMIT $2)"
+                    );
+                    let mut after = i64::MIN;
+                    while known.len() < capacity {
+                        let chunk = (capacity - known.len()).min(10_000) as i64;
+                        let (last, rows): (Option<i64>, String) =
+                            sqlx::query_as(&sql).bind(after).bind(chunk).fetch_one(&mut *tx).await?;
+                        let Some(last) = last else { break };
+                        let rows: Vec<(String, String, String)> = serde_json::from_str(&rows)
+                            .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+                        for (app_id, user_id, id) in rows {
+                            known.remember(&app_id, &user_id, &id);
+                        }
+                        after = last;
+                    }
                 }
                 conn.close().await?;
             }
             Store::Postgres(pool) => {
-                let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-                read!(tx);
+                let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+                {
+                    let mut tx = conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+                    known.epoch = Some(sqlx::query_scalar(USER_EPOCH).fetch_one(&mut *tx).await?);
+                    let sql = format!("SELECT u.app_id, u.user_id, u.id FROM app_users u WHERE {named} LIMIT $1");
+                    let mut rows = sqlx::query_as::<_, (String, String, String)>(&sql)
+                        .bind(i64::try_from(capacity).unwrap_or(i64::MAX))
+                        .fetch(&mut *tx);
+                    while let Some((app_id, user_id, id)) = rows.try_next().await? {
+                        known.remember(&app_id, &user_id, &id);
+                    }
+                }
+                conn.close().await?;
             }
         }
         Ok(known)
@@ -1446,21 +1465,20 @@ impl UserIds {
         self.len == 0
     }
 
-    /// Takes what `Store::user_ids` read, if it is not older than what is
-    /// remembered (the epoch only grows); under the same epoch, both.
-    pub fn adopt(&mut self, loaded: UserIds) {
-        let mine = std::mem::replace(self, loaded);
-        match (mine.epoch, self.epoch) {
-            (Some(a), Some(b)) if a == b => {
-                for (app_id, users) in &mine.apps {
-                    for (user_id, id) in users {
-                        self.remember(app_id, user_id, id);
-                    }
-                }
-            }
-            (Some(a), Some(b)) if b < a => *self = mine,
-            (Some(_), None) => *self = mine,
-            _ => {}
+    /// Takes what `Store::user_ids` read, unless it is older than what is
+    /// remembered (the epoch only grows); under the same epoch, what was
+    /// read replaces what was found meanwhile (found again if needed).
+    /// Returns what was dropped, to be freed outside the writers' lock.
+    pub fn adopt(&mut self, loaded: UserIds) -> UserIds {
+        let newer = match (self.epoch, loaded.epoch) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(mine), Some(read)) => read >= mine,
+        };
+        if newer {
+            std::mem::replace(self, loaded)
+        } else {
+            loaded
         }
     }
 
