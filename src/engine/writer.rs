@@ -34,8 +34,8 @@ use crate::storage::{
 pub(crate) const MAX_BATCH: usize = 2048;
 
 /// How many userIds the writers remember the murmur ids of (`UserIds`;
-/// about 100 bytes each, some 100 MiB at most). Past it, they forget them
-/// all and start again.
+/// some 110–220 bytes each with the bench's userIds, BENCHMARKS.md). Past
+/// it, they forget them all and start again.
 pub(crate) const WRITER_USER_IDS: usize = 1 << 20;
 
 /// The REST API's events in flight are bounded by an adaptive gate
