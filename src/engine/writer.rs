@@ -170,8 +170,8 @@ async fn spawn_writers(
 ) -> Result<(), StoreError> {
     // What the writers remember of the users they found (shared: a user's
     // events may go through any of them), from the users the database
-    // holds, read on a thread of its own (a second or two per million
-    // users) while the writers start without it.
+    // holds, read on a thread of its own while the writers start without
+    // it (they find each user as it comes meanwhile).
     let known = Arc::new(std::sync::Mutex::new(UserIds::new(WRITER_USER_IDS)));
     let loading = (store.clone(), known.clone());
     std::thread::Builder::new()
