@@ -17,7 +17,7 @@
 //! whole is retried job by job, so only the job at fault gets the error.
 
 use std::{
-    sync::{Arc, PoisonError},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::checkpoints::{self, Checkpoints};
 use crate::metrics::{Channel, Commit, Metrics};
 use crate::storage::{
-    AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate, PostedMessage,
-    Reaction, Store, StoreError, Tracked, UpdatePlan, UserIds, UserWriteError, WidgetUser,
+    lock_user_ids, AppUserRow, DeliveryPlan, DeliveryRow, NewDelivery, PendingEvent, PendingMessage, PendingUpdate,
+    PostedMessage, Reaction, Store, StoreError, Tracked, UpdatePlan, UserIds, UserWriteError, WidgetUser,
 };
 
 /// Largest batch per transaction.
@@ -185,7 +185,7 @@ async fn spawn_writers(
                 .and_then(|runtime| runtime.block_on(store.user_ids(WRITER_USER_IDS)));
             match read {
                 Ok(loaded) => {
-                    let (n, dropped) = (loaded.len(), known.lock().unwrap_or_else(PoisonError::into_inner).adopt(loaded));
+                    let (n, dropped) = (loaded.len(), lock_user_ids(&known).adopt(loaded));
                     drop(dropped);
                     tracing::info!(users = n, "the writers know the users' ids");
                 }

@@ -26,6 +26,7 @@ pub use audit::{AuditEntry, AuditRow};
 pub use conversations::{AssigneeFilter, ConversationRow, ConversationTarget, InboxQuery, InboxRow, Joining};
 pub use explain::EvaluationRecord;
 pub use teammates::{TeammateRow, ThrottleAllowance, ThrottleRow};
+pub(crate) use users::lock as lock_user_ids;
 pub use users::{
     AppUserChanges, AppUserRow, CatalogEntry, DeliveryPlan, EventRow, MessageRow, NewAppUser, OfficeReply,
     PendingEvent, PendingMessage, PendingUpdate, Planned, PostedMessage, Properties, Received, Tracked, UpdatePlan,

@@ -1289,7 +1289,7 @@ impl Store {
                     }
                 }
                 if remembering {
-                    lock(known).remember_found(&distinct, &resolved);
+                    lock(known).remember_found(&distinct, rows.iter().chain(&ids), &resolved);
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
@@ -1377,7 +1377,7 @@ impl Store {
                     }
                 }
                 if remembering {
-                    lock(known).remember_found(&distinct, &resolved);
+                    lock(known).remember_found(&distinct, rows.iter().chain(&ids), &resolved);
                 }
                 for (user, &d) in users.iter_mut().zip(&which) {
                     user.clone_from(&resolved[d]);
@@ -1431,7 +1431,7 @@ const USER_EPOCH: &str = "SELECT n FROM user_epoch WHERE id = 1";
 
 /// `known`, whether or not a writer panicked while holding it (what it
 /// holds is whole between statements).
-fn lock(known: &std::sync::Mutex<UserIds>) -> std::sync::MutexGuard<'_, UserIds> {
+pub(crate) fn lock(known: &std::sync::Mutex<UserIds>) -> std::sync::MutexGuard<'_, UserIds> {
     known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -1519,11 +1519,18 @@ impl UserIds {
         });
     }
 
-    /// Remembers the users found by their userId: a reference resolved to
-    /// another id (a murmur id resolves to itself).
-    fn remember_found(&mut self, distinct: &[(&str, &str)], resolved: &[Option<EventUser>]) {
-        for (&(app_id, user_ref), user) in distinct.iter().zip(resolved) {
-            if let Some(user) = user.as_ref().filter(|u| u.id() != user_ref) {
+    /// Remembers, of the references `looked_up` (indexes into `distinct`),
+    /// the users found by their userId: a reference resolved to another id
+    /// (a murmur id resolves to itself).
+    fn remember_found<'a>(
+        &mut self,
+        distinct: &[(&str, &str)],
+        looked_up: impl Iterator<Item = &'a usize>,
+        resolved: &[Option<EventUser>],
+    ) {
+        for &d in looked_up {
+            let (app_id, user_ref) = distinct[d];
+            if let Some(user) = resolved[d].as_ref().filter(|u| u.id() != user_ref) {
                 self.remember(app_id, user_ref, user.id());
             }
         }
